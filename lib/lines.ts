@@ -1,0 +1,292 @@
+/**
+ * Bounded line framing: bytes to lines and lines to bytes.
+ *
+ * Lines end with `\n` or `\r\n` (either may be split across reads); UTF-8
+ * characters split across reads are decoded whole; a final line without a
+ * newline is still a line. A line longer than `maxLineBytes` raises
+ * {@link LineTooLongError} instead of buffering forever.
+ *
+ * @module
+ */
+
+/** The default bound on one line, in bytes, newline excluded. */
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
+/** First read buffer: small, so that an idle connection costs little memory. */
+const INITIAL_BUFFER_BYTES = 2 * 1024;
+/** Reads grow their buffer up to this size while the peer keeps filling it. */
+const MAX_READ_BUFFER_BYTES = 64 * 1024;
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Anything that reads bytes into a buffer: a `Deno.Conn`, a `Deno.FsFile`, a session. */
+export interface Reader {
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+/** Anything that writes bytes and may write fewer than it was given. */
+export interface Writer {
+  write(p: Uint8Array): Promise<number>;
+}
+
+/** Raised when a line exceeds its bound; the stream is no longer usable. */
+export class LineTooLongError extends RangeError {
+  /** The bound that was exceeded, in bytes. */
+  readonly maxLineBytes: number;
+  constructor(maxLineBytes: number) {
+    super(`Line exceeds the limit of ${maxLineBytes} bytes`);
+    this.name = "LineTooLongError";
+    this.maxLineBytes = maxLineBytes;
+  }
+}
+
+/** Options for {@link LineReader}. */
+export interface LineReaderOptions {
+  /** Longest accepted line in bytes, newline excluded. Default 65536. */
+  maxLineBytes?: number;
+}
+
+/** Adapts a byte stream to the {@link Reader} interface, copying chunks as asked. */
+class StreamReader implements Reader {
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #rest: Uint8Array | null = null;
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader();
+  }
+  async read(p: Uint8Array): Promise<number | null> {
+    let chunk = this.#rest;
+    this.#rest = null;
+    while (chunk === null || chunk.byteLength === 0) {
+      const { value, done } = await this.#reader.read();
+      if (done) return null;
+      chunk = value;
+    }
+    const n = Math.min(p.byteLength, chunk.byteLength);
+    p.set(chunk.subarray(0, n));
+    if (n < chunk.byteLength) this.#rest = chunk.subarray(n);
+    return n;
+  }
+}
+
+/**
+ * Splits a byte source into lines, a batch at a time.
+ *
+ * `readLines()` returns every complete line that one read made available,
+ * so a server can answer them all with one write; iterating yields lines
+ * one by one. The read buffer starts small and grows only while the peer
+ * keeps it full, so idle connections stay cheap.
+ */
+export class LineReader {
+  readonly maxLineBytes: number;
+  #source: Reader;
+  #decoder = new TextDecoder();
+  #buf: Uint8Array;
+  #start = 0; // first byte of the unfinished line
+  #end = 0; // end of the bytes read so far
+  #eof = false;
+
+  constructor(source: Reader | ReadableStream<Uint8Array>, options: LineReaderOptions = {}) {
+    this.#source = source instanceof ReadableStream ? new StreamReader(source) : source;
+    this.maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.#buf = new Uint8Array(INITIAL_BUFFER_BYTES);
+  }
+
+  /** Bytes received but not yet returned as part of a line. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /**
+   * Returns the next batch of complete lines, without their line endings,
+   * or null at the end of the stream. A final unterminated line is
+   * returned last. Throws {@link LineTooLongError} on an over-long line.
+   */
+  async readLines(): Promise<string[] | null> {
+    while (true) {
+      const lines = this.#takeLines();
+      if (lines.length > 0) return lines;
+      if (this.#eof) {
+        const last = this.#takeRest();
+        return last === null ? null : [last];
+      }
+      await this.#fill();
+    }
+  }
+
+  /** Returns the next line, or null at the end of the stream. */
+  async readLine(): Promise<string | null> {
+    const line = this.#takeOne();
+    if (line !== undefined) return line;
+    while (true) {
+      if (this.#eof) return this.#takeRest();
+      await this.#fill();
+      const next = this.#takeOne();
+      if (next !== undefined) return next;
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<string> {
+    while (true) {
+      const batch = await this.readLines();
+      if (batch === null) return;
+      yield* batch;
+    }
+  }
+
+  /** The unterminated last line at end of stream, or null if there is none. */
+  #takeRest(): string | null {
+    if (this.#end === this.#start) return null;
+    if (this.#end - this.#start > this.maxLineBytes) throw new LineTooLongError(this.maxLineBytes);
+    const last = this.#decode(this.#start, this.#end);
+    this.#start = this.#end;
+    return last;
+  }
+
+  #takeOne(): string | undefined {
+    const nl = this.#buf.indexOf(LF, this.#start);
+    if (nl < 0 || nl >= this.#end) {
+      this.#checkPending();
+      return undefined;
+    }
+    const line = this.#lineAt(this.#start, nl);
+    this.#start = nl + 1;
+    return line;
+  }
+
+  #takeLines(): string[] {
+    const lines: string[] = [];
+    const buf = this.#buf;
+    while (this.#start < this.#end) {
+      const nl = buf.indexOf(LF, this.#start);
+      if (nl < 0 || nl >= this.#end) break;
+      lines.push(this.#lineAt(this.#start, nl));
+      this.#start = nl + 1;
+    }
+    this.#checkPending();
+    return lines;
+  }
+
+  /** Decodes the line from `start` to the `\n` at `nl`, dropping a `\r` before it. */
+  #lineAt(start: number, nl: number): string {
+    const end = nl > start && this.#buf[nl - 1] === CR ? nl - 1 : nl;
+    if (end - start > this.maxLineBytes) throw new LineTooLongError(this.maxLineBytes);
+    return this.#decode(start, end);
+  }
+
+  /** Fails as soon as the unfinished line cannot fit the bound any more. */
+  #checkPending(): void {
+    const pending = this.#end - this.#start;
+    if (pending <= this.maxLineBytes) return;
+    // One byte more is allowed if it is the "\r" of a "\r\n" still to come.
+    if (pending === this.maxLineBytes + 1 && this.#buf[this.#end - 1] === CR) return;
+    throw new LineTooLongError(this.maxLineBytes);
+  }
+
+  #decode(start: number, end: number): string {
+    return start === end ? "" : this.#decoder.decode(this.#buf.subarray(start, end));
+  }
+
+  async #fill(): Promise<void> {
+    if (this.#start === this.#end) {
+      this.#start = this.#end = 0;
+    } else if (this.#end === this.#buf.byteLength) {
+      // Full: move the unfinished line to the front, into a bigger buffer
+      // when it fills more than half. #checkPending keeps it below the cap.
+      const pending = this.#end - this.#start;
+      const cap = Math.max(MAX_READ_BUFFER_BYTES, this.maxLineBytes + 2);
+      if (pending * 2 > this.#buf.byteLength) {
+        const bigger = new Uint8Array(Math.min(this.#buf.byteLength * 2, cap));
+        bigger.set(this.#buf.subarray(this.#start, this.#end));
+        this.#buf = bigger;
+      } else {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+      }
+      this.#start = 0;
+      this.#end = pending;
+    }
+    const n = await this.#source.read(this.#buf.subarray(this.#end));
+    if (n === null) {
+      this.#eof = true;
+      return;
+    }
+    this.#end += n;
+    // A full read hints at a busy peer: give the next read more room.
+    if (this.#end === this.#buf.byteLength && this.#buf.byteLength < MAX_READ_BUFFER_BYTES) {
+      const bigger = new Uint8Array(Math.min(this.#buf.byteLength * 2, MAX_READ_BUFFER_BYTES));
+      bigger.set(this.#buf.subarray(this.#start, this.#end));
+      this.#end -= this.#start;
+      this.#start = 0;
+      this.#buf = bigger;
+    }
+  }
+}
+
+/** Yields the lines of a byte source one by one; see {@link LineReader}. */
+export function readLines(
+  source: Reader | ReadableStream<Uint8Array>,
+  options: LineReaderOptions = {},
+): AsyncIterable<string> {
+  return new LineReader(source, options);
+}
+
+/** Writes all of `data`, looping over partial writes. */
+export async function writeAll(writer: Writer, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.byteLength) {
+    offset += await writer.write(data.subarray(offset));
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** Encodes lines as UTF-8, each followed by `\n`, in one buffer. */
+export function encodeLines(lines: readonly string[]): Uint8Array {
+  if (lines.length === 1) return encoder.encode(lines[0] + "\n");
+  return encoder.encode(lines.join("\n") + "\n");
+}
+
+/** Writes lines, batched into one write, with a full-write loop. */
+export function writeLines(writer: Writer, lines: readonly string[]): Promise<void> {
+  return writeAll(writer, encodeLines(lines));
+}
+
+/**
+ * Queues lines and writes everything queued in one write, one write at a
+ * time, so that replies to many requests leave in few packets and never
+ * interleave. `write()` resolves when the line has been written.
+ */
+export class LineWriter {
+  #writer: Writer;
+  #queue: string[] = [];
+  #flushing: Promise<void> | null = null;
+
+  constructor(writer: Writer) {
+    this.#writer = writer;
+  }
+
+  /** Lines queued and not yet handed to the writer. */
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /** Queues one line (without its newline) and resolves once it is written. */
+  write(line: string): Promise<void> {
+    this.#queue.push(line);
+    return this.flush();
+  }
+
+  /** Writes everything queued; resolves when the queue is empty. */
+  flush(): Promise<void> {
+    this.#flushing ??= this.#drain().finally(() => this.#flushing = null);
+    return this.#flushing;
+  }
+
+  async #drain(): Promise<void> {
+    // Let every line queued in this turn of the event loop join the batch.
+    await Promise.resolve();
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      await writeLines(this.#writer, batch);
+    }
+  }
+}

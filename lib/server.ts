@@ -1,0 +1,380 @@
+/**
+ * The TCP server runner every stream server shares: the accept loop,
+ * live-connection tracking, `--max-conns`, the idle timeout, graceful
+ * shutdown on SIGINT and SIGTERM, and the ready line
+ * `Listening on tcp://H:P`.
+ *
+ * @module
+ */
+import { type Address, formatAddr, formatPeer } from "./addr.ts";
+import { Logger } from "./log.ts";
+import { type Reader, writeAll, type Writer } from "./lines.ts";
+
+/** Default bound on simultaneous connections. */
+export const DEFAULT_MAX_CONNS = 10_000;
+/** How long shutdown lets busy handlers finish before closing their connections. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 5_000;
+/** Sent to the connection that arrives beyond `maxConns`, before it is closed. */
+export const BUSY_MESSAGE = "ERROR too many connections, try again later\n";
+/** Sent to a connection closed for saying nothing during the idle timeout. */
+export const IDLE_MESSAGE = "ERROR idle timeout, closing\n";
+/** Errors that mean the peer went away, not that the server failed. */
+const DISCONNECT_ERRORS = [
+  Deno.errors.ConnectionReset,
+  Deno.errors.ConnectionAborted,
+  Deno.errors.BrokenPipe,
+  Deno.errors.BadResource,
+  Deno.errors.Interrupted,
+  Deno.errors.NotConnected,
+];
+const encoder = new TextEncoder();
+
+/** Whether an error only says that a peer went away. */
+export function isDisconnect(error: unknown): boolean {
+  return DISCONNECT_ERRORS.some((kind) => error instanceof kind);
+}
+
+/**
+ * One client connection as a handler sees it: a {@link Reader} and
+ * {@link Writer} over the socket that notes activity for the idle timeout
+ * and reads end-of-stream once the server shuts down.
+ */
+export class Session implements Reader, Writer {
+  /** Accept order, from 0. */
+  readonly id: number;
+  readonly conn: Deno.Conn;
+  /** The peer as `host:port` (or the socket path). */
+  readonly peer: string;
+  /** Aborted when the server shuts down. */
+  readonly signal: AbortSignal;
+  /** When the peer last sent bytes (ms since the epoch). */
+  lastActive = Date.now();
+  #reading = false;
+  #closed = false;
+  #draining = false;
+
+  constructor(id: number, conn: Deno.Conn, signal: AbortSignal) {
+    this.id = id;
+    this.conn = conn;
+    this.peer = formatPeer(conn.remoteAddr);
+    this.signal = signal;
+  }
+
+  /** Whether the session waits for the peer (and can be closed without losing work). */
+  get reading(): boolean {
+    return this.#reading;
+  }
+
+  /** Whether the server closed this connection. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Reads from the peer; null at end of stream, when closed, or once draining. */
+  async read(p: Uint8Array): Promise<number | null> {
+    if (this.#draining || this.#closed) return null;
+    this.#reading = true;
+    try {
+      const n = await this.conn.read(p);
+      this.lastActive = Date.now();
+      return n;
+    } catch (error) {
+      if (this.#closed) return null;
+      throw error;
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  /** Writes some of `p` to the peer. */
+  write(p: Uint8Array): Promise<number> {
+    return this.conn.write(p);
+  }
+
+  /** Writes all of `data`, or a string as UTF-8. */
+  writeAll(data: Uint8Array | string): Promise<void> {
+    return writeAll(this.conn, typeof data === "string" ? encoder.encode(data) : data);
+  }
+
+  /** Stops reading: the next read returns null; a pending read is ended now. */
+  drain(): void {
+    this.#draining = true;
+    if (this.#reading) this.close();
+  }
+
+  /** Closes the connection once; later calls do nothing. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed by the runtime.
+    }
+  }
+
+  /** Writes a last line (best effort, bounded in time) and closes. */
+  async closeWith(message: string, timeoutMs = 1_000): Promise<void> {
+    if (this.#closed) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.writeAll(message),
+        new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
+      ]);
+    } catch {
+      // The peer is gone; closing is all that is left.
+    } finally {
+      clearTimeout(timer);
+      this.close();
+    }
+  }
+}
+
+/** Handles one connection; the runner closes it when the promise settles. */
+export type SessionHandler = (session: Session) => Promise<void>;
+
+/** Options for {@link serveTcp}. */
+export interface ServeTcpOptions {
+  /** Where to listen. Default `0.0.0.0:1234`. */
+  address?: Address;
+  /** Most simultaneous connections; the next one gets an error line and is closed. Default 10000. */
+  maxConns?: number;
+  /** Close a connection whose peer sent nothing for this long; 0 never. Default 0. */
+  idleTimeoutMs?: number;
+  /** Line sent before an idle close. Default {@link IDLE_MESSAGE}; "" sends nothing. */
+  idleMessage?: string;
+  /** Line sent to a connection over `maxConns`. Default {@link BUSY_MESSAGE}. */
+  busyMessage?: string;
+  /** How long shutdown waits for busy handlers. Default 5000 ms. */
+  drainTimeoutMs?: number;
+  /** Aborting it shuts the server down gracefully. */
+  signal?: AbortSignal;
+  /** Share the port with other processes (Linux `SO_REUSEPORT`). Default false. */
+  reusePort?: boolean;
+  /** Diagnostics. Default a {@link Logger} on stderr. */
+  logger?: Logger;
+  /** Called once listening. Default prints `Listening on tcp://H:P` to stdout. */
+  onListen?: (addr: Deno.Addr) => void;
+}
+
+/** A running TCP (or unix socket) server. */
+export class TcpServer implements AsyncDisposable {
+  /** Where it listens; with port 0, the port the system chose. */
+  readonly addr: Deno.Addr;
+  /** Resolves when the server has stopped and every handler has finished. */
+  readonly finished: Promise<void>;
+  #listener: Deno.Listener;
+  #sessions = new Set<Session>();
+  #handlers = new Set<Promise<void>>();
+  #controller = new AbortController();
+  #logger: Logger;
+  #options: ServeTcpOptions;
+  #nextId = 0;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #stopped: Promise<void> | null = null;
+  #handler: SessionHandler;
+
+  constructor(listener: Deno.Listener, handler: SessionHandler, options: ServeTcpOptions) {
+    this.#listener = listener;
+    this.#handler = handler;
+    this.#options = options;
+    this.#logger = options.logger ?? new Logger();
+    this.addr = listener.addr;
+    const idle = options.idleTimeoutMs ?? 0;
+    if (idle > 0) {
+      this.#sweeper = setInterval(() => this.#sweep(idle), Math.min(1000, Math.max(10, idle / 4)));
+    }
+    options.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
+    this.finished = this.#acceptLoop();
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.#sessions.size;
+  }
+
+  /** Connections accepted so far, the next session's id. */
+  get accepted(): number {
+    return this.#nextId;
+  }
+
+  /**
+   * Stops accepting, lets busy handlers finish (up to the drain timeout),
+   * closes idle connections, and resolves when every handler is done.
+   */
+  shutdown(): Promise<void> {
+    if (!this.#stopped) {
+      this.#stopped = this.#stop();
+    }
+    return this.#stopped.then(() => this.finished);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+
+  async #stop(): Promise<void> {
+    clearInterval(this.#sweeper);
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    this.#controller.abort();
+    for (const session of this.#sessions) session.drain();
+    const drainMs = this.#options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, drainMs));
+    await Promise.race([Promise.allSettled([...this.#handlers]), timeout]);
+    clearTimeout(timer);
+    for (const session of this.#sessions) session.close();
+  }
+
+  async #acceptLoop(): Promise<void> {
+    const maxConns = this.#options.maxConns ?? DEFAULT_MAX_CONNS;
+    while (!this.#controller.signal.aborted) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (error) {
+        if (this.#controller.signal.aborted || error instanceof Deno.errors.BadResource) break;
+        // Out of file descriptors and the like: say so, breathe, go on.
+        this.#logger.error("accept:", error);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      if (this.#sessions.size >= maxConns) {
+        const busy = new Session(-1, conn, this.#controller.signal);
+        this.#logger.info(`Refused ${busy.peer}: ${maxConns} connections already`);
+        busy.closeWith(this.#options.busyMessage ?? BUSY_MESSAGE).catch(() => {});
+        continue;
+      }
+      this.#start(new Session(this.#nextId++, conn, this.#controller.signal));
+    }
+    if (!this.#stopped) this.#stopped = this.#stop();
+    await this.#stopped;
+    while (this.#handlers.size > 0) await Promise.allSettled([...this.#handlers]);
+    const addr = this.addr;
+    if (addr.transport === "unix") {
+      await Deno.remove(addr.path).catch(() => {});
+    }
+  }
+
+  #start(session: Session): void {
+    this.#sessions.add(session);
+    const run = (async () => {
+      try {
+        await this.#handler(session);
+      } catch (error) {
+        if (isDisconnect(error) || session.closed) {
+          this.#logger.info(`${session.peer}: connection lost (${errorText(error)})`);
+        } else {
+          this.#logger.error(`${session.peer}: ${errorText(error)}`);
+        }
+      } finally {
+        session.close();
+        this.#sessions.delete(session);
+      }
+    })();
+    this.#handlers.add(run);
+    run.finally(() => this.#handlers.delete(run));
+  }
+
+  #sweep(idleTimeoutMs: number): void {
+    const deadline = Date.now() - idleTimeoutMs;
+    for (const session of this.#sessions) {
+      if (session.lastActive < deadline && !session.closed) {
+        this.#logger.info(`${session.peer}: idle for ${idleTimeoutMs} ms, closing`);
+        session.closeWith(this.#options.idleMessage ?? IDLE_MESSAGE).catch(() => {});
+      }
+    }
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Removes a unix socket file that no server listens on any more; refuses
+ * (throws `AddrInUse`) when one still does, and leaves other files alone.
+ */
+export async function removeStaleSocket(path: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  if (!info.isSocket) {
+    throw new Deno.errors.AlreadyExists(`Cannot listen on "${path}": it exists and is no socket`);
+  }
+  try {
+    const probe = await Deno.connect({ transport: "unix", path });
+    probe.close();
+    throw new Deno.errors.AddrInUse(`Cannot listen on "${path}": a server is listening there`);
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) throw error;
+    await Deno.remove(path);
+  }
+}
+
+/** Opens a listener on a parsed address (removing a stale unix socket first). */
+export async function listenOn(address: Address, reusePort = false): Promise<Deno.Listener> {
+  if (address.transport === "unix") {
+    await removeStaleSocket(address.path);
+    return Deno.listen({ transport: "unix", path: address.path });
+  }
+  return Deno.listen({
+    transport: "tcp",
+    hostname: address.hostname,
+    port: address.port,
+    ...(reusePort ? { reusePort: true } : {}),
+  });
+}
+
+/**
+ * Listens and serves each connection with `handler` until `signal` aborts.
+ * Prints the ready line through `onListen` once the socket is bound.
+ */
+export async function serveTcp(
+  handler: SessionHandler,
+  options: ServeTcpOptions = {},
+): Promise<TcpServer> {
+  const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 };
+  const listener = await listenOn(address, options.reusePort);
+  const server = new TcpServer(listener, handler, options);
+  (options.onListen ?? printListening)(server.addr);
+  return server;
+}
+
+/** Prints the ready line tests and users wait for: `Listening on tcp://H:P`. */
+export function printListening(addr: Deno.Addr): void {
+  console.log(`Listening on ${formatAddr(addr)}`);
+}
+
+/**
+ * Aborts `controller` on SIGINT or SIGTERM; dispose the result to remove
+ * the listeners. A second signal is left to the default action, so a stuck
+ * shutdown can still be interrupted.
+ */
+export function abortOnSignals(controller: AbortController): Disposable {
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const onSignal = () => {
+    remove();
+    controller.abort();
+  };
+  const remove = () => {
+    for (const sig of signals) {
+      try {
+        Deno.removeSignalListener(sig, onSignal);
+      } catch {
+        // Never added.
+      }
+    }
+  };
+  for (const sig of signals) Deno.addSignalListener(sig, onSignal);
+  return { [Symbol.dispose]: remove };
+}
