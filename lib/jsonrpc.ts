@@ -85,7 +85,9 @@ function show(value: unknown): string {
 }
 
 function kindOf(value: unknown): string {
-  return value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`;
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 const TYPE_CHECKS: Record<ParamType, [(v: unknown) => boolean, string]> = {
