@@ -13,12 +13,18 @@ export interface GoBinary extends AsyncDisposable {
 }
 
 /** Builds `tests/fixtures/<name>` into a temporary folder with `go build`. */
-export async function buildGoFixture(name: string): Promise<GoBinary> {
+export function buildGoFixture(name: string): Promise<GoBinary> {
+  return buildGo(`${ROOT}tests/fixtures/${name}`);
+}
+
+/** Builds the Go `main` package in `source` (a folder) into a temporary folder. */
+export async function buildGo(source: string): Promise<GoBinary> {
+  const name = source.replace(/\/+$/, "").split("/").pop() ?? "main";
   const dir = await Deno.makeTempDir({ prefix: `netkit-${name}-` });
   const path = `${dir}/${name}`;
   const { code, stderr } = await new Deno.Command("go", {
     args: ["build", "-o", path, "."],
-    cwd: `${ROOT}tests/fixtures/${name}`,
+    cwd: source,
     env: { GO111MODULE: "off", GOCACHE: `${dir}/gocache`, GOFLAGS: "" },
     stdout: "null",
     stderr: "piped",
