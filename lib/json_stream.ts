@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { Reader } from "./lines.ts";
+import { type Reader, toReader } from "./lines.ts";
 
 /** Default bound on one JSON value, in bytes. */
 export const DEFAULT_MAX_VALUE_BYTES = 256 * 1024;
@@ -134,7 +134,7 @@ export class JsonValueReader {
   #resumeAt = 0; // where the scan goes on after a syntax error
 
   constructor(source: Reader | ReadableStream<Uint8Array>, options: JsonValueReaderOptions = {}) {
-    this.#source = source instanceof ReadableStream ? streamReader(source) : source;
+    this.#source = toReader(source);
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
     this.#stack = new Uint8Array(this.maxDepth);
@@ -518,25 +518,4 @@ export class JsonValueReader {
       this.#buf = bigger;
     }
   }
-}
-
-/** Adapts a byte stream to the {@link Reader} interface. */
-function streamReader(stream: ReadableStream<Uint8Array>): Reader {
-  const reader = stream.getReader();
-  let rest: Uint8Array | null = null;
-  return {
-    async read(p: Uint8Array): Promise<number | null> {
-      let chunk = rest;
-      rest = null;
-      while (chunk === null || chunk.byteLength === 0) {
-        const { value, done } = await reader.read();
-        if (done) return null;
-        chunk = value;
-      }
-      const n = Math.min(p.byteLength, chunk.byteLength);
-      p.set(chunk.subarray(0, n));
-      if (n < chunk.byteLength) rest = chunk.subarray(n);
-      return n;
-    },
-  };
 }
