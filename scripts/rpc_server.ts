@@ -291,7 +291,9 @@ Examples:
 /** Runs the RPC server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values }) => {
-    const port = usage(() => parseAddress(values.port, { defaultHost: values.host }));
+    const port = usage(() =>
+      parseAddress(values.port, { defaultHost: values.host, allowUnix: false })
+    );
     const httpPort = values["http-port"] === "off"
       ? null
       : usage(() =>
