@@ -67,6 +67,11 @@ class StreamReader implements Reader {
   }
 }
 
+/** A {@link Reader} over a reader or a byte stream (copying chunks as asked). */
+export function toReader(source: Reader | ReadableStream<Uint8Array>): Reader {
+  return source instanceof ReadableStream ? new StreamReader(source) : source;
+}
+
 /**
  * Splits a byte source into lines, a batch at a time.
  *
