@@ -640,7 +640,8 @@ export async function serveIm(options: ImServerOptions = {}): Promise<ImServer> 
     const id = request.id === undefined ? {} : { id: request.id };
     try {
       const reply = await service.handle(client, request);
-      const text = JSON.stringify({ type: reply.type, ...id, ...reply }); // symbols are skipped
+      const { type, ...fields } = reply;
+      const text = JSON.stringify({ type, ...id, ...fields }); // the AFTER symbol is skipped
       const after = reply[AFTER];
       if (!after) return text;
       client.push(text);
