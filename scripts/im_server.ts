@@ -52,6 +52,12 @@ const MAX_QUEUED_LINES = 10_000;
 const DELIVERY_TIMEOUT_MS = 10_000;
 /** Offline messages moved per KV transaction (KV allows 1000 mutations per commit). */
 const OFFLINE_BATCH = 100;
+/** Messages stored per group commit, users per commit (KV allows 100 checks), and bytes (800 KB). */
+const MAX_BATCH_MESSAGES = 200;
+const MAX_BATCH_USERS = 50;
+const MAX_BATCH_BYTES = 512 * 1024;
+/** User ids known to exist, so that messages to offline users skip a lookup; cleared when full. */
+const MAX_KNOWN_USERS = 100_000;
 
 /** A user as stored: the password only as a hash. */
 interface UserRecord {
@@ -72,6 +78,36 @@ interface OfflineMeta {
 /** A stored offline message, as it will be delivered. */
 type StoredMessage = Omit<ChatMessage, "type" | "offline">;
 
+/** A store waiting for the next group commit. */
+interface PendingStore {
+  user: string;
+  message: StoredMessage;
+  max: number;
+  resolve: (stored: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Takes the next batch of stores that fits one KV commit: at most 1000
+ * mutations, 100 checks (one per user) and 800 KB, with room to spare.
+ */
+function takeBatch(pending: PendingStore[]): PendingStore[] {
+  const users = new Set<string>();
+  let bytes = 0;
+  let n = 0;
+  for (; n < pending.length && n < MAX_BATCH_MESSAGES; n++) {
+    const { user, message } = pending[n];
+    const size = 3 * (message.text.length + message.name.length) + 256;
+    if (
+      n > 0 &&
+      (bytes + size > MAX_BATCH_BYTES || (!users.has(user) && users.size >= MAX_BATCH_USERS))
+    ) break;
+    users.add(user);
+    bytes += size;
+  }
+  return pending.splice(0, n);
+}
+
 /**
  * Deno KV storage of users and offline messages. The server calls the
  * offline methods for one user at a time only (see {@link KeyedQueue}),
@@ -79,6 +115,8 @@ type StoredMessage = Omit<ChatMessage, "type" | "offline">;
  */
 export class ImStore {
   #kv: Deno.Kv;
+  #toStore: PendingStore[] = [];
+  #storing: Promise<void> | null = null;
 
   private constructor(kv: Deno.Kv) {
     this.#kv = kv;
@@ -113,19 +151,71 @@ export class ImStore {
     return (await this.#kv.get<OfflineMeta>(["offline_meta", user])).value?.count ?? 0;
   }
 
-  /** Stores a message for `user`; false when `max` already wait. */
-  async storeOffline(user: string, message: StoredMessage, max: number): Promise<boolean> {
-    while (true) {
-      const meta = await this.#kv.get<OfflineMeta>(["offline_meta", user]);
-      const { next, count } = meta.value ?? { next: 0, count: 0 };
-      if (count >= max) return false;
-      const result = await this.#kv.atomic()
-        .check(meta)
-        .set(["offline", user, next], message)
-        .set(meta.key, { next: next + 1, count: count + 1 })
-        .commit();
-      if (result.ok) return true;
+  /**
+   * Stores a message for `user`; false when `max` already wait. Stores
+   * made in the same turn are committed together (one durable commit for
+   * many messages), in the order they were asked for.
+   */
+  storeOffline(user: string, message: StoredMessage, max: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#toStore.push({ user, message, max, resolve, reject });
+      this.#storing ??= this.#storeAll().finally(() => this.#storing = null);
+    });
+  }
+
+  /** Resolves once every store asked for so far is committed. */
+  async settled(): Promise<void> {
+    while (this.#storing) await this.#storing;
+  }
+
+  async #storeAll(): Promise<void> {
+    await Promise.resolve(); // Let the stores of this turn join the batch.
+    while (this.#toStore.length > 0) {
+      const batch = takeBatch(this.#toStore);
+      try {
+        const results = await this.#commitBatch(batch);
+        batch.forEach((entry, i) => entry.resolve(results[i]));
+      } catch (error) {
+        for (const entry of batch) entry.reject(error);
+      }
     }
+  }
+
+  /** One atomic commit of a batch; retried if another writer changed a queue meanwhile. */
+  async #commitBatch(batch: PendingStore[]): Promise<boolean[]> {
+    const users = [...new Set(batch.map((e) => e.user))];
+    while (true) {
+      const metas = await this.#metas(users);
+      const state = new Map(
+        metas.map((m, i) => [users[i], { ...(m.value ?? { next: 0, count: 0 }) }]),
+      );
+      const op = this.#kv.atomic();
+      for (const meta of metas) op.check(meta);
+      const results = batch.map(({ user, message, max }) => {
+        const s = state.get(user)!;
+        if (s.count >= max) return false;
+        op.set(["offline", user, s.next], message);
+        s.next++;
+        s.count++;
+        return true;
+      });
+      for (const [i, user] of users.entries()) {
+        const s = state.get(user)!;
+        if (s.count !== (metas[i].value?.count ?? 0)) op.set(metas[i].key, s);
+      }
+      if ((await op.commit()).ok) return results;
+    }
+  }
+
+  /** The offline metadata of several users (getMany takes at most 10 keys). */
+  async #metas(users: string[]): Promise<Deno.KvEntryMaybe<OfflineMeta>[]> {
+    const chunks = [];
+    for (let i = 0; i < users.length; i += 10) {
+      chunks.push(
+        this.#kv.getMany<OfflineMeta[]>(users.slice(i, i + 10).map((u) => ["offline_meta", u])),
+      );
+    }
+    return (await Promise.all(chunks)).flat();
   }
 
   /** The oldest waiting messages for `user`, in arrival order, with their keys. */
@@ -170,10 +260,26 @@ export class ImStore {
 export class KeyedQueue {
   #tails = new Map<string, Promise<unknown>>();
 
-  /** Runs `task` after every earlier task of `key`; resolves with its result. */
-  run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const before = this.#tails.get(key) ?? Promise.resolve();
-    const result = before.then(task, task);
+  /**
+   * Runs `task` after every earlier task of `key`; resolves with its
+   * result. With nothing queued for `key` it runs at once, and a task
+   * that returns no promise leaves nothing queued.
+   */
+  run<T>(key: string, task: () => T | Promise<T>): Promise<T> {
+    const before = this.#tails.get(key);
+    let result: Promise<T>;
+    if (before) {
+      result = before.then(task, task);
+    } else {
+      let value: T | Promise<T>;
+      try {
+        value = task();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (!(value instanceof Promise)) return Promise.resolve(value);
+      result = value;
+    }
     const tail = result.catch(() => {});
     this.#tails.set(key, tail);
     tail.then(() => {
@@ -252,14 +358,22 @@ class Client {
     return this.session.closed;
   }
 
-  /** Queues a line without waiting; a client that stopped reading is dropped. */
-  push(line: string): void {
-    if (this.closed) return;
+  /**
+   * Queues a line without waiting; a client that stopped reading is
+   * dropped. Returns false if the line cannot be queued; `onFail` runs if
+   * a queued line may not have been written.
+   */
+  push(line: string, onFail?: () => void): boolean {
+    if (this.closed) return false;
     if (this.writer.pending >= MAX_QUEUED_LINES) {
       this.session.close();
-      return;
+      return false;
     }
-    this.writer.write(line).catch(() => this.session.close());
+    this.writer.write(line).catch(() => {
+      this.session.close();
+      onFail?.();
+    });
+    return true;
   }
 
   /** Writes a line and resolves to whether it reached the socket in time. */
@@ -355,6 +469,9 @@ export interface ImServer extends AsyncDisposable {
   shutdown(): Promise<void>;
 }
 
+/** Requests that change no session state, so that several may be served at once. */
+const PIPELINED = new Set<Request["type"]>(["send", "broadcast", "ping"]);
+
 /** Marks work to do once a reply is written: a login's offline messages follow its reply. */
 const AFTER = Symbol("after");
 type Reply = Record<string, unknown> & { type: string; [AFTER]?: () => Promise<void> };
@@ -368,6 +485,7 @@ class ImService {
   #hasher: PasswordHasher;
   #log: Logger;
   #maxOffline: number;
+  #known = new Set<string>();
 
   constructor(store: ImStore, hasher: PasswordHasher, log: Logger, maxOffline: number) {
     this.#store = store;
@@ -422,6 +540,7 @@ class ImService {
     if (!(await this.#store.createUser(record))) {
       throw new ProtocolError("user_exists", `User "${user}" already exists`);
     }
+    this.#remember(user);
     this.#log.info(`${client.session.peer}: registered ${user}`);
     return { type: "registered", user, name };
   }
@@ -484,6 +603,7 @@ class ImService {
 
   /** Delivers the stored messages of `user` in order, each removed once written. */
   async #flushOffline(client: Client, user: string): Promise<void> {
+    await this.#store.settled(); // Stores asked for before this login are committed first.
     while (client.user === user && !client.closed) {
       const batch = await this.#store.peekOffline(user, OFFLINE_BATCH);
       if (batch.length === 0) {
@@ -520,6 +640,9 @@ class ImService {
   }
 
   async #send(client: Client, to: string, text: string): Promise<Reply> {
+    if (!this.hub.get(to) && !(await this.#exists(to))) {
+      throw new ProtocolError("unknown_user", `No user "${to}"`);
+    }
     const message: StoredMessage = {
       scope: "private",
       msg_id: crypto.randomUUID(),
@@ -528,22 +651,43 @@ class ImService {
       text,
       time: new Date().toISOString(),
     };
-    const status = await this.queue.run(to, async () => {
+    // In the recipient's queue, so that a login's flush of stored messages comes first.
+    const outcome = await this.queue.run(to, () => {
       const target = this.hub.get(to);
-      if (target?.live && await target.deliver(JSON.stringify({ type: "message", ...message }))) {
-        return "delivered";
-      }
-      if (!target && !(await this.#store.getUser(to))) return "unknown";
-      return (await this.#store.storeOffline(to, message, this.#maxOffline)) ? "stored" : "full";
+      const line = JSON.stringify({ type: "message", ...message });
+      // Handed to a live session: if its connection fails before the line is written,
+      // the message is stored for the next login, so an acknowledged message is never lost.
+      if (target?.live && target.push(line, () => this.#keep(to, message))) return "delivered";
+      return { stored: this.#store.storeOffline(to, message, this.#maxOffline) };
     });
-    if (status === "unknown") throw new ProtocolError("unknown_user", `No user "${to}"`);
-    if (status === "full") {
+    if (outcome !== "delivered" && !(await outcome.stored)) {
       throw new ProtocolError(
         "mailbox_full",
         `${to} has ${this.#maxOffline} messages waiting already; try again later`,
       );
     }
+    const status = outcome === "delivered" ? "delivered" : "stored";
     return { type: "sent", to, msg_id: message.msg_id, status };
+  }
+
+  /** Stores a message that was acknowledged but could not be written, beyond the cap. */
+  #keep(user: string, message: StoredMessage): void {
+    this.#store.storeOffline(user, message, Infinity).catch((error) =>
+      this.#log.error(`Lost a message for ${user}:`, error)
+    );
+  }
+
+  /** Whether a user exists; known ids are remembered (accounts are never removed). */
+  async #exists(user: string): Promise<boolean> {
+    if (this.#known.has(user)) return true;
+    if (!(await this.#store.getUser(user))) return false;
+    this.#remember(user);
+    return true;
+  }
+
+  #remember(user: string): void {
+    if (this.#known.size >= MAX_KNOWN_USERS) this.#known.clear();
+    this.#known.add(user);
   }
 
   /** Takes a client offline: tells the others, unless another session took over. */
@@ -609,12 +753,32 @@ export async function serveIm(options: ImServerOptions = {}): Promise<ImServer> 
     client.push(hello);
     try {
       for (let lines = await reader.readLines(); lines; lines = await reader.readLines()) {
+        // Messages of one batch are served together (their stores share a commit);
+        // replies still leave in request order.
+        let inFlight: Array<string | null | Promise<string | null>> = [];
+        const settle = async () => {
+          for (const reply of inFlight) {
+            const text = await reply;
+            if (text !== null) client.push(text);
+          }
+          inFlight = [];
+        };
         for (const line of lines) {
           if (line.trim() === "") continue;
-          const reply = await respond(client, line);
-          if (reply !== null) client.push(reply);
+          const request = parse(line);
+          if (typeof request === "string") {
+            inFlight.push(request);
+          } else if (client.user !== null && PIPELINED.has(request.type)) {
+            inFlight.push(serve(client, request));
+          } else {
+            await settle();
+            const reply = await serve(client, request);
+            if (reply !== null) client.push(reply);
+          }
           if (client.closed) return;
         }
+        await settle();
+        if (client.closed) return;
         await client.writer.flush(); // Backpressure: read more once the replies are out.
       }
     } catch (error) {
@@ -628,15 +792,18 @@ export async function serveIm(options: ImServerOptions = {}): Promise<ImServer> 
     }
   };
 
-  /** Serves one line; returns the reply line, or null when it was written already. */
-  const respond = async (client: Client, line: string): Promise<string | null> => {
-    let request: Request;
+  /** Parses one line into a request, or into the error line that answers it. */
+  const parse = (line: string): Request | string => {
     try {
-      request = parseRequest(line, { maxTextBytes });
+      return parseRequest(line, { maxTextBytes });
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       return errorLine(error.code, error.message, requestIdOf(line), error.extra);
     }
+  };
+
+  /** Serves one request; returns the reply line, or null when it was written already. */
+  const serve = async (client: Client, request: Request): Promise<string | null> => {
     const id = request.id === undefined ? {} : { id: request.id };
     try {
       const reply = await service.handle(client, request);
@@ -680,6 +847,7 @@ export async function serveIm(options: ImServerOptions = {}): Promise<ImServer> 
   );
   const finished = server.finished.then(async () => {
     await service.queue.idle();
+    await store.settled();
     store.close();
   });
   return {

@@ -181,9 +181,18 @@ Deno.test("im_server: offline messages arrive at the next login, in order, exact
     "registered",
   );
   const acks = [];
-  for (let i = 1; i <= 30; i++) {
+  for (let i = 1; i <= 10; i++) {
     acks.push(await alice.request({ type: "send", to: "bob", text: `note ${i}` }));
   }
+  // Pipelined in one write: served together, stored in one commit, still in order.
+  await alice.tcp.send(
+    Array.from(
+      { length: 20 },
+      (_, i) => JSON.stringify({ type: "send", id: `p${i}`, to: "bob", text: `note ${i + 11}` }),
+    ).join("\n") + "\n",
+  );
+  for (let i = 0; i < 20; i++) acks.push(await alice.next((l) => l.type === "sent"));
+  assert.deepEqual(acks.slice(10).map((a) => a.id), Array.from({ length: 20 }, (_, i) => `p${i}`));
   assert.ok(acks.every((a) => a.status === "stored"), JSON.stringify(acks[0]));
   const login = await bob.login("bob");
   assert.equal(login.waiting, 30);
