@@ -11,8 +11,9 @@ import {
   taskArgs,
 } from "./helpers.ts";
 
-function startServer(): Promise<ScriptProcess> {
+function startServer(extra: string[] = []): Promise<ScriptProcess> {
   return startScript("im_server", [
+    ...extra,
     "127.0.0.1:0",
     "--db",
     ":memory:",
@@ -220,6 +221,17 @@ Deno.test({
       await new Response(tty.stderr).text();
     }
   },
+});
+
+Deno.test("im_client pings within the server's idle timeout, so a quiet session stays", async () => {
+  await using server = await startServer(["--idle-timeout", "1500ms"]);
+  const quiet = await client(
+    server.port,
+    ["--user", "ida", "--register", "--password-stdin"],
+    "ida-password\nwait 2500\nping\n",
+  );
+  assert.equal(quiet.code, 0, quiet.stdout + quiet.stderr);
+  assert.match(quiet.stdout, /pong/);
 });
 
 Deno.test("im_client rejects bad usage with exit 2 and an unreachable server with exit 1", async () => {
