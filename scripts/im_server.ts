@@ -48,7 +48,7 @@ export const FAILURE_WINDOW_MS = 60_000;
 const MAX_THROTTLED_ACCOUNTS = 100_000;
 /** Lines queued for a client that does not read before it is dropped as too slow. */
 const MAX_QUEUED_LINES = 10_000;
-/** How long a private message waits for the recipient's socket before it is stored. */
+/** How long a login's batch of offline messages may wait for the socket; then they stay stored. */
 const DELIVERY_TIMEOUT_MS = 10_000;
 /** Offline messages moved per KV transaction (KV allows 1000 mutations per commit). */
 const OFFLINE_BATCH = 100;
@@ -387,7 +387,7 @@ class Client {
           timer = setTimeout(() => resolve(false), DELIVERY_TIMEOUT_MS)
         ),
       ]);
-      if (!written) this.session.close(); // Stuck: drop it; the message is stored instead.
+      if (!written) this.session.close(); // Stuck: drop it; the messages stay stored.
       return written;
     } catch {
       this.session.close();
