@@ -28,7 +28,11 @@ export interface Writer {
   write(p: Uint8Array): Promise<number>;
 }
 
-/** Raised when a line exceeds its bound; the stream is no longer usable. */
+/**
+ * Raised when a line exceeds its bound. Reading again skips the rest of
+ * that line and goes on with the next, so a server may answer with an
+ * error and keep the connection.
+ */
 export class LineTooLongError extends RangeError {
   /** The bound that was exceeded, in bytes. */
   readonly maxLineBytes: number;
@@ -88,6 +92,7 @@ export class LineReader {
   #start = 0; // first byte of the unfinished line
   #end = 0; // end of the bytes read so far
   #eof = false;
+  #skipping = false; // inside an over-long line: drop bytes up to its newline
 
   constructor(source: Reader | ReadableStream<Uint8Array>, options: LineReaderOptions = {}) {
     this.#source = source instanceof ReadableStream ? new StreamReader(source) : source;
@@ -139,42 +144,56 @@ export class LineReader {
 
   /** The unterminated last line at end of stream, or null if there is none. */
   #takeRest(): string | null {
+    this.#skip();
     if (this.#end === this.#start) return null;
-    if (this.#end - this.#start > this.maxLineBytes) throw new LineTooLongError(this.maxLineBytes);
+    if (this.#end - this.#start > this.maxLineBytes) {
+      this.#start = this.#end;
+      throw new LineTooLongError(this.maxLineBytes);
+    }
     const last = this.#decode(this.#start, this.#end);
     this.#start = this.#end;
     return last;
   }
 
   #takeOne(): string | undefined {
+    if (!this.#skip()) return undefined;
     const nl = this.#buf.indexOf(LF, this.#start);
     if (nl < 0 || nl >= this.#end) {
       this.#checkPending();
       return undefined;
     }
-    const line = this.#lineAt(this.#start, nl);
+    const start = this.#start;
     this.#start = nl + 1;
-    return line;
+    return this.#lineAt(start, nl);
   }
 
   #takeLines(): string[] {
     const lines: string[] = [];
+    if (!this.#skip()) return lines;
     const buf = this.#buf;
     while (this.#start < this.#end) {
       const nl = buf.indexOf(LF, this.#start);
       if (nl < 0 || nl >= this.#end) break;
-      lines.push(this.#lineAt(this.#start, nl));
+      // Hand out the good lines first; the over-long one throws on the next call.
+      if (lines.length > 0 && this.#contentLength(this.#start, nl) > this.maxLineBytes) break;
+      const start = this.#start;
       this.#start = nl + 1;
+      lines.push(this.#lineAt(start, nl));
     }
-    this.#checkPending();
+    if (lines.length === 0) this.#checkPending();
     return lines;
   }
 
-  /** Decodes the line from `start` to the `\n` at `nl`, dropping a `\r` before it. */
+  /** Length of the line from `start` to the `\n` at `nl`, without a `\r` before it. */
+  #contentLength(start: number, nl: number): number {
+    return nl > start && this.#buf[nl - 1] === CR ? nl - 1 - start : nl - start;
+  }
+
+  /** Decodes the line from `start` to the `\n` at `nl` (already consumed), dropping a `\r`. */
   #lineAt(start: number, nl: number): string {
-    const end = nl > start && this.#buf[nl - 1] === CR ? nl - 1 : nl;
-    if (end - start > this.maxLineBytes) throw new LineTooLongError(this.maxLineBytes);
-    return this.#decode(start, end);
+    const length = this.#contentLength(start, nl);
+    if (length > this.maxLineBytes) throw new LineTooLongError(this.maxLineBytes);
+    return this.#decode(start, start + length);
   }
 
   /** Fails as soon as the unfinished line cannot fit the bound any more. */
@@ -183,7 +202,22 @@ export class LineReader {
     if (pending <= this.maxLineBytes) return;
     // One byte more is allowed if it is the "\r" of a "\r\n" still to come.
     if (pending === this.maxLineBytes + 1 && this.#buf[this.#end - 1] === CR) return;
+    this.#start = this.#end;
+    this.#skipping = true;
     throw new LineTooLongError(this.maxLineBytes);
+  }
+
+  /** While skipping an over-long line, drops bytes up to its newline; false if still inside it. */
+  #skip(): boolean {
+    if (!this.#skipping) return true;
+    const nl = this.#buf.indexOf(LF, this.#start);
+    if (nl < 0 || nl >= this.#end) {
+      this.#start = this.#end;
+      return false;
+    }
+    this.#start = nl + 1;
+    this.#skipping = false;
+    return true;
   }
 
   #decode(start: number, end: number): string {

@@ -751,8 +751,20 @@ export async function serveIm(options: ImServerOptions = {}): Promise<ImServer> 
     const client = new Client(session);
     const reader = new LineReader(session, { maxLineBytes });
     client.push(hello);
+    /** The next batch; an over-long line is answered with an error and skipped. */
+    const nextLines = async (): Promise<string[] | null> => {
+      while (true) {
+        try {
+          return await reader.readLines();
+        } catch (error) {
+          if (!(error instanceof LineTooLongError)) throw error;
+          log.info(`${session.peer}: ${error.message}, line skipped`);
+          client.push(errorLine("line_too_long", error.message));
+        }
+      }
+    };
     try {
-      for (let lines = await reader.readLines(); lines; lines = await reader.readLines()) {
+      for (let lines = await nextLines(); lines; lines = await nextLines()) {
         // Messages of one batch are served together (their stores share a commit);
         // replies still leave in request order.
         let inFlight: Array<string | null | Promise<string | null>> = [];
@@ -781,11 +793,6 @@ export async function serveIm(options: ImServerOptions = {}): Promise<ImServer> 
         if (client.closed) return;
         await client.writer.flush(); // Backpressure: read more once the replies are out.
       }
-    } catch (error) {
-      if (!(error instanceof LineTooLongError)) throw error;
-      log.info(`${session.peer}: ${error.message}, closing`);
-      await client.writer.flush().catch(() => {});
-      await session.closeWith(errorLine("line_too_long", error.message) + "\n");
     } finally {
       service.leave(client);
       await client.writer.flush().catch(() => {});

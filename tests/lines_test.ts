@@ -150,3 +150,37 @@ Deno.test("encodeLines() ends every line with a newline", () => {
   assert.equal(new TextDecoder().decode(encodeLines(["x", "ü"])), "x\nü\n");
   assert.equal(new TextDecoder().decode(encodeLines(["one"])), "one\n");
 });
+
+Deno.test("LineReader skips the rest of an over-long line when read again, however cut", async () => {
+  const text = "ok\n" + "y".repeat(25) + "\nafter\n" + "z".repeat(30) + "\r\nlast";
+  for (const chunks of splits(new TextEncoder().encode(text)).slice(0, 400)) {
+    const reader = new LineReader(ReadableStream.from(chunks), { maxLineBytes: 10 });
+    const seen: string[] = [];
+    while (true) {
+      try {
+        const line = await reader.readLine();
+        if (line === null) break;
+        seen.push(line);
+      } catch (error) {
+        assert.ok(error instanceof LineTooLongError);
+        seen.push("<too long>");
+      }
+    }
+    assert.deepEqual(
+      seen,
+      ["ok", "<too long>", "after", "<too long>", "last"],
+      String(chunks.length),
+    );
+  }
+});
+
+Deno.test("LineReader.readLines() hands out the good lines before an over-long one", async () => {
+  const reader = new LineReader(
+    ReadableStream.from([new TextEncoder().encode("a\nb\n" + "x".repeat(20) + "\nc\n")]),
+    { maxLineBytes: 10 },
+  );
+  assert.deepEqual(await reader.readLines(), ["a", "b"]);
+  await assert.rejects(reader.readLines(), LineTooLongError);
+  assert.deepEqual(await reader.readLines(), ["c"]);
+  assert.equal(await reader.readLines(), null);
+});
