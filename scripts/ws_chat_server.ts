@@ -17,7 +17,7 @@ import { parseDurationOption, runCommand, usage } from "../lib/cli.ts";
 import { ChatHub, type HubOptions, type Member, type MemberSink } from "../lib/hub.ts";
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals, type TcpServer } from "../lib/server.ts";
-import { serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
+import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
 import {
   CLOSE_POLICY,
   type GuardedSocket,
@@ -197,7 +197,7 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
   let stopping: Promise<void> | null = null;
   const shutdown = () =>
     stopping ??= (async () => {
-      hub.close();
+      await closeRoom(hub);
       controller.abort();
       await guard.closeAll();
       let timer: ReturnType<typeof setTimeout> | undefined;
