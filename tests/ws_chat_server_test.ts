@@ -249,7 +249,7 @@ Deno.test({
     await browser.waitFor(
       `document.getElementById("status").textContent.startsWith("disconnected")`,
     );
-    await using again = await startScript("ws_chat_server", [
+    await using _again = await startScript("ws_chat_server", [
       "--host=127.0.0.1",
       `--port=${port}`,
       "--tcp-port=0",
