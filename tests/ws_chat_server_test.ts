@@ -165,6 +165,11 @@ Deno.test({
         return m.length === 4 && m; })()`,
     );
     assert.deepEqual(members, ["<b>ws</b>", "browser", "nc", "tcp"]);
+    const shown = await browser.evaluate(
+      `[getComputedStyle(document.getElementById("join")).display,
+      getComputedStyle(document.getElementById("room")).display]`,
+    );
+    assert.deepEqual(shown, ["none", "grid"], "after joining, the room replaces the name form");
 
     // Each speaks in turn; everyone must see every message in this order, with the right name.
     const script = [
@@ -202,6 +207,11 @@ Deno.test({
     );
     assert.deepEqual(dom, { scripts: 0, imgs: 0, bold: 0 });
 
+    // A screenshot for people to look at: tmp/ is ignored by git.
+    const screenshot = await browser.screenshot();
+    await Deno.mkdir(`${ROOT}tmp`, { recursive: true });
+    await Deno.writeFile(`${ROOT}tmp/ws_chat_page.png`, screenshot);
+
     // TCP members see the others (not themselves), escaped, in seed 001's format.
     const tcpLines: string[] = [];
     while (tcpLines.length < 4) {
@@ -234,9 +244,6 @@ Deno.test({
       return l.scrollHeight > l.clientHeight && l.scrollHeight - l.scrollTop - l.clientHeight < 8; })()`,
     );
     assert.ok(follows, "at the bottom, the log follows new messages");
-    const screenshot = await browser.screenshot();
-    await Deno.mkdir(`${ROOT}tmp`, { recursive: true });
-    await Deno.writeFile(`${ROOT}tmp/ws_chat_page.png`, screenshot);
     await browser.evaluate(`document.getElementById("log").scrollTop = 0`);
     ws.socket.send("while scrolled up");
     await browser.waitFor(`document.querySelectorAll("#log .msg").length === 46`);
