@@ -124,8 +124,11 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
           client.close(CLOSE_POLICY, truncateReason(error.message));
         }
       },
-      onMessage(_client: GuardedSocket, data: string | ArrayBuffer) {
-        if (!member) return;
+      onMessage(client: GuardedSocket, data: string | ArrayBuffer) {
+        if (!member) {
+          log.error(`${client.peer}: message before joining, dropped`);
+          return;
+        }
         if (typeof data !== "string") {
           hub.notify(member, "Binary messages are not supported: send text", "error");
           return;
