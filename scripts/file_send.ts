@@ -237,7 +237,7 @@ export function main(args: string[]): Promise<number> {
     }
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
     if (timeoutMs <= 0) throw new UsageError(`Invalid --timeout "${values.timeout}": must be > 0`);
-      const board = new ProgressBoard({
+    const board = new ProgressBoard({
       tty: values.quiet ? false : undefined,
       log: (line) => log.info(line),
     });
