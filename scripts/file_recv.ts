@@ -79,6 +79,8 @@ export interface ReceiverOptions {
   idleTimeoutMs?: number;
   /** Log only errors. Default false. */
   quiet?: boolean;
+  /** Flush each file to disk before saying it is saved. Default false. */
+  fsync?: boolean;
   /** Progress bars; default when stderr is a terminal. */
   progress?: boolean;
   /** Aborting it shuts the receiver down gracefully. */
@@ -254,9 +256,11 @@ class Receiver {
           `Digest mismatch: the bytes received have sha256 ${ours}, the sender says ${theirs}; discarded`,
         );
       }
+      if (this.#options.fsync) await file.syncData();
       closeFile();
       keepPart = true; // the bytes are right; a failure to place them keeps them
       await this.#place(partPath, join(this.dir, target.final), target.final);
+      if (this.#options.fsync) await syncDirectory(this.dir);
       await session.writeAll(`ok ${ours} ${target.final}\n`);
       this.#log.info(`${session.peer}: saved ${quoteName(target.final)}, ${size} bytes`);
       const saved = {
@@ -385,6 +389,16 @@ class Receiver {
   }
 }
 
+/** Flushes a directory's entries (the rename) to disk, where the system allows it. */
+async function syncDirectory(path: string): Promise<void> {
+  try {
+    using dir = await Deno.open(path, { read: true });
+    await dir.sync();
+  } catch {
+    // Not every system can open a directory; the file itself is flushed.
+  }
+}
+
 function printSaved(saved: SavedFile): void {
   const resumed = saved.resumedAt > 0 ? `, resumed at ${saved.resumedAt}` : "";
   console.log(
@@ -469,6 +483,10 @@ const spec = {
       description: "refuse files larger than SIZE (bytes, or 512K, 10M, 2G) (default none)",
     },
     overwrite: { type: "boolean", description: "replace a file that exists" },
+    fsync: {
+      type: "boolean",
+      description: "flush each file to disk before confirming it (slower, survives a crash)",
+    },
     rename: { type: "boolean", description: 'save as "name (1).ext" when name.ext exists' },
     "max-conns": {
       type: "string",
@@ -517,6 +535,7 @@ export function main(args: string[]): Promise<number> {
       maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
       idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
       quiet: values.quiet,
+      fsync: values.fsync,
     };
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
