@@ -23,7 +23,7 @@ import {
   parseVerdict,
   quoteName,
 } from "../lib/file_protocol.ts";
-import { copyHashed, sha256 } from "../lib/hashed_copy.ts";
+import { copyHashed, newSha256, type Sha256 } from "../lib/hashed_copy.ts";
 import { LineReader, writeAll } from "../lib/lines.ts";
 import { Logger } from "../lib/log.ts";
 import { formatBytes, formatRate, ProgressBoard } from "../lib/progress.ts";
@@ -112,7 +112,7 @@ export async function sendFile(
       throw new TransferRefused(`Receiver refused ${quoteName(name)}: ${answer.reason}`);
     }
     const offset = answer.offset;
-    const hash = sha256();
+    using hash = newSha256(size);
     if (offset > 0 && await copyHashed(file, hash, offset) < offset) {
       throw new Error(`"${path}" shrank while reading it`);
     }
@@ -126,7 +126,7 @@ export async function sendFile(
       verdictLine,
     });
     if (sent < size - offset) throw new Error(`"${path}" shrank while sending it`);
-    const hex = hash.digest("hex");
+    const hex = await hash.hex();
     await writeAll(conn, formatTrailer(hex)).catch((error) => reasonOr(verdictLine, error));
     await conn.closeWrite();
     const final = await within(
@@ -157,7 +157,7 @@ export async function sendFile(
 async function sendContent(
   conn: Deno.TcpConn,
   file: Deno.FsFile,
-  hash: ReturnType<typeof sha256>,
+  hash: Sha256,
   bytes: number,
   name: string,
   offset: number,

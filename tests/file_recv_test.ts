@@ -165,12 +165,13 @@ Deno.test("file_recv: wrong digest, size declared too short or too long: an erro
 Deno.test("file_recv keeps the .part of a sender that disconnects half way; the next send resumes", async () => {
   await using box = new Sandbox();
   await using server = await receiver(box);
-  const content = new Uint8Array(3_000_000).map((_, i) => (i * 31) % 251);
+  // Over 16 MiB, so that both sides hash on a worker thread.
+  const content = new Uint8Array(17_000_000).map((_, i) => (i * 31) % 251);
   const [peer, answer] = await offer(server.port, `FILE ${content.byteLength} resume.bin`);
   assert.equal(answer, "ok");
   await peer.send(content.subarray(0, 1_234_567));
   peer.close(); // vanish half way
-  await server.stderr.waitFor(/Connection closed after 1234567 of 3000000 bytes/);
+  await server.stderr.waitFor(/Connection closed after 1234567 of 17000000 bytes/);
   assert.deepEqual(box.inbox(), ["resume.bin.part"]);
   const src = `${box.root}/resume.bin`;
   await Deno.writeFile(src, content);
@@ -273,6 +274,7 @@ Deno.test("file_recv serves several senders at once, an empty file included; log
     "empty": new Uint8Array(0),
     "one.bin": new Uint8Array(1),
     "mid.bin": new Uint8Array(2_500_000).map((_, i) => i % 253),
+    "big.bin": new Uint8Array(17_000_000).map((_, i) => i % 249), // hashed on workers
     "name with spaces é.txt": encoder.encode("text\n"),
   };
   await Promise.all(
