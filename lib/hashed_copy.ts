@@ -2,9 +2,12 @@
  * Copying a known number of bytes while computing their SHA-256, with the
  * reading of the next chunk, the writing of this one and its hashing all
  * in flight at once: what a file transfer needs on both ends (file to
- * socket, socket to file) to run at the speed of the slower side. The hash
- * can run on a worker thread ({@link Sha256Worker}), reading the chunks
- * from shared memory, so that it never holds up the I/O.
+ * socket, socket to file) to run at the speed of the slower side.
+ *
+ * The hash runs on this thread, between I/O calls: hashing on a worker
+ * thread from shared memory was tried and measured slower on the 2-core
+ * machines netkit is benchmarked on (the worker competes for the same
+ * cores and each chunk waits for a message round trip).
  *
  * @module
  */
@@ -19,104 +22,6 @@ const BUFFERS = 4;
 /** A fresh streaming SHA-256 on this thread (node:crypto's, hardware accelerated). */
 export function sha256(): Hash {
   return createHash("sha256");
-}
-
-/** A running SHA-256, on this thread or on a worker. */
-export interface Sha256 {
-  /** Feeds a chunk; it must stay unchanged until the returned promise settles. */
-  update(chunk: Uint8Array): void | Promise<void>;
-  /** The digest of everything fed, as lowercase hex; ends the hash. */
-  hex(): string | Promise<string>;
-  /** Whether chunks must live in a `SharedArrayBuffer`. */
-  readonly shared?: boolean;
-}
-
-/** SHA-256 on this thread. */
-export class Sha256Local implements Sha256, Disposable {
-  #hash = sha256();
-  update(chunk: Uint8Array): void {
-    this.#hash.update(chunk);
-  }
-  hex(): string {
-    return this.#hash.digest("hex");
-  }
-  [Symbol.dispose](): void {}
-}
-
-/** From this many bytes on, hashing on a worker pays for starting one (some 20 ms). */
-export const WORKER_MIN_BYTES = 16 * 1024 * 1024;
-
-/** A SHA-256 for `bytes` bytes: on a worker for big files, on this thread for small ones. */
-export function newSha256(bytes: number): Sha256 & Disposable {
-  return bytes >= WORKER_MIN_BYTES ? new Sha256Worker() : new Sha256Local();
-}
-
-/** The worker's code: one hash, fed views of shared buffers, answering each message. */
-const WORKER_SOURCE = `
-import { createHash } from "node:crypto";
-const hash = createHash("sha256");
-self.onmessage = ({ data }) => {
-  try {
-    if (data === "hex") {
-      self.postMessage({ hex: hash.digest("hex") });
-    } else {
-      hash.update(new Uint8Array(data.buffer, data.offset, data.length));
-      self.postMessage({});
-    }
-  } catch (error) {
-    self.postMessage({ error: String(error) });
-  }
-};
-`;
-let workerUrl: string | null = null;
-
-/**
- * SHA-256 on a worker thread, fed chunks that live in a
- * `SharedArrayBuffer` (no copies): the main thread keeps moving bytes
- * while another core hashes. Dispose it to end the worker.
- */
-export class Sha256Worker implements Sha256, Disposable {
-  readonly shared = true;
-  #worker: Worker;
-  #waiting: Array<{ resolve: (data: { hex?: string }) => void; reject: (e: Error) => void }> = [];
-
-  constructor() {
-    workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
-    this.#worker = new Worker(workerUrl, { type: "module" });
-    this.#worker.onmessage = ({ data }) => {
-      const waiter = this.#waiting.shift();
-      if (data.error) waiter?.reject(new Error(`SHA-256 worker: ${data.error}`));
-      else waiter?.resolve(data);
-    };
-    this.#worker.onerror = (event) => {
-      event.preventDefault();
-      for (const waiter of this.#waiting.splice(0)) {
-        waiter.reject(new Error(`SHA-256 worker: ${event.message}`));
-      }
-    };
-  }
-
-  #ask(message: unknown): Promise<{ hex?: string }> {
-    return new Promise((resolve, reject) => {
-      this.#waiting.push({ resolve, reject });
-      this.#worker.postMessage(message);
-    });
-  }
-
-  async update(chunk: Uint8Array): Promise<void> {
-    if (!(chunk.buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError("Sha256Worker.update() needs a view of a SharedArrayBuffer");
-    }
-    await this.#ask({ buffer: chunk.buffer, offset: chunk.byteOffset, length: chunk.byteLength });
-  }
-
-  async hex(): Promise<string> {
-    return (await this.#ask("hex")).hex!;
-  }
-
-  [Symbol.dispose](): void {
-    this.#worker.terminate();
-  }
 }
 
 /** Reads until `want` bytes are in `buf` or the source ends; returns how many came. */
@@ -147,19 +52,16 @@ export interface CopyHashedOptions {
  */
 export async function copyHashed(
   source: Reader,
-  hash: Hash | Sha256,
+  hash: Hash,
   bytes: number,
   options: CopyHashedOptions = {},
 ): Promise<number> {
   const sink = options.sink ?? null;
   const size = Math.max(1, Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, bytes));
-  const count = bytes > size ? BUFFERS : 1;
-  const memory = "shared" in hash && hash.shared
-    ? new SharedArrayBuffer(size * count)
-    : new ArrayBuffer(size * count);
-  const buffers = Array.from({ length: count }, (_, i) => new Uint8Array(memory, i * size, size));
-  // busy[i] settles once buffer i is written and hashed, and may be reused.
-  const busy: Promise<unknown>[] = buffers.map(() => Promise.resolve());
+  const count = Math.min(BUFFERS, Math.ceil(bytes / size));
+  const buffers = Array.from({ length: count }, () => new Uint8Array(size));
+  // busy[i] settles once buffer i is written and may be reused.
+  const busy: Promise<void>[] = buffers.map(() => Promise.resolve());
   let writing: Promise<void> = Promise.resolve(); // writes go out in order, one at a time
   let copied = 0;
   let current = 0;
@@ -178,8 +80,8 @@ export async function copyHashed(
       reading = guard(free.then(() => readFull(source, buffers[next], left)));
     }
     if (sink) writing = guard(writing.then(() => writeAll(sink, chunk)));
-    const hashed = hash.update(chunk); // on this thread: runs while the I/O is in flight
-    busy[current] = guard(Promise.all([writing, hashed instanceof Promise ? hashed : null]));
+    hash.update(chunk); // runs while the read and the writes are in flight
+    busy[current] = writing;
     options.onChunk?.(n);
     current = next;
     if (!more) break;

@@ -35,7 +35,7 @@ import {
   ProtocolError,
   quoteName,
 } from "../lib/file_protocol.ts";
-import { copyHashed, newSha256, type Sha256, sha256 } from "../lib/hashed_copy.ts";
+import { copyHashed, sha256 } from "../lib/hashed_copy.ts";
 import { LineReader, LineTooLongError } from "../lib/lines.ts";
 import { Logger } from "../lib/log.ts";
 import { formatBytes, ProgressBoard } from "../lib/progress.ts";
@@ -209,7 +209,7 @@ class Receiver {
 
   async #receive(session: Session, name: string, size: number, target: Target): Promise<void> {
     const partPath = join(this.dir, target.part);
-    using hash = newSha256(size);
+    const hash = sha256();
     let opened: { file: Deno.FsFile; offset: number };
     try {
       opened = await this.#openPart(partPath, target.part, size, hash, session);
@@ -250,7 +250,7 @@ class Receiver {
       }
       const theirs = await this.#readTrailer(session, size, target.part, () => keepPart = false);
       keepPart = false;
-      const ours = await hash.hex();
+      const ours = hash.digest("hex");
       if (theirs !== ours) {
         throw new TransferError(
           `Digest mismatch: the bytes received have sha256 ${ours}, the sender says ${theirs}; discarded`,
@@ -289,7 +289,7 @@ class Receiver {
     path: string,
     part: string,
     size: number,
-    hash: Sha256,
+    hash: ReturnType<typeof sha256>,
     session: Session,
   ): Promise<{ file: Deno.FsFile; offset: number }> {
     let info: Deno.FileInfo | null = null;

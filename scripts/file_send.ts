@@ -23,7 +23,7 @@ import {
   parseVerdict,
   quoteName,
 } from "../lib/file_protocol.ts";
-import { copyHashed, newSha256, type Sha256 } from "../lib/hashed_copy.ts";
+import { copyHashed, sha256 } from "../lib/hashed_copy.ts";
 import { LineReader, writeAll } from "../lib/lines.ts";
 import { Logger } from "../lib/log.ts";
 import { formatBytes, formatRate, ProgressBoard } from "../lib/progress.ts";
@@ -112,7 +112,7 @@ export async function sendFile(
       throw new TransferRefused(`Receiver refused ${quoteName(name)}: ${answer.reason}`);
     }
     const offset = answer.offset;
-    using hash = newSha256(size);
+    const hash = sha256();
     if (offset > 0 && await copyHashed(file, hash, offset) < offset) {
       throw new Error(`"${path}" shrank while reading it`);
     }
@@ -126,7 +126,7 @@ export async function sendFile(
       verdictLine,
     });
     if (sent < size - offset) throw new Error(`"${path}" shrank while sending it`);
-    const hex = await hash.hex();
+    const hex = hash.digest("hex");
     await writeAll(conn, formatTrailer(hex)).catch((error) => reasonOr(verdictLine, error));
     await conn.closeWrite();
     const final = await within(
@@ -157,7 +157,7 @@ export async function sendFile(
 async function sendContent(
   conn: Deno.TcpConn,
   file: Deno.FsFile,
-  hash: Sha256,
+  hash: ReturnType<typeof sha256>,
   bytes: number,
   name: string,
   offset: number,

@@ -165,7 +165,6 @@ Deno.test("file_recv: wrong digest, size declared too short or too long: an erro
 Deno.test("file_recv keeps the .part of a sender that disconnects half way; the next send resumes", async () => {
   await using box = new Sandbox();
   await using server = await receiver(box);
-  // Over 16 MiB, so that both sides hash on a worker thread.
   const content = new Uint8Array(17_000_000).map((_, i) => (i * 31) % 251);
   const [peer, answer] = await offer(server.port, `FILE ${content.byteLength} resume.bin`);
   assert.equal(answer, "ok");
@@ -274,7 +273,7 @@ Deno.test("file_recv serves several senders at once, an empty file included; log
     "empty": new Uint8Array(0),
     "one.bin": new Uint8Array(1),
     "mid.bin": new Uint8Array(2_500_000).map((_, i) => i % 253),
-    "big.bin": new Uint8Array(17_000_000).map((_, i) => i % 249), // hashed on workers
+    "big.bin": new Uint8Array(17_000_000).map((_, i) => i % 249),
     "name with spaces é.txt": encoder.encode("text\n"),
   };
   await Promise.all(

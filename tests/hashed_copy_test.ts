@@ -1,14 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import {
-  copyHashed,
-  newSha256,
-  readFull,
-  sha256,
-  Sha256Local,
-  Sha256Worker,
-  WORKER_MIN_BYTES,
-} from "../lib/hashed_copy.ts";
+import { copyHashed, readFull, sha256 } from "../lib/hashed_copy.ts";
 import type { Reader, Writer } from "../lib/lines.ts";
 
 /** A reader that hands out `data` in pieces of at most `piece` bytes. */
@@ -105,26 +97,4 @@ Deno.test("readFull() fills the buffer across short reads", async () => {
   assert.equal(await readFull(pieces(data, 3), buf, 100), 100);
   assert.deepEqual(buf, data.subarray(0, 100));
   assert.equal(await readFull(pieces(data.subarray(0, 10), 3), buf, 100), 10);
-});
-
-Deno.test("copyHashed() with Sha256Worker hashes on a worker, from shared memory, the same digest", async () => {
-  using worker = new Sha256Worker();
-  const sink = collector(100_000);
-  assert.equal(
-    await copyHashed(pieces(data, 30_000), worker, data.byteLength, { sink, chunkBytes: 65536 }),
-    data.byteLength,
-  );
-  assert.deepEqual(sink.bytes(), data);
-  assert.equal(await worker.hex(), hexOf(data));
-  await assert.rejects(worker.update(new Uint8Array(4)), /SharedArrayBuffer/);
-});
-
-Deno.test("newSha256() uses a worker only for big files; both kinds agree", async () => {
-  using small = newSha256(1000);
-  using big = newSha256(WORKER_MIN_BYTES);
-  assert.ok(small instanceof Sha256Local);
-  assert.ok(big instanceof Sha256Worker);
-  await copyHashed(pieces(data, 65536), small, data.byteLength);
-  await copyHashed(pieces(data, 65536), big, data.byteLength);
-  assert.equal(await small.hex(), await big.hex());
 });
