@@ -131,11 +131,8 @@ class Receiver {
   /** Serves one connection: one file. */
   async handle(session: Session): Promise<void> {
     const reader = new LineReader(session, { maxLineBytes: MAX_HEADER_BYTES });
-    let line: string | null;
-    try {
-      line = await reader.readLine();
-    } catch (error) {
-      if (!(error instanceof LineTooLongError)) throw error;
+    const line = await readBoundedLine(reader);
+    if (line === TOO_LONG) {
       return this.#refuse(session, `Header line over ${MAX_HEADER_BYTES} bytes`);
     }
     if (line === null) {
@@ -347,11 +344,8 @@ class Receiver {
     discard: () => void,
   ): Promise<string> {
     const reader = new LineReader(session, { maxLineBytes: MAX_REPLY_BYTES });
-    let line: string | null;
-    try {
-      line = await reader.readLine();
-    } catch (error) {
-      if (!(error instanceof LineTooLongError)) throw error;
+    const line = await readBoundedLine(reader);
+    if (line === TOO_LONG) {
       discard();
       throw new TransferError(
         `Expected "sha256 <hex>" after ${size} bytes, got more data (declared size too short?)`,
@@ -396,6 +390,19 @@ async function syncDirectory(path: string): Promise<void> {
     await dir.sync();
   } catch {
     // Not every system can open a directory; the file itself is flushed.
+  }
+}
+
+/** What {@link readBoundedLine} returns for a line over the reader's bound. */
+const TOO_LONG = Symbol("too long");
+
+/** Reads one line: the line, null at end of stream, or {@link TOO_LONG}. */
+async function readBoundedLine(reader: LineReader): Promise<string | null | typeof TOO_LONG> {
+  try {
+    return await reader.readLine();
+  } catch (error) {
+    if (error instanceof LineTooLongError) return TOO_LONG;
+    throw error;
   }
 }
 

@@ -295,6 +295,15 @@ Deno.test("file_recv serves several senders at once, an empty file included; log
   );
 });
 
+Deno.test("file_recv --fsync saves files just the same, flushed before the answer", async () => {
+  await using box = new Sandbox();
+  await using server = await receiver(box, ["--fsync"]);
+  await Deno.writeTextFile(`${box.root}/synced.txt`, "on disk");
+  const r = await runScript("file_send", [`127.0.0.1:${server.port}`, `${box.root}/synced.txt`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await Deno.readTextFile(`${box.dir}/synced.txt`), "on disk");
+});
+
 Deno.test("file_recv answers the same name sent twice at once with an error to the second", async () => {
   await using box = new Sandbox();
   await using server = await receiver(box);
