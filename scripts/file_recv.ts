@@ -43,8 +43,8 @@ import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/s
 
 /** A sender silent this long is dropped; its `.part` stays for a resume. */
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
-/** Each transfer holds two 1 MiB buffers, so 64 at once cost 128 MiB. */
-const DEFAULT_MAX_CONNS = 64;
+/** Each transfer holds four 1 MiB buffers, so 32 at once cost 128 MiB. */
+const DEFAULT_MAX_CONNS = 32;
 /** How many `name (N).ext` candidates --rename tries. */
 const MAX_RENAME_TRIES = 10_000;
 const encoder = new TextEncoder();
@@ -73,7 +73,7 @@ export interface ReceiverOptions {
   maxSize?: number;
   /** What to do with a name that exists. Default "refuse". */
   existing?: ExistingPolicy;
-  /** Most simultaneous senders. Default 64. */
+  /** Most simultaneous senders. Default 32. */
   maxConns?: number;
   /** Drop a sender silent this long; 0 never. Default 60000. */
   idleTimeoutMs?: number;
