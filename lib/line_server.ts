@@ -1,0 +1,138 @@
+/**
+ * The request-per-line loop the line servers share (time, concurrent,
+ * random, `--reply` echo): read every line a read made available, answer
+ * each with one line, send the answers of a batch in one write, end the
+ * connection on the stop word, and turn an over-long line into an error
+ * line and a close.
+ *
+ * @module
+ */
+import { type Address, parseAddress } from "./addr.ts";
+import { type OptionValues, parseDurationOption, parseIntOption, usage } from "./cli.ts";
+import { DEFAULT_MAX_LINE_BYTES, LineReader, LineTooLongError, writeAll } from "./lines.ts";
+import type { Logger } from "./log.ts";
+import { abortOnSignals, type Session, type TcpServer } from "./server.ts";
+
+/** The word that ends a client's connection, as in the seeds. */
+export const STOP_WORD = "STOP";
+const encoder = new TextEncoder();
+
+/** How {@link answerLines} ended. */
+export type LinesEnd = "eof" | "stop" | "too-long";
+
+/** Options for {@link answerLines}. */
+export interface AnswerLinesOptions {
+  /** Longest accepted line in bytes. Default 65536. */
+  maxLineBytes?: number;
+  /** A line equal to this (spaces trimmed) ends the connection. Default "STOP"; "" never. */
+  stopWord?: string;
+  /** Where the stop and the over-long line are reported. Default nowhere. */
+  logger?: Logger;
+}
+
+/**
+ * Answers each line from `session` with the line `answer` returns (its
+ * newline is added), a batch of lines in one write, until end of stream or
+ * the stop word. An over-long line gets `ERROR <reason>` and the
+ * connection is closed; nothing is buffered beyond the bound.
+ */
+export async function answerLines(
+  session: Session,
+  answer: (line: string) => string,
+  options: AnswerLinesOptions = {},
+): Promise<LinesEnd> {
+  const stopWord = options.stopWord ?? STOP_WORD;
+  const reader = new LineReader(session, {
+    maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+  });
+  try {
+    for (let lines = await reader.readLines(); lines; lines = await reader.readLines()) {
+      let out = "";
+      let stop = false;
+      for (const line of lines) {
+        if (stopWord !== "" && line.trim() === stopWord) {
+          stop = true;
+          break;
+        }
+        out += answer(line) + "\n";
+      }
+      if (out !== "") await writeAll(session, encoder.encode(out));
+      if (stop) {
+        options.logger?.info(`${session.peer}: ${stopWord}, closing`);
+        return "stop";
+      }
+    }
+    return "eof";
+  } catch (error) {
+    if (!(error instanceof LineTooLongError)) throw error;
+    options.logger?.info(`${session.peer}: ${error.message}, closing`);
+    await session.closeWith(`ERROR ${error.message}\n`);
+    return "too-long";
+  }
+}
+
+/** The command-line options every line server takes; spread them into a command's spec. */
+export const LINE_SERVER_OPTIONS = {
+  port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
+  host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+  "max-conns": { type: "string", arg: "N", default: "10000", description: "most clients at once" },
+  "idle-timeout": {
+    type: "string",
+    arg: "DURATION",
+    default: "0",
+    description: "close clients silent this long (0 = never)",
+  },
+  "max-line": {
+    type: "string",
+    arg: "BYTES",
+    default: String(DEFAULT_MAX_LINE_BYTES),
+    description: "longest line accepted",
+  },
+  quiet: { type: "boolean", short: "q", description: "print nothing per connection or line" },
+} as const;
+
+/** What {@link lineServerSettings} reads from the command line. */
+export interface LineServerSettings {
+  address: Address;
+  maxConns: number;
+  idleTimeoutMs: number;
+  maxLineBytes: number;
+  quiet: boolean;
+}
+
+/**
+ * Reads {@link LINE_SERVER_OPTIONS} and the `[PORT]` argument (also
+ * `HOST:PORT`, `[IPv6]:PORT`; default 1234); throws a `UsageError`
+ * quoting any bad value.
+ */
+export function lineServerSettings(
+  values: OptionValues<typeof LINE_SERVER_OPTIONS>,
+  positionals: string[],
+): LineServerSettings {
+  return {
+    address: usage(() =>
+      parseAddress(positionals[0] ?? values.port ?? "1234", {
+        defaultHost: values.host,
+        allowUnix: false,
+      })
+    ),
+    maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
+    idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
+    maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
+    quiet: values.quiet,
+  };
+}
+
+/**
+ * Starts a server with a signal aborted by SIGINT or SIGTERM, waits until
+ * it has finished, and returns exit code 0.
+ */
+export async function serveUntilSignal(
+  start: (signal: AbortSignal) => Promise<TcpServer>,
+): Promise<number> {
+  const controller = new AbortController();
+  using _signals = abortOnSignals(controller);
+  const server = await start(controller.signal);
+  await server.finished;
+  return 0;
+}
