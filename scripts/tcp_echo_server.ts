@@ -13,7 +13,8 @@
  */
 import { type Address, parseAddress } from "../lib/addr.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli.ts";
-import { LineReader, LineTooLongError, writeAll } from "../lib/lines.ts";
+import { answerLines } from "../lib/line_server.ts";
+import { writeAll } from "../lib/lines.ts";
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/server.ts";
 
@@ -21,7 +22,6 @@ import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/s
 const FIRST_BUFFER_BYTES = 1024;
 /** Buffers double while reads fill them, up to this size. */
 const MAX_BUFFER_BYTES = 64 * 1024;
-const encoder = new TextEncoder();
 
 /** Options for {@link serveEcho}. */
 export interface EchoServerOptions {
@@ -55,56 +55,22 @@ async function echoBytes(session: Session, log: Logger): Promise<void> {
   }
 }
 
-/** Answers each line with the same text; `STOP` ends the connection. */
-async function replyLines(
-  session: Session,
-  reply: Uint8Array,
-  maxLineBytes: number,
-  log: Logger,
-): Promise<void> {
-  const reader = new LineReader(session, { maxLineBytes });
-  try {
-    for (let lines = await reader.readLines(); lines; lines = await reader.readLines()) {
-      let answers = 0;
-      let stop = false;
-      for (const line of lines) {
-        if (line.trim() === "STOP") {
-          stop = true;
-          break;
-        }
-        if (!log.quiet) log.info(`> ${line}`);
-        answers++;
-      }
-      if (answers > 0) await writeAll(session.conn, repeat(reply, answers));
-      if (stop) {
-        log.info(`${session.peer}: STOP, closing`);
-        return;
-      }
-    }
-  } catch (error) {
-    if (!(error instanceof LineTooLongError)) throw error;
-    log.info(`${session.peer}: ${error.message}, closing`);
-    await session.closeWith(`ERROR ${error.message}\n`);
-  }
-}
-
-function repeat(bytes: Uint8Array, times: number): Uint8Array {
-  if (times === 1) return bytes;
-  const out = new Uint8Array(bytes.byteLength * times);
-  for (let i = 0; i < times; i++) out.set(bytes, i * bytes.byteLength);
-  return out;
-}
-
 /** Starts an echo server (or a `--reply` server) and returns its handle. */
 export function serveEcho(options: EchoServerOptions = {}): Promise<TcpServer> {
   const log = new Logger({ quiet: options.quiet });
-  const reply = options.reply === undefined ? null : encoder.encode(options.reply + "\n");
+  const reply = options.reply;
   const maxLineBytes = options.maxLineBytes ?? 64 * 1024;
   return serveTcp(async (session) => {
     log.info(`Connection from: ${session.peer}`);
     try {
-      if (reply) await replyLines(session, reply, maxLineBytes, log);
-      else await echoBytes(session, log);
+      if (reply === undefined) {
+        await echoBytes(session, log);
+      } else {
+        await answerLines(session, (line) => {
+          if (!log.quiet) log.info(`> ${line}`);
+          return reply;
+        }, { maxLineBytes, logger: log });
+      }
     } finally {
       log.info(`Closed: ${session.peer}`);
     }

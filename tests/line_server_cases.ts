@@ -16,6 +16,8 @@ export interface LineServerCase {
   args?: string[];
   /** Matches one answer line. */
   reply: RegExp;
+  /** Whether the server also listens on unix sockets (else `unix:` must be refused). Default false. */
+  unix?: boolean;
 }
 
 const LONG_LINE = "ERROR Line exceeds the limit of 65536 bytes";
@@ -30,7 +32,10 @@ async function assertServing(server: ScriptProcess, reply: RegExp): Promise<void
 }
 
 /** Registers the bad-input tests for `script`. */
-export function lineServerCases(script: string, { args = [], reply }: LineServerCase): void {
+export function lineServerCases(
+  script: string,
+  { args = [], reply, unix = false }: LineServerCase,
+): void {
   const start = (extra: string[] = []) =>
     startScript(script, [...args, ...extra, "--quiet", "127.0.0.1:0"]);
 
@@ -118,7 +123,7 @@ export function lineServerCases(script: string, { args = [], reply }: LineServer
         [["70000"], /"70000"/],
         [["--port", "http"], /Cannot parse address "http"/],
         [["[::1"], /Cannot parse address "\[::1"/],
-        [["unix:/tmp/x.sock"], /"unix:\/tmp\/x.sock"/],
+        ...(unix ? [] : [[["unix:/tmp/x.sock"], /"unix:\/tmp\/x.sock"/]] as const),
         [["--max-conns", "0"], /Invalid --max-conns "0"/],
         [["--idle-timeout", "soon"], /Invalid --idle-timeout "soon"/],
         [["1", "2"], /Unexpected argument "2"/],
