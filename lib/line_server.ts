@@ -16,6 +16,7 @@ import { abortOnSignals, type Session, type TcpServer } from "./server.ts";
 /** The word that ends a client's connection, as in the seeds. */
 export const STOP_WORD = "STOP";
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** How {@link answerLines} ended. */
 export type LinesEnd = "eof" | "stop" | "too-long";
@@ -34,11 +35,13 @@ export interface AnswerLinesOptions {
  * Answers each line from `session` with the line `answer` returns (its
  * newline is added), a batch of lines in one write, until end of stream or
  * the stop word. An over-long line gets `ERROR <reason>` and the
- * connection is closed; nothing is buffered beyond the bound.
+ * connection is closed; nothing is buffered beyond the bound. When
+ * `answer` is a string, every line gets that same reply and lines are
+ * never decoded (the fast path for servers that ignore what they read).
  */
 export async function answerLines(
   session: Session,
-  answer: (line: string) => string,
+  answer: ((line: string) => string) | string,
   options: AnswerLinesOptions = {},
 ): Promise<LinesEnd> {
   const stopWord = options.stopWord ?? STOP_WORD;
@@ -46,29 +49,103 @@ export async function answerLines(
     maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
   });
   try {
-    for (let lines = await reader.readLines(); lines; lines = await reader.readLines()) {
-      let out = "";
-      let stop = false;
-      for (const line of lines) {
-        if (stopWord !== "" && line.trim() === stopWord) {
-          stop = true;
-          break;
-        }
-        out += answer(line) + "\n";
-      }
-      if (out !== "") await writeAll(session, encoder.encode(out));
-      if (stop) {
-        options.logger?.info(`${session.peer}: ${stopWord}, closing`);
-        return "stop";
-      }
-    }
-    return "eof";
+    const stopped = typeof answer === "string"
+      ? await replyConstant(session, reader, answer, stopWord)
+      : await replyEach(session, reader, answer, stopWord);
+    if (!stopped) return "eof";
+    options.logger?.info(`${session.peer}: ${stopWord}, closing`);
+    return "stop";
   } catch (error) {
     if (!(error instanceof LineTooLongError)) throw error;
     options.logger?.info(`${session.peer}: ${error.message}, closing`);
     await session.closeWith(`ERROR ${error.message}\n`);
     return "too-long";
   }
+}
+
+/** Answers each decoded line with `answer(line)`; true if the stop word came. */
+async function replyEach(
+  session: Session,
+  reader: LineReader,
+  answer: (line: string) => string,
+  stopWord: string,
+): Promise<boolean> {
+  for (let lines = await reader.readLines(); lines; lines = await reader.readLines()) {
+    let out = "";
+    let stop = false;
+    for (const line of lines) {
+      if (stopWord !== "" && line.trim() === stopWord) {
+        stop = true;
+        break;
+      }
+      out += answer(line) + "\n";
+    }
+    if (out !== "") await writeAll(session, encoder.encode(out));
+    if (stop) return true;
+  }
+  return false;
+}
+
+/** Answers each line with the same bytes, without decoding; true if the stop word came. */
+async function replyConstant(
+  session: Session,
+  reader: LineReader,
+  reply: string,
+  stopWord: string,
+): Promise<boolean> {
+  const one = encoder.encode(reply + "\n");
+  let replies: Uint8Array = one; // `one` repeated, grown as batches get bigger
+  const stop = encoder.encode(stopWord);
+  let stopped = false;
+  const each = (buf: Uint8Array, start: number, end: number) => {
+    stopped = stop.byteLength > 0 && isWord(buf, start, end, stop, stopWord);
+    return !stopped;
+  };
+  for (
+    let count = await reader.readLineBytes(each);
+    count;
+    count = await reader.readLineBytes(each)
+  ) {
+    const answers = stopped ? count - 1 : count;
+    if (answers * one.byteLength > replies.byteLength) replies = repeat(one, answers * 2);
+    if (answers > 0) await writeAll(session, replies.subarray(0, answers * one.byteLength));
+    if (stopped) return true;
+  }
+  return false;
+}
+
+/** `bytes` repeated `times` times in one buffer. */
+function repeat(bytes: Uint8Array, times: number): Uint8Array {
+  const out = new Uint8Array(bytes.byteLength * times);
+  for (let i = 0; i < times; i++) out.set(bytes, i * bytes.byteLength);
+  return out;
+}
+
+/** ASCII whitespace as `String.prototype.trim` removes it. */
+function isAsciiSpace(b: number): boolean {
+  return b === 0x20 || (b >= 0x09 && b <= 0x0d);
+}
+
+/**
+ * Whether `buf[start..end)`, trimmed as `String.prototype.trim` does,
+ * equals `word`: bytes only, decoding just when non-ASCII bytes (possible
+ * Unicode spaces) sit at the edges.
+ */
+export function isWord(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  word: Uint8Array,
+  text: string,
+): boolean {
+  while (start < end && isAsciiSpace(buf[start])) start++;
+  while (end > start && isAsciiSpace(buf[end - 1])) end--;
+  if (buf[start] >= 0x80 || buf[end - 1] >= 0x80) {
+    return decoder.decode(buf.subarray(start, end)).trim() === text;
+  }
+  if (end - start !== word.byteLength) return false;
+  for (let i = 0; i < word.byteLength; i++) if (buf[start + i] !== word[i]) return false;
+  return true;
 }
 
 /** The command-line options every line server takes; spread them into a command's spec. */

@@ -112,6 +112,33 @@ export class LineReader {
     }
   }
 
+  /**
+   * Like {@link readLines} without decoding, for servers that need not
+   * look at most lines: calls `each(buf, start, end)` for every complete
+   * line of the next batch (line ending excluded; the bytes stay valid only
+   * during the call) and returns how many lines it passed, or null at the
+   * end of the stream. When `each` returns false the batch ends there.
+   */
+  async readLineBytes(
+    each: (buf: Uint8Array, start: number, end: number) => boolean | void,
+  ): Promise<number | null> {
+    while (true) {
+      const count = this.#eachLine(each);
+      if (count > 0) return count;
+      if (this.#eof) {
+        if (this.#end === this.#start) return null;
+        if (this.#end - this.#start > this.maxLineBytes) {
+          throw new LineTooLongError(this.maxLineBytes);
+        }
+        const start = this.#start;
+        this.#start = this.#end;
+        each(this.#buf, start, this.#end);
+        return 1;
+      }
+      await this.#fill();
+    }
+  }
+
   /** Returns the next line, or null at the end of the stream. */
   async readLine(): Promise<string | null> {
     const line = this.#takeOne();
@@ -163,6 +190,23 @@ export class LineReader {
     }
     this.#checkPending();
     return lines;
+  }
+
+  #eachLine(each: (buf: Uint8Array, start: number, end: number) => boolean | void): number {
+    let count = 0;
+    const buf = this.#buf;
+    while (this.#start < this.#end) {
+      const nl = buf.indexOf(LF, this.#start);
+      if (nl < 0 || nl >= this.#end) break;
+      const start = this.#start;
+      const end = nl > start && buf[nl - 1] === CR ? nl - 1 : nl;
+      if (end - start > this.maxLineBytes) throw new LineTooLongError(this.maxLineBytes);
+      this.#start = nl + 1;
+      count++;
+      if (each(buf, start, end) === false) return count;
+    }
+    this.#checkPending();
+    return count;
   }
 
   /** Decodes the line from `start` to the `\n` at `nl`, dropping a `\r` before it. */

@@ -66,10 +66,11 @@ export function serveEcho(options: EchoServerOptions = {}): Promise<TcpServer> {
       if (reply === undefined) {
         await echoBytes(session, log);
       } else {
-        await answerLines(session, (line) => {
-          if (!log.quiet) log.info(`> ${line}`);
+        const answer = log.quiet ? reply : (line: string) => {
+          log.info(`> ${line}`);
           return reply;
-        }, { maxLineBytes, logger: log });
+        };
+        await answerLines(session, answer, { maxLineBytes, logger: log });
       }
     } finally {
       log.info(`Closed: ${session.peer}`);

@@ -150,3 +150,35 @@ Deno.test("encodeLines() ends every line with a newline", () => {
   assert.equal(new TextDecoder().decode(encodeLines(["x", "ü"])), "x\nü\n");
   assert.equal(new TextDecoder().decode(encodeLines(["one"])), "one\n");
 });
+
+Deno.test("LineReader.readLineBytes() passes the same lines as bytes, however cut", async () => {
+  const bytes = encoder.encode("héllo\r\nworld\n\r\n€x\nlast");
+  for (const chunks of splits(bytes)) {
+    const reader = new LineReader(ReadableStream.from(chunks));
+    const lines: string[] = [];
+    const each = (buf: Uint8Array, start: number, end: number) => {
+      lines.push(new TextDecoder().decode(buf.subarray(start, end)));
+    };
+    let total = 0;
+    for (let n = await reader.readLineBytes(each); n; n = await reader.readLineBytes(each)) {
+      total += n;
+    }
+    assert.deepEqual(lines, ["héllo", "world", "", "€x", "last"]);
+    assert.equal(total, 5);
+  }
+});
+
+Deno.test("LineReader.readLineBytes() ends a batch when told, and keeps the bound", async () => {
+  const reader = new LineReader(ReadableStream.from([encoder.encode("a\nSTOP\nb\n")]));
+  const seen: number[] = [];
+  const count = await reader.readLineBytes((_buf, start, end) => {
+    seen.push(end - start);
+    return end - start !== 4;
+  });
+  assert.equal(count, 2);
+  assert.deepEqual(seen, [1, 4]);
+  const long = new LineReader(ReadableStream.from([new Uint8Array(9).fill(0x61)]), {
+    maxLineBytes: 8,
+  });
+  await assert.rejects(long.readLineBytes(() => {}), LineTooLongError);
+});
