@@ -15,6 +15,9 @@ import { abortOnSignals, type Session, type TcpServer } from "./server.ts";
 
 /** The word that ends a client's connection, as in the seeds. */
 export const STOP_WORD = "STOP";
+/** First read buffer of a connection: small, so idle clients cost little; it grows when busy. */
+const FIRST_BUFFER_BYTES = 256;
+const STOP_BYTES = new TextEncoder().encode(STOP_WORD);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -47,6 +50,7 @@ export async function answerLines(
   const stopWord = options.stopWord ?? STOP_WORD;
   const reader = new LineReader(session, {
     maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+    initialBufferBytes: FIRST_BUFFER_BYTES,
   });
   try {
     const stopped = typeof answer === "string"
@@ -93,9 +97,10 @@ async function replyConstant(
   reply: string,
   stopWord: string,
 ): Promise<boolean> {
-  const one = encoder.encode(reply + "\n");
-  let replies: Uint8Array = one; // `one` repeated, grown as batches get bigger
-  const stop = encoder.encode(stopWord);
+  // Made on the first answer, not per connection: idle clients stay cheap.
+  let one: Uint8Array | null = null;
+  let replies: Uint8Array | null = null; // `one` repeated, grown as batches get bigger
+  const stop = stopWord === STOP_WORD ? STOP_BYTES : encoder.encode(stopWord);
   let stopped = false;
   const each = (buf: Uint8Array, start: number, end: number) => {
     stopped = stop.byteLength > 0 && isWord(buf, start, end, stop, stopWord);
@@ -107,8 +112,13 @@ async function replyConstant(
     count = await reader.readLineBytes(each)
   ) {
     const answers = stopped ? count - 1 : count;
-    if (answers * one.byteLength > replies.byteLength) replies = repeat(one, answers * 2);
-    if (answers > 0) await writeAll(session, replies.subarray(0, answers * one.byteLength));
+    if (answers > 0) {
+      one ??= encoder.encode(reply + "\n");
+      if (!replies || answers * one.byteLength > replies.byteLength) {
+        replies = repeat(one, answers * 2);
+      }
+      await writeAll(session, replies.subarray(0, answers * one.byteLength));
+    }
     if (stopped) return true;
   }
   return false;

@@ -43,6 +43,8 @@ export class LineTooLongError extends RangeError {
 export interface LineReaderOptions {
   /** Longest accepted line in bytes, newline excluded. Default 65536. */
   maxLineBytes?: number;
+  /** Size of the first read buffer; it grows while reads fill it. Default 2048. */
+  initialBufferBytes?: number;
 }
 
 /** Adapts a byte stream to the {@link Reader} interface, copying chunks as asked. */
@@ -78,7 +80,7 @@ class StreamReader implements Reader {
 export class LineReader {
   readonly maxLineBytes: number;
   #source: Reader;
-  #decoder = new TextDecoder();
+  #decoder: TextDecoder | null = null; // made on first use: idle readers stay small
   #buf: Uint8Array;
   #start = 0; // first byte of the unfinished line
   #end = 0; // end of the bytes read so far
@@ -87,7 +89,7 @@ export class LineReader {
   constructor(source: Reader | ReadableStream<Uint8Array>, options: LineReaderOptions = {}) {
     this.#source = source instanceof ReadableStream ? new StreamReader(source) : source;
     this.maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    this.#buf = new Uint8Array(INITIAL_BUFFER_BYTES);
+    this.#buf = new Uint8Array(Math.max(16, options.initialBufferBytes ?? INITIAL_BUFFER_BYTES));
   }
 
   /** Bytes received but not yet returned as part of a line. */
@@ -226,7 +228,9 @@ export class LineReader {
   }
 
   #decode(start: number, end: number): string {
-    return start === end ? "" : this.#decoder.decode(this.#buf.subarray(start, end));
+    if (start === end) return "";
+    this.#decoder ??= new TextDecoder();
+    return this.#decoder.decode(this.#buf.subarray(start, end));
   }
 
   async #fill(): Promise<void> {

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net --allow-read --allow-write
 /**
  * tcp_echo_server: echoes every byte back to each client, on TCP or a unix
  * socket (otherTCPserver.go and socketServer.go of the seeds, serving any
@@ -19,7 +19,7 @@ import { Logger } from "../lib/log.ts";
 import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/server.ts";
 
 /** The first read buffer of a connection: small, so idle clients cost little. */
-const FIRST_BUFFER_BYTES = 1024;
+const FIRST_BUFFER_BYTES = 256;
 /** Buffers double while reads fill them, up to this size. */
 const MAX_BUFFER_BYTES = 64 * 1024;
 
