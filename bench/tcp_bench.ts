@@ -146,6 +146,7 @@ async function main(args: string[]): Promise<number> {
   }
   printTable("TCP throughput (median lines/s)", rows);
 
+  if (s.idle <= 0) return rows.some((r) => String(r.ratio).includes("errors")) ? 1 : 0;
   const go = await idleCost(() => goPeer("echo"), s.idle);
   const memory = [];
   for (const script of ["tcp_echo_server", "conc_tcp_server"]) {
