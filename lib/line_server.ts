@@ -11,7 +11,13 @@ import { type Address, parseAddress } from "./addr.ts";
 import { type OptionValues, parseDurationOption, parseIntOption, usage } from "./cli.ts";
 import { DEFAULT_MAX_LINE_BYTES, LineReader, LineTooLongError, writeAll } from "./lines.ts";
 import type { Logger } from "./log.ts";
-import { abortOnSignals, type Session, type TcpServer } from "./server.ts";
+import {
+  abortOnSignals,
+  serveTcp,
+  type Session,
+  type SessionHandler,
+  type TcpServer,
+} from "./server.ts";
 
 /** The word that ends a client's connection, as in the seeds. */
 export const STOP_WORD = "STOP";
@@ -178,29 +184,60 @@ export const LINE_SERVER_OPTIONS = {
   quiet: { type: "boolean", short: "q", description: "print nothing per connection or line" },
 } as const;
 
-/** What {@link lineServerSettings} reads from the command line. */
-export interface LineServerSettings {
-  address: Address;
-  maxConns: number;
-  idleTimeoutMs: number;
-  maxLineBytes: number;
-  quiet: boolean;
+/** What every line server takes; each script's options extend it. */
+export interface LineServerOptions {
+  /** Where to listen. Default `0.0.0.0:1234`. */
+  address?: Address;
+  /** Most simultaneous clients. Default 10000. */
+  maxConns?: number;
+  /** Close clients silent this long; 0 never. Default 0. */
+  idleTimeoutMs?: number;
+  /** Longest line in bytes. Default 65536. */
+  maxLineBytes?: number;
+  /** Print nothing per connection or line. Default false. */
+  quiet?: boolean;
+  /** Aborting it shuts the server down gracefully. */
+  signal?: AbortSignal;
+  /** Called once listening. Default prints the ready line. */
+  onListen?: (addr: Deno.Addr) => void;
 }
+
+/** Starts a line server: `handler` per client, with the bounds of `options`. */
+export function serveLineServer(
+  handler: SessionHandler,
+  options: LineServerOptions,
+  logger: Logger,
+): Promise<TcpServer> {
+  return serveTcp(handler, {
+    address: options.address,
+    maxConns: options.maxConns,
+    idleTimeoutMs: options.idleTimeoutMs,
+    signal: options.signal,
+    logger,
+    onListen: options.onListen,
+  });
+}
+
+/** What {@link lineServerSettings} reads from the command line. */
+export type LineServerSettings = Required<
+  Pick<LineServerOptions, "address" | "maxConns" | "idleTimeoutMs" | "maxLineBytes" | "quiet">
+>;
 
 /**
  * Reads {@link LINE_SERVER_OPTIONS} and the `[PORT]` argument (also
- * `HOST:PORT`, `[IPv6]:PORT`; default 1234); throws a `UsageError`
- * quoting any bad value.
+ * `HOST:PORT`, `[IPv6]:PORT`, and `unix:/path` if `allowUnix`; default
+ * 1234); throws a `UsageError` quoting any bad value.
  */
 export function lineServerSettings(
   values: OptionValues<typeof LINE_SERVER_OPTIONS>,
   positionals: string[],
+  { allowUnix = false } = {},
 ): LineServerSettings {
   return {
     address: usage(() =>
       parseAddress(positionals[0] ?? values.port ?? "1234", {
         defaultHost: values.host,
-        allowUnix: false,
+        allowUnix,
       })
     ),
     maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),

@@ -11,59 +11,43 @@
  *
  * @module
  */
-import type { Address } from "../lib/addr.ts";
 import { runCommand } from "../lib/cli.ts";
 import {
   answerLines,
   LINE_SERVER_OPTIONS,
+  type LineServerOptions,
   lineServerSettings,
+  serveLineServer,
   serveUntilSignal,
 } from "../lib/line_server.ts";
 import { Logger } from "../lib/log.ts";
 import { printSync } from "../lib/print.ts";
-import { serveTcp, type TcpServer } from "../lib/server.ts";
+import type { TcpServer } from "../lib/server.ts";
 
 /** Options for {@link serveConcurrent}. */
-export interface ConcServerOptions {
-  /** Where to listen. Default `0.0.0.0:1234`. */
-  address?: Address;
-  /** Most simultaneous clients. Default 10000. */
-  maxConns?: number;
-  /** Close clients silent this long; 0 never. Default 0. */
-  idleTimeoutMs?: number;
-  /** Longest line in bytes. Default 65536. */
-  maxLineBytes?: number;
-  /** Print neither the dots nor the lines. Default false. */
-  quiet?: boolean;
+export interface ConcServerOptions extends LineServerOptions {
   /** Where the dots and lines go. Default stdout. */
   print?: (text: string) => void;
-  /** Aborting it shuts the server down gracefully. */
-  signal?: AbortSignal;
-  /** Called once listening. Default prints the ready line. */
-  onListen?: (addr: Deno.Addr) => void;
 }
 
 /** Starts the concurrent server and returns its handle. */
 export function serveConcurrent(options: ConcServerOptions = {}): Promise<TcpServer> {
   const log = new Logger({ quiet: options.quiet });
   const print = options.print ?? printSync;
-  return serveTcp(async (session) => {
-    if (!options.quiet) print(".");
-    const reply = `Client number: ${session.id}`;
-    // Quiet, the lines need not even be decoded: the fast path.
-    const answer = options.quiet ? reply : (line: string) => {
-      print(`${line.trim()}\n`);
-      return reply;
-    };
-    await answerLines(session, answer, { maxLineBytes: options.maxLineBytes, logger: log });
-  }, {
-    address: options.address,
-    maxConns: options.maxConns,
-    idleTimeoutMs: options.idleTimeoutMs,
-    signal: options.signal,
-    logger: log,
-    onListen: options.onListen,
-  });
+  return serveLineServer(
+    async (session) => {
+      if (!options.quiet) print(".");
+      const reply = `Client number: ${session.id}`;
+      // Quiet, the lines need not even be decoded: the fast path.
+      const answer = options.quiet ? reply : (line: string) => {
+        print(`${line.trim()}\n`);
+        return reply;
+      };
+      await answerLines(session, answer, { maxLineBytes: options.maxLineBytes, logger: log });
+    },
+    options,
+    log,
+  );
 }
 
 const spec = {

@@ -11,12 +11,18 @@
  *
  * @module
  */
-import { type Address, parseAddress } from "../lib/addr.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli.ts";
-import { answerLines } from "../lib/line_server.ts";
+import { runCommand } from "../lib/cli.ts";
+import {
+  answerLines,
+  LINE_SERVER_OPTIONS,
+  type LineServerOptions,
+  lineServerSettings,
+  serveLineServer,
+  serveUntilSignal,
+} from "../lib/line_server.ts";
 import { writeAll } from "../lib/lines.ts";
 import { Logger } from "../lib/log.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/server.ts";
+import type { Session, TcpServer } from "../lib/server.ts";
 
 /** The first read buffer of a connection: small, so idle clients cost little. */
 const FIRST_BUFFER_BYTES = 256;
@@ -24,23 +30,9 @@ const FIRST_BUFFER_BYTES = 256;
 const MAX_BUFFER_BYTES = 64 * 1024;
 
 /** Options for {@link serveEcho}. */
-export interface EchoServerOptions {
-  /** Where to listen. Default `0.0.0.0:1234`. */
-  address?: Address;
+export interface EchoServerOptions extends LineServerOptions {
   /** Answer every line with this text instead of echoing. Default none (echo). */
   reply?: string;
-  /** Most simultaneous clients. Default 10000. */
-  maxConns?: number;
-  /** Close clients silent this long; 0 never. Default 0. */
-  idleTimeoutMs?: number;
-  /** Longest line in `reply` mode, in bytes. Default 65536. */
-  maxLineBytes?: number;
-  /** Print nothing per connection or line. Default false. */
-  quiet?: boolean;
-  /** Aborting it shuts the server down gracefully. */
-  signal?: AbortSignal;
-  /** Called once listening. Default prints the ready line. */
-  onListen?: (addr: Deno.Addr) => void;
 }
 
 /** Echoes bytes as they come; the buffer grows only while the client keeps it full. */
@@ -60,29 +52,26 @@ export function serveEcho(options: EchoServerOptions = {}): Promise<TcpServer> {
   const log = new Logger({ quiet: options.quiet });
   const reply = options.reply;
   const maxLineBytes = options.maxLineBytes ?? 64 * 1024;
-  return serveTcp(async (session) => {
-    log.info(`Connection from: ${session.peer}`);
-    try {
-      if (reply === undefined) {
-        await echoBytes(session, log);
-      } else {
-        const answer = log.quiet ? reply : (line: string) => {
-          log.info(`> ${line}`);
-          return reply;
-        };
-        await answerLines(session, answer, { maxLineBytes, logger: log });
+  return serveLineServer(
+    async (session) => {
+      log.info(`Connection from: ${session.peer}`);
+      try {
+        if (reply === undefined) {
+          await echoBytes(session, log);
+        } else {
+          const answer = log.quiet ? reply : (line: string) => {
+            log.info(`> ${line}`);
+            return reply;
+          };
+          await answerLines(session, answer, { maxLineBytes, logger: log });
+        }
+      } finally {
+        log.info(`Closed: ${session.peer}`);
       }
-    } finally {
-      log.info(`Closed: ${session.peer}`);
-    }
-  }, {
-    address: options.address,
-    maxConns: options.maxConns,
-    idleTimeoutMs: options.idleTimeoutMs,
-    signal: options.signal,
-    logger: log,
-    onListen: options.onListen,
-  });
+    },
+    options,
+    log,
+  );
 }
 
 const spec = {
@@ -90,37 +79,12 @@ const spec = {
   summary: "Echoes every byte back to each client (or answers each line with --reply TEXT).",
   args: "[ADDR]",
   options: {
-    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-    host: {
-      type: "string",
-      arg: "HOST",
-      default: "0.0.0.0",
-      description: "address to listen on",
-    },
+    ...LINE_SERVER_OPTIONS,
     reply: {
       type: "string",
       arg: "TEXT",
       description: "answer each line with TEXT instead of echoing",
     },
-    "max-conns": {
-      type: "string",
-      arg: "N",
-      default: "10000",
-      description: "most clients at once",
-    },
-    "idle-timeout": {
-      type: "string",
-      arg: "DURATION",
-      default: "0",
-      description: "close clients silent this long (0 = never)",
-    },
-    "max-line": {
-      type: "string",
-      arg: "BYTES",
-      default: "65536",
-      description: "longest line with --reply",
-    },
-    quiet: { type: "boolean", short: "q", description: "log nothing per connection or line" },
   },
   notes: `ADDR is PORT, HOST:PORT, [IPv6]:PORT or unix:/path (default 1234).
 
@@ -132,23 +96,9 @@ Examples:
 
 /** Runs the echo server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = usage(() =>
-      parseAddress(positionals[0] ?? values.port ?? "1234", { defaultHost: values.host })
-    );
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = await serveEcho({
-      address,
-      reply: values.reply,
-      maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
-      idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
-      maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
-      quiet: values.quiet,
-      signal: controller.signal,
-    });
-    await server.finished;
-    return 0;
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const settings = lineServerSettings(values, positionals, { allowUnix: true });
+    return serveUntilSignal((signal) => serveEcho({ ...settings, reply: values.reply, signal }));
   });
 }
 

@@ -11,44 +11,31 @@
  *
  * @module
  */
-import type { Address } from "../lib/addr.ts";
 import { parseIntOption, runCommand, UsageError } from "../lib/cli.ts";
 import {
   answerLines,
   LINE_SERVER_OPTIONS,
+  type LineServerOptions,
   lineServerSettings,
+  serveLineServer,
   serveUntilSignal,
 } from "../lib/line_server.ts";
 import { Logger } from "../lib/log.ts";
 import { printSync } from "../lib/print.ts";
-import { serveTcp, type TcpServer } from "../lib/server.ts";
+import type { TcpServer } from "../lib/server.ts";
 
 /** Default range, as in the seed's UDP server. */
 export const DEFAULT_MIN = 1;
 export const DEFAULT_MAX = 1000;
 
 /** Options for {@link serveRandom}. */
-export interface RandomServerOptions {
-  /** Where to listen. Default `0.0.0.0:1234`. */
-  address?: Address;
+export interface RandomServerOptions extends LineServerOptions {
   /** Smallest number sent until a client asks for another range. Default 1. */
   min?: number;
   /** Largest number sent until a client asks for another range. Default 1000. */
   max?: number;
-  /** Most simultaneous clients. Default 10000. */
-  maxConns?: number;
-  /** Close clients silent this long; 0 never. Default 0. */
-  idleTimeoutMs?: number;
-  /** Longest line in bytes. Default 65536. */
-  maxLineBytes?: number;
-  /** Print neither `-> line` nor per-connection logs. Default false. */
-  quiet?: boolean;
   /** Where `-> line` goes. Default stdout. */
   print?: (text: string) => void;
-  /** Aborting it shuts the server down gracefully. */
-  signal?: AbortSignal;
-  /** Called once listening. Default prints the ready line. */
-  onListen?: (addr: Deno.Addr) => void;
 }
 
 /** An inclusive range of integers. */
@@ -102,22 +89,19 @@ export function serveRandom(options: RandomServerOptions = {}): Promise<TcpServe
   if (problem) throw new RangeError(`Invalid range: ${problem}`);
   const log = new Logger({ quiet: options.quiet });
   const print = options.print ?? printSync;
-  return serveTcp(async (session) => {
-    log.info(`Connection from: ${session.peer}`);
-    const range = { min, max };
-    await answerLines(session, (line) => {
-      if (!options.quiet) print(`-> ${line}\n`);
-      return answerRandom(line, range);
-    }, { maxLineBytes: options.maxLineBytes, logger: log });
-    log.info(`Closed: ${session.peer}`);
-  }, {
-    address: options.address,
-    maxConns: options.maxConns,
-    idleTimeoutMs: options.idleTimeoutMs,
-    signal: options.signal,
-    logger: log,
-    onListen: options.onListen,
-  });
+  return serveLineServer(
+    async (session) => {
+      log.info(`Connection from: ${session.peer}`);
+      const range = { min, max };
+      await answerLines(session, (line) => {
+        if (!options.quiet) print(`-> ${line}\n`);
+        return answerRandom(line, range);
+      }, { maxLineBytes: options.maxLineBytes, logger: log });
+      log.info(`Closed: ${session.peer}`);
+    },
+    options,
+    log,
+  );
 }
 
 const spec = {

@@ -11,38 +11,25 @@
  *
  * @module
  */
-import type { Address } from "../lib/addr.ts";
 import { runCommand } from "../lib/cli.ts";
 import {
   answerLines,
   LINE_SERVER_OPTIONS,
+  type LineServerOptions,
   lineServerSettings,
+  serveLineServer,
   serveUntilSignal,
 } from "../lib/line_server.ts";
 import { Logger } from "../lib/log.ts";
 import { printSync } from "../lib/print.ts";
-import { serveTcp, type TcpServer } from "../lib/server.ts";
+import type { TcpServer } from "../lib/server.ts";
 
 /** Options for {@link serveTime}. */
-export interface TimeServerOptions {
-  /** Where to listen. Default `0.0.0.0:1234`. */
-  address?: Address;
+export interface TimeServerOptions extends LineServerOptions {
   /** Shut the whole server down when a client sends `STOP`. Default false. */
   exitOnStop?: boolean;
-  /** Most simultaneous clients. Default 10000. */
-  maxConns?: number;
-  /** Close clients silent this long; 0 never. Default 0. */
-  idleTimeoutMs?: number;
-  /** Longest line in bytes. Default 65536. */
-  maxLineBytes?: number;
-  /** Print neither `-> line` nor per-connection logs. Default false. */
-  quiet?: boolean;
   /** Where `-> line` goes. Default stdout. */
   print?: (text: string) => void;
-  /** Aborting it shuts the server down gracefully. */
-  signal?: AbortSignal;
-  /** Called once listening. Default prints the ready line. */
-  onListen?: (addr: Deno.Addr) => void;
 }
 
 /** Formats a time as RFC 3339 in local time with its offset: `2023-10-09T20:02:55+03:00`. */
@@ -64,25 +51,22 @@ export function serveTime(options: TimeServerOptions = {}): Promise<TcpServer> {
   const print = options.print ?? printSync;
   const controller = new AbortController();
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
-  return serveTcp(async (session) => {
-    log.info(`Connection from: ${session.peer}`);
-    const end = await answerLines(session, (line) => {
-      if (!options.quiet) print(`-> ${line}\n`);
-      return rfc3339();
-    }, { maxLineBytes: options.maxLineBytes, logger: log });
-    log.info(`Closed: ${session.peer}`);
-    if (end === "stop" && options.exitOnStop) {
-      print("Exiting TCP server!\n");
-      controller.abort();
-    }
-  }, {
-    address: options.address,
-    maxConns: options.maxConns,
-    idleTimeoutMs: options.idleTimeoutMs,
-    signal: controller.signal,
-    logger: log,
-    onListen: options.onListen,
-  });
+  return serveLineServer(
+    async (session) => {
+      log.info(`Connection from: ${session.peer}`);
+      const end = await answerLines(session, (line) => {
+        if (!options.quiet) print(`-> ${line}\n`);
+        return rfc3339();
+      }, { maxLineBytes: options.maxLineBytes, logger: log });
+      log.info(`Closed: ${session.peer}`);
+      if (end === "stop" && options.exitOnStop) {
+        print("Exiting TCP server!\n");
+        controller.abort();
+      }
+    },
+    { ...options, signal: controller.signal },
+    log,
+  );
 }
 
 const spec = {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { missingPeer, startScript, TcpPeer } from "./helpers.ts";
+import { missingPeer, runNcat, startScript, TcpPeer } from "./helpers.ts";
 import { lineServerCases } from "./line_server_cases.ts";
 
 Deno.test("conc_tcp_server numbers clients from 0, prints . and lines, STOP ends one client", async () => {
@@ -39,17 +39,8 @@ Deno.test({
   ignore: missingPeer("ncat"),
   async fn() {
     await using server = await startScript("conc_tcp_server", ["127.0.0.1:0"]);
-    const nc = new Deno.Command("ncat", {
-      args: ["127.0.0.1", String(server.port)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = nc.stdin.getWriter();
-    await w.write(new TextEncoder().encode("a\nb\n"));
-    await w.close();
-    const { stdout } = await nc.output();
-    assert.equal(new TextDecoder().decode(stdout), "Client number: 0\nClient number: 0\n");
+    const { stdout } = await runNcat(["127.0.0.1", String(server.port)], "a\nb\n");
+    assert.equal(stdout, "Client number: 0\nClient number: 0\n");
   },
 });
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { runScript, startScript, TcpPeer } from "./helpers.ts";
-import { missingPeer } from "./helpers.ts";
+import { missingPeer, runNcat } from "./helpers.ts";
 import { lineServerCases } from "./line_server_cases.ts";
 
 Deno.test("tcp_echo_server echoes bytes exactly, binary included, and stops on SIGTERM", async () => {
@@ -67,17 +67,11 @@ Deno.test({
   ignore: missingPeer("ncat"),
   async fn() {
     await using server = await startScript("tcp_echo_server", ["127.0.0.1:0"]);
-    const nc = new Deno.Command("ncat", {
-      args: ["127.0.0.1", String(server.port)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = nc.stdin.getWriter();
-    await w.write(new TextEncoder().encode("hello from ncat\nsecond line\n"));
-    await w.close();
-    const result = await nc.output();
-    assert.equal(new TextDecoder().decode(result.stdout), "hello from ncat\nsecond line\n");
+    const result = await runNcat(
+      ["127.0.0.1", String(server.port)],
+      "hello from ncat\nsecond line\n",
+    );
+    assert.equal(result.stdout, "hello from ncat\nsecond line\n");
   },
 });
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { rfc3339 } from "../scripts/tcp_time_server.ts";
-import { missingPeer, startScript, TcpPeer } from "./helpers.ts";
+import { missingPeer, runNcat, startScript, TcpPeer } from "./helpers.ts";
 import { lineServerCases } from "./line_server_cases.ts";
 
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)$/;
@@ -17,17 +17,11 @@ Deno.test({
   ignore: missingPeer("ncat"),
   async fn() {
     await using server = await startScript("tcp_time_server", ["127.0.0.1:0"]);
-    const nc = new Deno.Command("ncat", {
-      args: ["127.0.0.1", String(server.port)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = nc.stdin.getWriter();
-    await w.write(new TextEncoder().encode("Hello!\nHave to leave now!\n"));
-    await w.close();
-    const result = await nc.output();
-    const lines = new TextDecoder().decode(result.stdout).split("\n");
+    const result = await runNcat(
+      ["127.0.0.1", String(server.port)],
+      "Hello!\nHave to leave now!\n",
+    );
+    const lines = result.stdout.split("\n");
     assert.equal(lines.length, 3, lines.join("|"));
     assert.match(lines[0], RFC3339);
     assert.match(lines[1], RFC3339);
