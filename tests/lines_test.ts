@@ -182,3 +182,14 @@ Deno.test("LineReader.readLineBytes() ends a batch when told, and keeps the boun
   });
   await assert.rejects(long.readLineBytes(() => {}), LineTooLongError);
 });
+
+Deno.test("LineReader with a tiny first buffer still reads long lines, growing as needed", async () => {
+  const long = "x".repeat(5000);
+  const bytes = encoder.encode(`short\n${long}\r\nend`);
+  for (const chunks of [[bytes], [...bytes].map((b) => Uint8Array.of(b))]) {
+    const reader = new LineReader(ReadableStream.from(chunks), { initialBufferBytes: 16 });
+    const lines: string[] = [];
+    for await (const line of reader) lines.push(line);
+    assert.deepEqual(lines, ["short", long, "end"]);
+  }
+});
