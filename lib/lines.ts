@@ -47,6 +47,8 @@ export class LineTooLongError extends RangeError {
 export interface LineReaderOptions {
   /** Longest accepted line in bytes, newline excluded. Default 65536. */
   maxLineBytes?: number;
+  /** Size of the first read buffer; it grows while reads fill it. Default 2048. */
+  initialBufferBytes?: number;
 }
 
 /** Adapts a byte stream to the {@link Reader} interface, copying chunks as asked. */
@@ -87,7 +89,7 @@ export function toReader(source: Reader | ReadableStream<Uint8Array>): Reader {
 export class LineReader {
   readonly maxLineBytes: number;
   #source: Reader;
-  #decoder = new TextDecoder();
+  #decoder: TextDecoder | null = null; // made on first use: idle readers stay small
   #buf: Uint8Array;
   #start = 0; // first byte of the unfinished line
   #end = 0; // end of the bytes read so far
@@ -97,7 +99,7 @@ export class LineReader {
   constructor(source: Reader | ReadableStream<Uint8Array>, options: LineReaderOptions = {}) {
     this.#source = source instanceof ReadableStream ? new StreamReader(source) : source;
     this.maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    this.#buf = new Uint8Array(INITIAL_BUFFER_BYTES);
+    this.#buf = new Uint8Array(Math.max(16, options.initialBufferBytes ?? INITIAL_BUFFER_BYTES));
   }
 
   /** Bytes received but not yet returned as part of a line. */
@@ -117,6 +119,35 @@ export class LineReader {
       if (this.#eof) {
         const last = this.#takeRest();
         return last === null ? null : [last];
+      }
+      await this.#fill();
+    }
+  }
+
+  /**
+   * Like {@link readLines} without decoding, for servers that need not
+   * look at most lines: calls `each(buf, start, end)` for every complete
+   * line of the next batch (line ending excluded; the bytes stay valid only
+   * during the call) and returns how many lines it passed, or null at the
+   * end of the stream. When `each` returns false the batch ends there.
+   */
+  async readLineBytes(
+    each: (buf: Uint8Array, start: number, end: number) => boolean | void,
+  ): Promise<number | null> {
+    while (true) {
+      const count = this.#eachLine(each);
+      if (count > 0) return count;
+      if (this.#eof) {
+        this.#skip();
+        if (this.#end === this.#start) return null;
+        if (this.#end - this.#start > this.maxLineBytes) {
+          this.#start = this.#end;
+          throw new LineTooLongError(this.maxLineBytes);
+        }
+        const start = this.#start;
+        this.#start = this.#end;
+        each(this.#buf, start, this.#end);
+        return 1;
       }
       await this.#fill();
     }
@@ -189,6 +220,28 @@ export class LineReader {
     return nl > start && this.#buf[nl - 1] === CR ? nl - 1 - start : nl - start;
   }
 
+  #eachLine(each: (buf: Uint8Array, start: number, end: number) => boolean | void): number {
+    let count = 0;
+    if (!this.#skip()) return count;
+    const buf = this.#buf;
+    while (this.#start < this.#end) {
+      const nl = buf.indexOf(LF, this.#start);
+      if (nl < 0 || nl >= this.#end) break;
+      const start = this.#start;
+      const length = this.#contentLength(start, nl);
+      if (length > this.maxLineBytes) {
+        if (count > 0) return count; // the good lines first; it throws on the next call
+        this.#start = nl + 1;
+        throw new LineTooLongError(this.maxLineBytes);
+      }
+      this.#start = nl + 1;
+      count++;
+      if (each(buf, start, start + length) === false) return count;
+    }
+    if (count === 0) this.#checkPending();
+    return count;
+  }
+
   /** Decodes the line from `start` to the `\n` at `nl` (already consumed), dropping a `\r`. */
   #lineAt(start: number, nl: number): string {
     const length = this.#contentLength(start, nl);
@@ -221,7 +274,9 @@ export class LineReader {
   }
 
   #decode(start: number, end: number): string {
-    return start === end ? "" : this.#decoder.decode(this.#buf.subarray(start, end));
+    if (start === end) return "";
+    this.#decoder ??= new TextDecoder();
+    return this.#decoder.decode(this.#buf.subarray(start, end));
   }
 
   async #fill(): Promise<void> {
