@@ -67,11 +67,11 @@ async function main(args: string[]): Promise<number> {
     args,
     options: {
       rounds: { type: "string", default: "5" },
-      c: { type: "string", default: "4" },
-      n: { type: "string", default: "20000" },
+      conns: { type: "string", short: "c", default: "4" },
+      count: { type: "string", short: "n", default: "20000" },
     },
   });
-  const load = ["-c", values.c, "-n", values.n];
+  const load = ["-c", values.conns, "-n", values.count];
   await yardsticks();
   await using go = await startGoUdpEcho();
   await using ours = await startNetkit("udp_random_server", ["127.0.0.1:0", "--quiet"]);
