@@ -6,7 +6,8 @@
  *
  * @module
  */
-import type { NetAddress } from "./addr.ts";
+import { type NetAddress, parseHostPort } from "./addr.ts";
+import { parseIntOption, usage } from "./cli.ts";
 import { Logger } from "./log.ts";
 import { printListening } from "./server.ts";
 
@@ -255,4 +256,36 @@ export function serveUdp(handler: DatagramHandler, options: ServeUdpOptions = {}
   const server = new UdpServer(conn, handler, options);
   (options.onListen ?? printListening)(server.addr);
   return server;
+}
+
+/** The command-line options every UDP server takes, for its `CommandSpec`. */
+export const UDP_SERVER_OPTIONS = {
+  port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
+  host: {
+    type: "string",
+    arg: "HOST",
+    default: "0.0.0.0",
+    description: "address to listen on",
+  },
+  rate: {
+    type: "string",
+    arg: "N",
+    default: "0",
+    description: "replies per second per source address, excess dropped (0 = no limit)",
+  },
+  quiet: { type: "boolean", short: "q", description: "print nothing per datagram" },
+} as const;
+
+/**
+ * Reads a UDP server's address (`[PORT]`, `HOST:PORT` or `--port`, on
+ * `--host`, default port 1234) and `--rate`; mistakes are usage errors.
+ */
+export function parseUdpServerArgs(
+  values: { port?: string; host: string; rate: string },
+  positionals: string[],
+): { address: NetAddress; rate: number } {
+  const address = usage(() =>
+    parseHostPort(positionals[0] ?? values.port ?? "1234", { defaultHost: values.host })
+  );
+  return { address, rate: parseIntOption(values.rate, "rate", { min: 0 }) };
 }

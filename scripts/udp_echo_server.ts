@@ -10,11 +10,17 @@
  *
  * @module
  */
-import { joinHostPort, type NetAddress, parseHostPort } from "../lib/addr.ts";
-import { parseIntOption, runCommand, usage, UsageError } from "../lib/cli.ts";
+import { joinHostPort, type NetAddress } from "../lib/addr.ts";
+import { runCommand, UsageError } from "../lib/cli.ts";
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals } from "../lib/server.ts";
-import { previewDatagram, serveUdp, type UdpServer } from "../lib/udp.ts";
+import {
+  parseUdpServerArgs,
+  previewDatagram,
+  serveUdp,
+  UDP_SERVER_OPTIONS,
+  type UdpServer,
+} from "../lib/udp.ts";
 
 /** The reply of seed 001's server. */
 export const DEFAULT_REPLY = "I am server";
@@ -73,13 +79,7 @@ const spec = {
     "with the datagram itself.",
   args: "[PORT]",
   options: {
-    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-    host: {
-      type: "string",
-      arg: "HOST",
-      default: "0.0.0.0",
-      description: "address to listen on",
-    },
+    ...UDP_SERVER_OPTIONS,
     reply: {
       type: "string",
       arg: "TEXT",
@@ -87,13 +87,6 @@ const spec = {
       description: `the answer to every datagram (at most ${MAX_REPLY_BYTES} bytes)`,
     },
     echo: { type: "boolean", short: "e", description: "answer with the datagram itself" },
-    rate: {
-      type: "string",
-      arg: "N",
-      default: "0",
-      description: "replies per second per source address, excess dropped (0 = no limit)",
-    },
-    quiet: { type: "boolean", short: "q", description: "print nothing per datagram" },
   },
   notes: `PORT may also be HOST:PORT or [IPv6]:PORT (default 1234).
 
@@ -109,10 +102,7 @@ Examples:
 /** Runs the server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = usage(() =>
-      parseHostPort(positionals[0] ?? values.port ?? "1234", { defaultHost: values.host })
-    );
-    const rate = parseIntOption(values.rate, "rate", { min: 0 });
+    const { address, rate } = parseUdpServerArgs(values, positionals);
     const replyBytes = new TextEncoder().encode(values.reply).byteLength;
     if (replyBytes > MAX_REPLY_BYTES) {
       throw new UsageError(

@@ -10,11 +10,17 @@
  *
  * @module
  */
-import { type NetAddress, parseHostPort } from "../lib/addr.ts";
-import { parseIntOption, runCommand, usage } from "../lib/cli.ts";
+import type { NetAddress } from "../lib/addr.ts";
+import { runCommand } from "../lib/cli.ts";
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals } from "../lib/server.ts";
-import { previewDatagram, serveUdp, type UdpServer } from "../lib/udp.ts";
+import {
+  parseUdpServerArgs,
+  previewDatagram,
+  serveUdp,
+  UDP_SERVER_OPTIONS,
+  type UdpServer,
+} from "../lib/udp.ts";
 
 /** The replies, encoded once: index N holds the text of N. */
 const NUMBERS: readonly Uint8Array[] = Array.from(
@@ -90,24 +96,11 @@ const spec = {
   summary: "Answers each UDP datagram with a random integer 1..1000.",
   args: "[PORT]",
   options: {
-    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-    host: {
-      type: "string",
-      arg: "HOST",
-      default: "0.0.0.0",
-      description: "address to listen on",
-    },
+    ...UDP_SERVER_OPTIONS,
     "allow-stop": {
       type: "boolean",
       description: "let any client stop the server by sending STOP",
     },
-    rate: {
-      type: "string",
-      arg: "N",
-      default: "0",
-      description: "replies per second per source address, excess dropped (0 = no limit)",
-    },
-    quiet: { type: "boolean", short: "q", description: "print nothing per datagram" },
   },
   notes: `PORT may also be HOST:PORT or [IPv6]:PORT (default 1234).
 
@@ -123,10 +116,7 @@ Examples:
 /** Runs the server until SIGINT, SIGTERM or (with --allow-stop) STOP; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = usage(() =>
-      parseHostPort(positionals[0] ?? values.port ?? "1234", { defaultHost: values.host })
-    );
-    const rate = parseIntOption(values.rate, "rate", { min: 0 });
+    const { address, rate } = parseUdpServerArgs(values, positionals);
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
     const server = serveRandom({

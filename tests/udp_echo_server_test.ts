@@ -1,26 +1,13 @@
 import assert from "node:assert/strict";
 import { missingPeer, runScript, startScript } from "./helpers.ts";
-import { UdpPeer } from "./udp_peer.ts";
+import { ncatUdpOnce, UdpPeer } from "./udp_peer.ts";
 
 Deno.test({
   name: 'udp_echo_server answers ncat -u with "I am server" and prints from ADDR: text',
   ignore: missingPeer("ncat"),
   async fn() {
     await using server = await startScript("udp_echo_server", ["--host", "127.0.0.1", "0"]);
-    const nc = new Deno.Command("ncat", {
-      args: ["-u", "127.0.0.1", String(server.port)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    const w = nc.stdin.getWriter();
-    await w.write(new TextEncoder().encode("hello from ncat\n"));
-    const reader = nc.stdout.getReader();
-    const { value } = await reader.read();
-    assert.equal(new TextDecoder().decode(value), "I am server");
-    reader.releaseLock();
-    await w.close();
-    await nc.output();
+    assert.equal(await ncatUdpOnce(server.port, "hello from ncat\n"), "I am server");
     assert.match(
       await server.stdout.waitFor("from "),
       /^from 127\.0\.0\.1:\d+: hello from ncat$/,

@@ -96,3 +96,24 @@ export class UdpPeer implements AsyncDisposable {
     await this.#loop;
   }
 }
+
+/**
+ * Sends `text` with `ncat -u` to 127.0.0.1:port and returns the first
+ * reply as ncat printed it, then closes ncat's stdin and waits for it.
+ */
+export async function ncatUdpOnce(port: number, text: string): Promise<string> {
+  const nc = new Deno.Command("ncat", {
+    args: ["-u", "127.0.0.1", String(port)],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const w = nc.stdin.getWriter();
+  await w.write(encoder.encode(text));
+  const reader = nc.stdout.getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  await w.close();
+  await nc.output();
+  return decoder.decode(value);
+}

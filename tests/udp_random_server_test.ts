@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { missingPeer, runScript, startScript } from "./helpers.ts";
-import { UdpPeer } from "./udp_peer.ts";
+import { ncatUdpOnce, UdpPeer } from "./udp_peer.ts";
 
 const NUMBER = /^([1-9]\d{0,2}|1000)$/;
 
@@ -9,21 +9,8 @@ Deno.test({
   ignore: missingPeer("ncat"),
   async fn() {
     await using server = await startScript("udp_random_server", ["--host", "127.0.0.1", "0"]);
-    const nc = new Deno.Command("ncat", {
-      args: ["-u", "127.0.0.1", String(server.port)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    const w = nc.stdin.getWriter();
-    await w.write(new TextEncoder().encode("Hello from client!\n"));
-    const reader = nc.stdout.getReader();
-    const { value } = await reader.read();
-    const reply = new TextDecoder().decode(value);
+    const reply = await ncatUdpOnce(server.port, "Hello from client!\n");
     assert.match(reply, NUMBER, "one number, no newline: nothing larger than needed");
-    reader.releaseLock();
-    await w.close();
-    await nc.output();
     assert.equal(await server.stdout.waitFor(/^-> /), "-> Hello from client!");
     assert.equal(await server.stdout.waitFor(/^data: /), `data: ${reply}`);
     server.kill("SIGINT");
