@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { Logger } from "../lib/log.ts";
+import { UsageError } from "../lib/cli.ts";
 import {
   MAX_UDP_PAYLOAD,
+  parseUdpServerArgs,
   previewDatagram,
   RateLimiter,
   serveUdp,
@@ -128,4 +130,22 @@ Deno.test("serveUdp() stops on its signal and handlers can stop it", async () =>
   await peer.send(stopper.addr.port, "STOP");
   await stopper.finished;
   await assert.rejects(peer.next(100));
+});
+
+Deno.test("parseUdpServerArgs() reads PORT, HOST:PORT, --port on --host and --rate", () => {
+  const defaults = { host: "0.0.0.0", rate: "0" };
+  assert.deepEqual(parseUdpServerArgs(defaults, []), {
+    address: { transport: "tcp", hostname: "0.0.0.0", port: 1234 },
+    rate: 0,
+  });
+  assert.deepEqual(parseUdpServerArgs({ host: "::1", rate: "7", port: "53" }, []), {
+    address: { transport: "tcp", hostname: "::1", port: 53 },
+    rate: 7,
+  });
+  assert.equal(parseUdpServerArgs(defaults, ["[::1]:9"]).address.hostname, "::1");
+  assert.throws(() => parseUdpServerArgs(defaults, ["x:70000"]), UsageError);
+  assert.throws(
+    () => parseUdpServerArgs({ ...defaults, rate: "many" }, []),
+    /Invalid --rate "many"/,
+  );
 });
