@@ -247,7 +247,14 @@ export function main(args: string[]): Promise<number> {
           );
           continue;
         }
-        const result = await client.request(data);
+        let result: RequestResult;
+        try {
+          result = await client.request(data);
+        } catch (error) {
+          // A send refused by the network (unreachable, too big) concerns this line only.
+          console.error(`udp_client: cannot send to ${server}: ${(error as Error).message}`);
+          continue;
+        }
         if (result.reply) await printReply(result.reply);
         else {
           console.error(
