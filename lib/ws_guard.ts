@@ -37,6 +37,25 @@ export const CLOSE_TOO_BIG = 1009;
 /** Reported (never sent) when a close did not complete in time. */
 export const CLOSE_ABNORMAL = 1006;
 
+const CLOSE_NAMES: Record<number, string> = {
+  1000: "normal",
+  1001: "going away",
+  1002: "protocol error",
+  1003: "unsupported data",
+  1005: "no status",
+  1006: "abnormal closure",
+  1007: "invalid payload data",
+  1008: "policy violation",
+  1009: "message too big",
+  1011: "internal server error",
+};
+
+/** A close code as logs show it, the way gorilla words it: `1000 (normal)`. */
+export function describeClose(code: number): string {
+  const name = CLOSE_NAMES[code];
+  return name ? `${code} (${name})` : String(code);
+}
+
 /** Default bound on one incoming message: 1 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20;
 /** Default bound on bytes queued for a peer that does not read: 4 MiB. */
