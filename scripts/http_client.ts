@@ -61,6 +61,8 @@ export async function fetchBody(url: URL, options: FetchOptions = {}): Promise<F
     if (controller.signal.aborted && !(error instanceof RangeError)) {
       throw new Error(`Timed out after ${timeoutMs} ms fetching ${url}`);
     }
+    const cause = error instanceof Error && error.cause instanceof Error ? error.cause : null;
+    if (cause) throw new Error(`Cannot fetch ${url}: ${cause.message}`);
     throw error;
   } finally {
     clearTimeout(timer);
