@@ -44,7 +44,7 @@ async function main(): Promise<number> {
     },
   ]);
 
-  const idle = [];
+  const idle: number[] = [];
   for (const [i, t] of targets.entries()) {
     const pid = i === 0 ? netkit.child.pid : go.pid;
     const f = await runLoad("idleconns", [

@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { type NetAddress, parseAddress } from "../lib/addr.ts";
-import { runCommand, usage } from "../lib/cli.ts";
+import type { NetAddress } from "../lib/addr.ts";
+import { runCommand } from "../lib/cli.ts";
 import { Logger } from "../lib/log.ts";
-import { type HttpServer, serveHttp } from "../lib/serve_http.ts";
+import { type HttpServer, LISTEN_OPTIONS, listenAddress, serveHttp } from "../lib/serve_http.ts";
 import { abortOnSignals } from "../lib/server.ts";
 
 /** Options for {@link serveHello}. */
@@ -59,8 +59,7 @@ const spec = {
   summary: 'Answers every HTTP request with "Hello, you\'ve requested: PATH".',
   args: "[ADDR]",
   options: {
-    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-    host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+    ...LISTEN_OPTIONS,
     quiet: { type: "boolean", short: "q", description: "log nothing per request" },
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 8080).
@@ -73,12 +72,7 @@ Example:
 /** Runs the server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = usage(() =>
-      parseAddress(positionals[0] ?? values.port ?? "8080", {
-        defaultHost: values.host,
-        allowUnix: false,
-      })
-    ) as NetAddress;
+    const address = listenAddress(positionals, values, 8080);
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
     const server = serveHello({ address, quiet: values.quiet, signal: controller.signal });

@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { type NetAddress, parseAddress } from "../lib/addr.ts";
-import { runCommand, usage } from "../lib/cli.ts";
+import type { NetAddress } from "../lib/addr.ts";
+import { runCommand } from "../lib/cli.ts";
 import { Logger } from "../lib/log.ts";
-import { type HttpServer, serveHttp } from "../lib/serve_http.ts";
+import { type HttpServer, LISTEN_OPTIONS, listenAddress, serveHttp } from "../lib/serve_http.ts";
 import { abortOnSignals } from "../lib/server.ts";
 import {
   describeClose,
@@ -22,7 +22,7 @@ import {
   type WsGuardOptions,
 } from "../lib/ws_guard.ts";
 import { WS_SERVER_OPTIONS, wsGuardOptions } from "../lib/ws_options.ts";
-import { ECHO_CLIENT_PAGE } from "./ws_echo_page.ts";
+import { ECHO_CLIENT_PAGE } from "../lib/ws_echo_page.ts";
 
 /** The book's answer to `/`. */
 export const WELCOME = "Welcome!\nPlease use /ws for WebSocket!";
@@ -92,8 +92,7 @@ const spec = {
   summary: "Echoes every WebSocket message on /ws and /echo; /client is a browser client.",
   args: "[ADDR]",
   options: {
-    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-    host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+    ...LISTEN_OPTIONS,
     ...WS_SERVER_OPTIONS,
     quiet: { type: "boolean", short: "q", description: "log nothing per connection or message" },
   },
@@ -112,12 +111,7 @@ Examples:
 /** Runs the echo server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = usage(() =>
-      parseAddress(positionals[0] ?? values.port ?? "1234", {
-        defaultHost: values.host,
-        allowUnix: false,
-      })
-    ) as NetAddress;
+    const address = listenAddress(positionals, values, 1234);
     const guard = wsGuardOptions(values);
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);

@@ -11,10 +11,10 @@
  *
  * @module
  */
-import { type NetAddress, parseAddress } from "../lib/addr.ts";
-import { parseIntOption, runCommand, usage, UsageError } from "../lib/cli.ts";
+import type { NetAddress } from "../lib/addr.ts";
+import { parseIntOption, runCommand, UsageError } from "../lib/cli.ts";
 import { Logger } from "../lib/log.ts";
-import { type HttpServer, serveHttp } from "../lib/serve_http.ts";
+import { type HttpServer, LISTEN_OPTIONS, listenAddress, serveHttp } from "../lib/serve_http.ts";
 import { abortOnSignals } from "../lib/server.ts";
 import {
   CLOSE_NORMAL,
@@ -140,8 +140,7 @@ const spec = {
   summary: "Sends as many random integers as a WebSocket client's first message asks for.",
   args: "[ADDR]",
   options: {
-    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-    host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+    ...LISTEN_OPTIONS,
     min: { type: "string", arg: "N", default: "1", description: "smallest integer" },
     max: { type: "string", arg: "N", default: "1000", description: "largest integer" },
     ...WS_SERVER_OPTIONS,
@@ -161,12 +160,7 @@ Example:
 /** Runs the server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = usage(() =>
-      parseAddress(positionals[0] ?? values.port ?? "1234", {
-        defaultHost: values.host,
-        allowUnix: false,
-      })
-    ) as NetAddress;
+    const address = listenAddress(positionals, values, 1234);
     const limit = { min: -(2 ** 31), max: 2 ** 31 - 1 };
     const min = parseIntOption(values.min, "min", limit);
     const max = parseIntOption(values.max, "max", limit);
