@@ -145,7 +145,7 @@ export interface WsGuardOptions {
   closeTimeoutMs?: number;
   /** Most open sockets; the next handshake gets 503. Default 10000. */
   maxSockets?: number;
-  /** Where the guard reports what it refused or closed. Default silent. */
+  /** Where the guard reports what it refused or dropped (as errors, shown even when quiet). Default silent. */
   logger?: Logger;
 }
 
@@ -192,7 +192,7 @@ export class GuardedSocket {
     if (!this.open) return false;
     this.socket.send(data as string);
     if (this.socket.bufferedAmount > this.#guard.maxBufferedBytes) {
-      this.#guard.logger?.info(
+      this.#guard.logger?.error(
         `${this.peer}: more than ${this.#guard.maxBufferedBytes} bytes unread, closing`,
       );
       this.close(CLOSE_POLICY, "too slow: reader fell behind");
@@ -231,7 +231,7 @@ export class GuardedSocket {
       this.#closingSince = now; // the runtime started it (idle timeout)
     }
     if (this.#closingSince && now - this.#closingSince >= closeTimeoutMs) {
-      this.#guard.logger?.info(`${this.peer}: close not completed in ${closeTimeoutMs} ms`);
+      this.#guard.logger?.error(`${this.peer}: close not completed in ${closeTimeoutMs} ms`);
       this.finish(CLOSE_ABNORMAL, "close timed out");
     } else if (this.open && this.socket.bufferedAmount > this.#guard.maxBufferedBytes) {
       this.close(CLOSE_POLICY, "too slow: reader fell behind");
@@ -255,7 +255,7 @@ export class GuardedSocket {
       if (this.#closed || this.#closingSince) return;
       const data = event.data as string | ArrayBuffer;
       if (exceeds(data, max)) {
-        this.#guard.logger?.info(`${this.peer}: message above ${max} bytes, closing`);
+        this.#guard.logger?.error(`${this.peer}: message above ${max} bytes, closing`);
         this.close(CLOSE_TOO_BIG, `message too big: limit is ${max} bytes`);
         return;
       }
@@ -328,7 +328,7 @@ export class WsGuard {
     const peer = formatPeer(info.remoteAddr);
     if (!originAllowed(request, this.#allowOrigins)) {
       const origin = request.headers.get("origin");
-      this.logger?.info(`${peer}: refused Origin "${origin}" (use --allow-origin to allow it)`);
+      this.logger?.error(`${peer}: refused Origin "${origin}" (use --allow-origin to allow it)`);
       return new Response(`Forbidden: Origin "${origin}" is not allowed\n`, { status: 403 });
     }
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
@@ -338,7 +338,7 @@ export class WsGuard {
       });
     }
     if (this.#shuttingDown || this.#sockets.size >= this.maxSockets) {
-      this.logger?.info(`${peer}: refused, ${this.#sockets.size} sockets open`);
+      this.logger?.error(`${peer}: refused, ${this.#sockets.size} sockets open`);
       return new Response("Service Unavailable: too many connections\n", { status: 503 });
     }
     let upgraded: Deno.WebSocketUpgrade;

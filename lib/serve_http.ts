@@ -1,0 +1,102 @@
+/**
+ * The HTTP server runner the HTTP and WebSocket scripts share: `Deno.serve`
+ * on a parsed address, the ready line `Listening on tcp://H:P`, and a
+ * graceful shutdown when a signal aborts (first the caller's own closing,
+ * such as closing WebSockets with 1001, then the HTTP server, bounded in
+ * time).
+ *
+ * @module
+ */
+import { type NetAddress, parseAddress } from "./addr.ts";
+import { usage } from "./cli.ts";
+import type { Logger } from "./log.ts";
+import { printListening } from "./server.ts";
+
+/** How long shutdown waits for in-flight HTTP requests before giving up on them. */
+export const HTTP_SHUTDOWN_TIMEOUT_MS = 3_000;
+
+/** Options for {@link serveHttp}. */
+export interface ServeHttpOptions {
+  /** Where to listen. Default `0.0.0.0:8080`. */
+  address?: NetAddress;
+  /** Aborting it shuts the server down gracefully. */
+  signal?: AbortSignal;
+  /** Runs first on shutdown, e.g. closing every WebSocket with 1001. */
+  beforeShutdown?: () => Promise<void>;
+  /** Diagnostics for handler errors. Default: Deno's own (stderr). */
+  logger?: Logger;
+  /** Called once listening. Default prints `Listening on tcp://H:P`. */
+  onListen?: (addr: Deno.NetAddr) => void;
+}
+
+/** A running HTTP server. */
+export interface HttpServer extends AsyncDisposable {
+  /** Where it listens; with port 0, the port the system chose. */
+  readonly addr: Deno.NetAddr;
+  /** Resolves once the server has shut down. */
+  readonly finished: Promise<void>;
+  /** Runs `beforeShutdown`, stops the HTTP server, and resolves when done. */
+  shutdown(): Promise<void>;
+}
+
+/** Serves HTTP with `handler` until `signal` aborts or `shutdown()` is called. */
+export function serveHttp(
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+  options: ServeHttpOptions = {},
+): HttpServer {
+  const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 8080 };
+  const logger = options.logger;
+  const server = Deno.serve({
+    hostname: address.hostname,
+    port: address.port,
+    onListen: () => {},
+    onError: (error) => {
+      logger?.error(`handler: ${error instanceof Error ? error.message : error}`);
+      return new Response("Internal Server Error\n", { status: 500 });
+    },
+  }, handler);
+  const addr = server.addr;
+  let stopping: Promise<void> | null = null;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => done = resolve);
+  const shutdown = () => {
+    stopping ??= (async () => {
+      try {
+        await options.beforeShutdown?.();
+      } finally {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          server.shutdown().catch(() => {}),
+          new Promise((resolve) => timer = setTimeout(resolve, HTTP_SHUTDOWN_TIMEOUT_MS)),
+        ]);
+        clearTimeout(timer);
+        done();
+      }
+    })();
+    return stopping;
+  };
+  if (options.signal?.aborted) shutdown();
+  options.signal?.addEventListener("abort", shutdown, { once: true });
+  (options.onListen ?? printListening)(addr);
+  return { addr, finished, shutdown, [Symbol.asyncDispose]: shutdown };
+}
+
+/** The `--port` and `--host` options of every HTTP server, to spread into a command spec. */
+export const LISTEN_OPTIONS = {
+  port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
+  host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+} as const;
+
+/** The address an HTTP server listens on: `[ADDR]`, else `--port`, else `defaultPort`. */
+export function listenAddress(
+  positionals: string[],
+  values: { port?: string; host: string },
+  defaultPort: number,
+): NetAddress {
+  return usage(() =>
+    parseAddress(positionals[0] ?? values.port ?? String(defaultPort), {
+      defaultHost: values.host,
+      allowUnix: false,
+    })
+  ) as NetAddress;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+/**
+ * http_server: the HTTP server of seed 002. Every path is answered with
+ * `Hello, you've requested: PATH`.
+ *
+ *     deno task http_server 8080
+ *     deno task http_client http://localhost:8080/hello
+ *
+ * @module
+ */
+import type { NetAddress } from "../lib/addr.ts";
+import { runCommand } from "../lib/cli.ts";
+import { Logger } from "../lib/log.ts";
+import { type HttpServer, LISTEN_OPTIONS, listenAddress, serveHttp } from "../lib/serve_http.ts";
+import { abortOnSignals } from "../lib/server.ts";
+
+/** Options for {@link serveHello}. */
+export interface HelloServerOptions {
+  /** Where to listen. Default `0.0.0.0:8080`. */
+  address?: NetAddress;
+  /** Log nothing per request. Default false. */
+  quiet?: boolean;
+  /** Aborting it stops the server gracefully. */
+  signal?: AbortSignal;
+  /** Called once listening. Default prints the ready line. */
+  onListen?: (addr: Deno.NetAddr) => void;
+}
+
+/** The path as Go's `r.URL.Path` gives it: percent-decoded where that is valid. */
+export function requestPath(url: string): string {
+  const path = new URL(url).pathname;
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+/** Starts the server and returns its handle. */
+export function serveHello(options: HelloServerOptions = {}): HttpServer {
+  const log = new Logger({ quiet: options.quiet });
+  return serveHttp((request, info) => {
+    const path = requestPath(request.url);
+    const peer = info.remoteAddr;
+    if (!log.quiet) log.info(`${peer.hostname}:${peer.port} ${request.method} ${path}`);
+    return new Response(`Hello, you've requested: ${path}\n`, {
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  }, {
+    address: options.address,
+    signal: options.signal,
+    logger: log,
+    onListen: options.onListen,
+  });
+}
+
+const spec = {
+  name: "http_server",
+  summary: 'Answers every HTTP request with "Hello, you\'ve requested: PATH".',
+  args: "[ADDR]",
+  options: {
+    ...LISTEN_OPTIONS,
+    quiet: { type: "boolean", short: "q", description: "log nothing per request" },
+  },
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 8080).
+
+Example:
+  http_server 8080 &
+  http_client http://localhost:8080/hello`,
+} as const;
+
+/** Runs the server until SIGINT or SIGTERM; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ values, positionals }) => {
+    const address = listenAddress(positionals, values, 8080);
+    const controller = new AbortController();
+    using _signals = abortOnSignals(controller);
+    const server = serveHello({ address, quiet: values.quiet, signal: controller.signal });
+    await server.finished;
+    return 0;
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,124 @@
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+/**
+ * ws_echo_server: the WebSocket echo server of seed 000 (and `/echo` of
+ * seed 002). `/` answers `Welcome!\nPlease use /ws for WebSocket!`, `/ws`
+ * and `/echo` echo every message with its type, `/client` serves a browser
+ * page that talks to `/ws`. Logs `Connection from: ADDR`, `Received: text`
+ * and each close code, as the seed does.
+ *
+ *     deno task ws_echo_server 1234
+ *
+ * @module
+ */
+import type { NetAddress } from "../lib/addr.ts";
+import { runCommand } from "../lib/cli.ts";
+import { Logger } from "../lib/log.ts";
+import { type HttpServer, LISTEN_OPTIONS, listenAddress, serveHttp } from "../lib/serve_http.ts";
+import { abortOnSignals } from "../lib/server.ts";
+import {
+  describeClose,
+  type GuardedSocket,
+  WsGuard,
+  type WsGuardOptions,
+} from "../lib/ws_guard.ts";
+import { WS_SERVER_OPTIONS, wsGuardOptions } from "../lib/ws_options.ts";
+import { ECHO_CLIENT_PAGE } from "../lib/ws_echo_page.ts";
+
+/** The book's answer to `/`. */
+export const WELCOME = "Welcome!\nPlease use /ws for WebSocket!";
+/** Paths that upgrade to the echo service. */
+const ECHO_PATHS = new Set(["/ws", "/echo"]);
+
+/** Options for {@link serveWsEcho}. */
+export interface WsEchoOptions {
+  /** Where to listen. Default `0.0.0.0:1234`. */
+  address?: NetAddress;
+  /** The guard's bounds and Origin policy. Default {@link WsGuard}'s defaults. */
+  guard?: WsGuardOptions;
+  /** Log nothing per connection or message. Default false. */
+  quiet?: boolean;
+  /** Aborting it closes every socket with 1001 and stops the server. */
+  signal?: AbortSignal;
+  /** Called once listening. Default prints the ready line. */
+  onListen?: (addr: Deno.NetAddr) => void;
+}
+
+/** Starts the echo server and returns its handle. */
+export function serveWsEcho(options: WsEchoOptions = {}): HttpServer {
+  const log = new Logger({ quiet: options.quiet });
+  const guard = new WsGuard({ ...options.guard, logger: options.guard?.logger ?? log });
+  const handlers = {
+    onOpen: (client: GuardedSocket) => log.info(`Connection from: ${client.peer}`),
+    onMessage: (client: GuardedSocket, data: string | ArrayBuffer) => {
+      if (!log.quiet) {
+        log.info(
+          typeof data === "string"
+            ? `Received: ${data}`
+            : `Received: ${data.byteLength} bytes (binary)`,
+        );
+      }
+      client.send(data);
+    },
+    onClose: (client: GuardedSocket, code: number, reason: string) =>
+      log.info(
+        `From ${client.peer} read websocket: close ${describeClose(code)}` +
+          (reason ? ` ${reason}` : ""),
+      ),
+  };
+  return serveHttp((request, info) => {
+    const path = new URL(request.url).pathname;
+    if (ECHO_PATHS.has(path)) return guard.upgrade(request, info, handlers);
+    if (path === "/client") {
+      return new Response(ECHO_CLIENT_PAGE, {
+        headers: {
+          "content-type": "text/html; charset=utf-8",
+          "content-security-policy": "default-src 'self'; script-src 'unsafe-inline'; " +
+            "style-src 'unsafe-inline'; connect-src 'self' ws: wss:",
+        },
+      });
+    }
+    return new Response(WELCOME, { headers: { "content-type": "text/plain; charset=utf-8" } });
+  }, {
+    address: options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 },
+    signal: options.signal,
+    beforeShutdown: () => guard.closeAll(),
+    logger: log,
+    onListen: options.onListen,
+  });
+}
+
+const spec = {
+  name: "ws_echo_server",
+  summary: "Echoes every WebSocket message on /ws and /echo; /client is a browser client.",
+  args: "[ADDR]",
+  options: {
+    ...LISTEN_OPTIONS,
+    ...WS_SERVER_OPTIONS,
+    quiet: { type: "boolean", short: "q", description: "log nothing per connection or message" },
+  },
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234).
+
+Paths: / (welcome text), /ws and /echo (WebSocket echo), /client (browser page).
+A handshake whose Origin names another host than the request's Host gets 403
+unless --allow-origin allows it. SIGINT or SIGTERM closes every socket with 1001.
+
+Examples:
+  ws_echo_server 1234
+  ws_client localhost:1234 ws
+  ws_echo_server --allow-origin https://app.example.com 127.0.0.1:8080`,
+} as const;
+
+/** Runs the echo server until SIGINT or SIGTERM; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ values, positionals }) => {
+    const address = listenAddress(positionals, values, 1234);
+    const guard = wsGuardOptions(values);
+    const controller = new AbortController();
+    using _signals = abortOnSignals(controller);
+    const server = serveWsEcho({ address, guard, quiet: values.quiet, signal: controller.signal });
+    await server.finished;
+    return 0;
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { runScript, startScript } from "./helpers.ts";
+
+Deno.test("ws_client prompts 'Please give me input! N' six times, then closes with 1000", async () => {
+  await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+  await using client = await startScript("ws_client", [
+    "--idle-interval",
+    "150ms",
+    `127.0.0.1:${server.port}`,
+    "ws",
+  ], { stdin: true, waitReady: false });
+  await client.stdout.waitFor(`Connecting to: 127.0.0.1:${server.port} at ws`);
+  await client.write("Hello there!\n");
+  await client.stdout.waitFor(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d Received: Hello there!$/);
+  assert.equal((await client.exit()).code, 0, client.output);
+  const prompts = client.stderr.lines.filter((l) => /Please give me input! \d$/.test(l));
+  assert.deepEqual(prompts.map((l) => l.slice(-1)), ["0", "1", "2", "3", "4", "5"]);
+  assert.match(client.stderr.text, /Caught interrupt signal - quitting!/);
+  await server.stderr.waitFor(/read websocket: close 1000 \(normal\)/);
+});
+
+Deno.test("ws_client on SIGINT says so, sends close 1000 and exits 0", async () => {
+  await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+  await using client = await startScript("ws_client", [`ws://127.0.0.1:${server.port}/ws`], {
+    stdin: true,
+    waitReady: false,
+  });
+  await client.write("before the signal\n");
+  await client.stdout.waitFor("Received: before the signal");
+  client.kill("SIGINT");
+  assert.equal((await client.exit()).code, 0, client.output);
+  assert.match(client.stderr.text, /Caught interrupt signal - quitting!/);
+  assert.match(client.stderr.text, /Connection closed: close 1000 \(normal\)/);
+  await server.stderr.waitFor(/read websocket: close 1000 \(normal\)/);
+});
+
+Deno.test("ws_client --raw --binary sends binary, and the end of stdin closes cleanly", async () => {
+  await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+  const result = await runScript("ws_client", [
+    "--raw",
+    "--binary",
+    `ws://127.0.0.1:${server.port}/echo`,
+  ], { stdin: "one\ntwo\n" });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "onetwo"); // binary comes back as raw bytes, no newlines
+  await server.stderr.waitFor("Received: 3 bytes (binary)");
+});
+
+Deno.test("ws_client sends --origin and -H; a refused handshake exits 1", async () => {
+  await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+  const refused = await runScript("ws_client", [
+    "--raw",
+    "--origin",
+    "http://evil.example",
+    `ws://127.0.0.1:${server.port}/ws`,
+  ], { stdin: "x\n" });
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /Error: cannot connect to ws:\/\/127\.0\.0\.1:\d+\/ws/);
+  const allowed = await runScript("ws_client", [
+    "--raw",
+    "-H",
+    `Origin: http://127.0.0.1:${server.port}`,
+    "-H",
+    "X-Test: yes",
+    `ws://127.0.0.1:${server.port}/ws`,
+  ], { stdin: "fine\n" });
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.equal(allowed.stdout, "fine");
+});
+
+Deno.test("ws_client exits 1 when nothing listens, and 2 on bad usage", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const refused = await runScript("ws_client", ["--raw", `ws://127.0.0.1:${port}/ws`], {
+    stdin: "",
+  });
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /Error: cannot connect/);
+  for (
+    const [args, pattern] of [
+      [["ftp://x/y"], /the scheme must be ws:\/\/ or wss:\/\//],
+      [["localhost"], /Invalid URL "localhost"/],
+      [["-H", "no colon", "ws://x/"], /Invalid -H "no colon"/],
+      [["--idle-max=many", "ws://x/"], /Invalid --idle-max "many"/],
+      [["a:1", "b", "c"], /Unexpected argument "c"/],
+    ] as const
+  ) {
+    const { code, stderr } = await runScript("ws_client", [...args]);
+    assert.equal(code, 2, `${args}: ${stderr}`);
+    assert.match(stderr, pattern);
+  }
+});
