@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
 /**
  * ws_chat_server: gorilla/websocket's chat room (seed 004) and seed 001's
  * TCP chat in one room. `/` serves the chat page, `/ws?name=NAME` joins
@@ -259,6 +259,7 @@ nc localhost 8081 (first line: your nickname; /who, /nick NAME, /quit).
 WebSocket protocol: /ws?name=NAME; send text frames (at most --max-message
 bytes, larger closes with 1009); receive one JSON object per frame:
   {"type":"welcome","name":"alice","requested":"alice","members":[...],...}
+  {"type":"members","members":[...]}   (the rest of a large room's list, at once)
   {"type":"message","time":"2006-01-02 15:04:05","ts":...,"name":"bob","text":"hi"}
   {"type":"presence","changes":[{"event":"join","name":"carol"}],"count":3,...}
   {"type":"notice","level":"error","text":"Slow down: ...",...}
