@@ -274,6 +274,8 @@ export class Member {
   #sink: MemberSink;
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
+  /** Bytes handed to the connection since its buffered count was last read. */
+  #unchecked = 0;
   #writing = false;
   #gone = false;
   #idle: Array<() => void> = [];
@@ -367,8 +369,14 @@ export class Member {
       this.#queuedBytes += bytes.byteLength;
       return true;
     }
-    const buffered = this.#sink.buffered?.() ?? 0;
-    if (buffered > 0 && buffered + bytes.byteLength > maxQueueBytes) return false;
+    // Reading what the connection buffers is a call into the runtime: do it
+    // once per 1/16 of the bound handed over, not on every send of a broadcast.
+    if (this.#unchecked >= maxQueueBytes >> 4) {
+      this.#unchecked = 0;
+      const buffered = this.#sink.buffered?.() ?? 0;
+      if (buffered > 0 && buffered + bytes.byteLength > maxQueueBytes) return false;
+    }
+    this.#unchecked += bytes.byteLength;
     this.#write(bytes);
     return true;
   }
