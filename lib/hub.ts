@@ -496,27 +496,19 @@ export class ChatHub {
     this.#log(`${name} joined (${this.#members.size + this.#remote.size} in the room)`);
     const time = chatTime(new Date(now));
     const names = this.names();
-    if (member.format === "line") {
-      this.#sendTo(member, {
-        type: "welcome",
-        time,
-        ts: now,
-        name,
-        requested: wanted,
-        members: names,
-      });
-    } else {
-      const [first, ...rest] = splitList(names, (n) => n.length + 3);
-      this.#sendTo(member, {
-        type: "welcome",
-        time,
-        ts: now,
-        name,
-        requested: wanted,
-        members: first,
-      });
-      for (const members of rest) this.#sendTo(member, { type: "members", time, ts: now, members });
-    }
+    // TCP gets one line (at most 100 names listed); WebSocket the whole list, in pieces.
+    const [first, ...rest] = member.format === "line"
+      ? [names]
+      : splitList(names, (n) => n.length + 3);
+    this.#sendTo(member, {
+      type: "welcome",
+      time,
+      ts: now,
+      name,
+      requested: wanted,
+      members: first,
+    });
+    for (const members of rest) this.#sendTo(member, { type: "members", time, ts: now, members });
     this.#announce({ event: "join", name });
     this.#bus?.publish({ type: "join", origin: this.instanceId, ts: now, name });
     return member;
