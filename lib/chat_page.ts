@@ -158,6 +158,10 @@ export const CHAT_JS = `"use strict";
         addLine("sys", event.time, "", "You are " + me +
           (event.name !== event.requested ? " (" + event.requested + " is taken)" : ""));
         break;
+      case "members": // the rest of a large room's welcome list
+        for (const name of event.members) members.add(name);
+        renderMembers();
+        break;
       case "message":
         addLine("msg", event.time, event.name, event.text);
         break;

@@ -29,6 +29,13 @@ export const DEFAULT_RATE = 10;
 export const DEFAULT_BURST = 20;
 /** Joins and leaves within this window go out as one announcement, so a crowd joining costs O(n). */
 export const DEFAULT_PRESENCE_DELAY_MS = 50;
+/**
+ * About the longest frame the hub makes of a list (a welcome's member list,
+ * a batch of joins and leaves); a longer list goes out over several frames.
+ * Deno keeps a write buffer per WebSocket as large as the largest frame it
+ * has sent it, so one 20 KB welcome to each of 2000 members held 40 MB.
+ */
+export const MAX_LIST_FRAME_BYTES = 2048;
 
 /** How a member receives the room: JSON objects (WebSocket) or text lines (TCP). */
 export type WireFormat = "json" | "line";
@@ -48,7 +55,13 @@ export type PresenceChange =
   | { event: "leave"; name: string; reason: LeaveReason }
   | { event: "rename"; from: string; name: string };
 
-/** What a member receives, before encoding. `time` is `2006-01-02 15:04:05`, `ts` ms since the epoch. */
+/**
+ * What a member receives, before encoding. `time` is `2006-01-02 15:04:05`,
+ * `ts` ms since the epoch. A WebSocket member of a large room gets the
+ * welcome's member list in pieces: the welcome holds the first names and
+ * `members` events with the rest follow it at once, each frame about
+ * {@link MAX_LIST_FRAME_BYTES} at most; TCP members get one welcome line.
+ */
 export type ChatEvent =
   | {
     type: "welcome";
@@ -58,6 +71,7 @@ export type ChatEvent =
     requested: string;
     members: string[];
   }
+  | { type: "members"; time: string; ts: number; members: string[] }
   | { type: "message"; time: string; ts: number; name: string; text: string }
   | { type: "presence"; time: string; ts: number; changes: PresenceChange[]; count: number }
   | { type: "notice"; time: string; ts: number; level: "info" | "error"; text: string };
@@ -156,6 +170,8 @@ export function formatLines(event: ChatEvent): string {
       return event.changes.map((c) => `${event.time} * ${describeChange(c)}\n`).join("");
     case "notice":
       return `${event.level === "error" ? "ERROR" : "*"} ${escapeControls(event.text)}\n`;
+    case "members":
+      return "";
     case "welcome": {
       const given = event.name === event.requested
         ? ""
@@ -187,6 +203,40 @@ export function onlineText(names: readonly string[]): string {
   const listed = names.slice(0, MAX_LISTED).join(", ");
   const more = names.length > MAX_LISTED ? `, and ${names.length - MAX_LISTED} more` : "";
   return `${names.length} online: ${listed}${more}`;
+}
+
+/**
+ * Splits a list into runs whose JSON is about {@link MAX_LIST_FRAME_BYTES}
+ * at most, by an estimate of each item's length; always at least one run.
+ */
+function splitList<T>(items: T[], length: (item: T) => number): T[][] {
+  const runs: T[][] = [];
+  let run: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = length(item);
+    if (run.length > 0 && bytes + n > MAX_LIST_FRAME_BYTES) {
+      runs.push(run);
+      run = [];
+      bytes = 0;
+    }
+    run.push(item);
+    bytes += n;
+  }
+  runs.push(run);
+  return runs;
+}
+
+/** About the JSON length of a presence change: `{"event":"join","name":"..."},`. */
+function changeLength(change: PresenceChange): number {
+  switch (change.event) {
+    case "join":
+      return change.name.length + 28;
+    case "leave":
+      return change.name.length + change.reason.length + 40;
+    case "rename":
+      return change.from.length + change.name.length + 40;
+  }
 }
 
 /** A token bucket: `rate` per second, at most `burst` at once. */
@@ -224,6 +274,8 @@ export class Member {
   #sink: MemberSink;
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
+  /** Bytes handed to the connection since its buffered count was last read. */
+  #unchecked = 0;
   #writing = false;
   #gone = false;
   #idle: Array<() => void> = [];
@@ -317,8 +369,14 @@ export class Member {
       this.#queuedBytes += bytes.byteLength;
       return true;
     }
-    const buffered = this.#sink.buffered?.() ?? 0;
-    if (buffered > 0 && buffered + bytes.byteLength > maxQueueBytes) return false;
+    // Reading what the connection buffers is a call into the runtime: do it
+    // once per 1/16 of the bound handed over, not on every send of a broadcast.
+    if (this.#unchecked >= maxQueueBytes >> 4) {
+      this.#unchecked = 0;
+      const buffered = this.#sink.buffered?.() ?? 0;
+      if (buffered > 0 && buffered + bytes.byteLength > maxQueueBytes) return false;
+    }
+    this.#unchecked += bytes.byteLength;
     this.#write(bytes);
     return true;
   }
@@ -436,14 +494,21 @@ export class ChatHub {
     );
     this.#members.set(name, member);
     this.#log(`${name} joined (${this.#members.size + this.#remote.size} in the room)`);
+    const time = chatTime(new Date(now));
+    const names = this.names();
+    // TCP gets one line (at most 100 names listed); WebSocket the whole list, in pieces.
+    const [first, ...rest] = member.format === "line"
+      ? [names]
+      : splitList(names, (n) => n.length + 3);
     this.#sendTo(member, {
       type: "welcome",
-      time: chatTime(new Date(now)),
+      time,
       ts: now,
       name,
       requested: wanted,
-      members: this.names(),
+      members: first,
     });
+    for (const members of rest) this.#sendTo(member, { type: "members", time, ts: now, members });
     this.#announce({ event: "join", name });
     this.#bus?.publish({ type: "join", origin: this.instanceId, ts: now, name });
     return member;
@@ -640,18 +705,14 @@ export class ChatHub {
     clearTimeout(this.#presenceTimer);
     this.#presenceTimer = undefined;
     if (this.#pending.length === 0) return;
-    const changes = this.#pending;
+    const pending = this.#pending;
     this.#pending = [];
     const now = this.#now();
-    this.#deliver(
-      new Frame({
-        type: "presence",
-        time: chatTime(new Date(now)),
-        ts: now,
-        changes,
-        count: this.#members.size + this.#remote.size,
-      }),
-    );
+    const time = chatTime(new Date(now));
+    const count = this.#members.size + this.#remote.size;
+    for (const changes of splitList(pending, changeLength)) {
+      this.#deliver(new Frame({ type: "presence", time, ts: now, changes, count }));
+    }
   }
 
   #sendTo(member: Member, event: ChatEvent): void {

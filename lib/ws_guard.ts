@@ -164,6 +164,8 @@ export class GuardedSocket {
   #handlers: WsHandlers;
   #closed = false;
   #closingSince = 0;
+  /** Bytes sent since `bufferedAmount` was last read. */
+  #unchecked = 0;
 
   constructor(guard: WsGuard, socket: WebSocket, peer: string, id: number, handlers: WsHandlers) {
     this.#guard = guard;
@@ -186,11 +188,20 @@ export class GuardedSocket {
   /**
    * Sends a message; returns false if the socket is not open or if this send
    * took the peer's unread bytes past the bound, in which case the peer is
-   * closed with 1008 and nothing more is queued for it.
+   * closed with 1008 and nothing more is queued for it. The unread bytes
+   * are read once per 1/16 of the bound sent (reading them is a call into
+   * the runtime), so the bound may be passed by that much.
    */
   send(data: string | ArrayBufferLike | ArrayBufferView | Blob): boolean {
     if (!this.open) return false;
     this.socket.send(data as string);
+    this.#unchecked += typeof data === "string"
+      ? data.length
+      : data instanceof Blob
+      ? data.size
+      : data.byteLength;
+    if (this.#unchecked < this.#guard.maxBufferedBytes >> 4) return true;
+    this.#unchecked = 0;
     if (this.socket.bufferedAmount > this.#guard.maxBufferedBytes) {
       this.#guard.logger?.error(
         `${this.peer}: more than ${this.#guard.maxBufferedBytes} bytes unread, closing`,

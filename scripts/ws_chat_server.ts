@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
 /**
  * ws_chat_server: gorilla/websocket's chat room (seed 004) and seed 001's
  * TCP chat in one room. `/` serves the chat page, `/ws?name=NAME` joins
@@ -14,7 +14,13 @@ import { joinHostPort, type NetAddress, parseAddress, parsePort } from "../lib/a
 import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat_page.ts";
 import { ROOM_OPTIONS, roomOptions, TCP_CHAT_OPTIONS, tcpChatOptions } from "../lib/chat_cli.ts";
 import { parseDurationOption, runCommand, usage } from "../lib/cli.ts";
-import { ChatHub, type HubOptions, type Member, type MemberSink } from "../lib/hub.ts";
+import {
+  ChatHub,
+  type HubOptions,
+  type LeaveReason,
+  type Member,
+  type MemberSink,
+} from "../lib/hub.ts";
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals, type TcpServer } from "../lib/server.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
@@ -24,6 +30,7 @@ import {
   parseAllowedOrigins,
   WsGuard,
   type WsGuardOptions,
+  type WsHandlers,
 } from "../lib/ws_guard.ts";
 
 /** How long shutdown waits for HTTP requests in flight. */
@@ -83,6 +90,69 @@ function truncateReason(text: string): string {
   ) + "...";
 }
 
+/**
+ * One WebSocket member: the guard's handlers and the hub's sink in one
+ * object, so that an idle member costs one object rather than two and six
+ * closures. It joins the hub when the socket opens.
+ */
+class WsMember implements WsHandlers, MemberSink {
+  readonly format = "json";
+  #hub: ChatHub;
+  #log: Logger;
+  #name: string;
+  #client: GuardedSocket | null = null;
+  #member: Member | null = null;
+
+  constructor(hub: ChatHub, log: Logger, name: string) {
+    this.#hub = hub;
+    this.#log = log;
+    this.#name = name;
+  }
+
+  write(data: Uint8Array): void {
+    this.#client?.send(data);
+  }
+
+  buffered(): number {
+    return this.#client?.socket.bufferedAmount ?? 0;
+  }
+
+  close(reason: LeaveReason): void {
+    this.#client?.close(CLOSE_POLICY, `${reason}: fell too far behind`);
+  }
+
+  onOpen(client: GuardedSocket): void {
+    this.#client = client;
+    try {
+      this.#member = this.#hub.join(this.#name, this);
+    } catch (error) {
+      if (!(error instanceof Error)) throw error;
+      const now = Date.now();
+      client.send(JSON.stringify({ type: "notice", level: "error", ts: now, text: error.message }));
+      client.close(CLOSE_POLICY, truncateReason(error.message));
+    }
+  }
+
+  onMessage(client: GuardedSocket, data: string | ArrayBuffer): void {
+    const member = this.#member;
+    if (!member) {
+      this.#log.error(`${client.peer}: message before joining, dropped`);
+      return;
+    }
+    if (typeof data !== "string") {
+      this.#hub.notify(member, "Binary messages are not supported: send text", "error");
+      return;
+    }
+    this.#hub.broadcast(member, data);
+  }
+
+  onClose(_client: GuardedSocket, code: number): void {
+    const member = this.#member;
+    this.#member = null;
+    if (member) this.#hub.leave(member, code === 1000 || code === 1001 ? "quit" : "disconnected");
+  }
+}
+
 /** Starts the room with its page, its WebSocket endpoint and its TCP side. */
 export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatServer> {
   const log = new Logger({ quiet: options.quiet });
@@ -101,46 +171,7 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
     `<html lang="en" data-max-message="${maxMessageBytes}">`,
   );
 
-  const wsMember = (name: string) => {
-    let member: Member | null = null;
-    return {
-      onOpen(client: GuardedSocket) {
-        const sink: MemberSink = {
-          format: "json",
-          write: (data) => {
-            client.send(data);
-          },
-          buffered: () => client.socket.bufferedAmount,
-          close: (reason) => client.close(CLOSE_POLICY, `${reason}: fell too far behind`),
-        };
-        try {
-          member = hub.join(name, sink);
-        } catch (error) {
-          if (!(error instanceof Error)) throw error;
-          const now = Date.now();
-          client.send(
-            JSON.stringify({ type: "notice", level: "error", ts: now, text: error.message }),
-          );
-          client.close(CLOSE_POLICY, truncateReason(error.message));
-        }
-      },
-      onMessage(client: GuardedSocket, data: string | ArrayBuffer) {
-        if (!member) {
-          log.error(`${client.peer}: message before joining, dropped`);
-          return;
-        }
-        if (typeof data !== "string") {
-          hub.notify(member, "Binary messages are not supported: send text", "error");
-          return;
-        }
-        hub.broadcast(member, data);
-      },
-      onClose(_client: GuardedSocket, code: number) {
-        if (member) hub.leave(member, code === 1000 || code === 1001 ? "quit" : "disconnected");
-        member = null;
-      },
-    };
-  };
+  const wsMember = (name: string) => new WsMember(hub, log, name);
 
   const handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response => {
     const url = new URL(request.url);
@@ -259,6 +290,7 @@ nc localhost 8081 (first line: your nickname; /who, /nick NAME, /quit).
 WebSocket protocol: /ws?name=NAME; send text frames (at most --max-message
 bytes, larger closes with 1009); receive one JSON object per frame:
   {"type":"welcome","name":"alice","requested":"alice","members":[...],...}
+  {"type":"members","members":[...]}   (the rest of a large room's list, at once)
   {"type":"message","time":"2006-01-02 15:04:05","ts":...,"name":"bob","text":"hi"}
   {"type":"presence","changes":[{"event":"join","name":"carol"}],"count":3,...}
   {"type":"notice","level":"error","text":"Slow down: ...",...}

@@ -312,3 +312,41 @@ Deno.test("ChatHub.close() tells everyone and refuses new members", () => {
   assert.equal(hub.size, 0);
   assert.throws(() => hub.join("bob", new FakeSink()), /closed/);
 });
+
+Deno.test("ChatHub sends a large room's member list and joins in frames of about 2 KiB", () => {
+  const { hub } = testHub();
+  for (let i = 0; i < 400; i++) hub.join(`member-${String(i).padStart(3, "0")}`, new FakeSink());
+  const ws = new FakeSink();
+  const line = new FakeSink("line");
+  hub.join("ws", ws);
+  hub.join("tcp", line);
+  const [welcome, ...rest] = ws.events;
+  assert.equal(welcome.type, "welcome");
+  const lists = rest.filter((e) => e.type === "members");
+  assert.ok(lists.length >= 2, `${lists.length} members frames`);
+  const names = [welcome, ...lists].flatMap((e) =>
+    e.type === "welcome" || e.type === "members" ? e.members : []
+  );
+  assert.equal(names.length, 401);
+  assert.deepEqual(names, [...names].sort());
+  for (const chunk of ws.chunks) assert.ok(chunk.byteLength <= 2560, `${chunk.byteLength} bytes`);
+  assert.match(line.text, /^\* Welcome, tcp\. 402 online: /);
+  hub.close();
+});
+
+Deno.test("ChatHub splits a crowd's announcement into frames of about 2 KiB, in order", async () => {
+  const hub = new ChatHub({ presenceDelayMs: 20 });
+  const watcher = new FakeSink();
+  hub.join("watcher", watcher);
+  await new Promise((r) => setTimeout(r, 40));
+  const crowd = Array.from({ length: 200 }, (_, i) => hub.join(`person-${i}`, new FakeSink()));
+  await new Promise((r) => setTimeout(r, 60));
+  const frames = watcher.chunks.slice(1);
+  const joined = watcher.events.flatMap((e) =>
+    e.type === "presence" ? e.changes.map((c) => c.name) : []
+  );
+  assert.deepEqual(joined, ["watcher", ...crowd.map((m) => m.name)]);
+  assert.ok(frames.length >= 3, `${frames.length} frames`);
+  for (const frame of frames) assert.ok(frame.byteLength <= 2560, `${frame.byteLength} bytes`);
+  hub.close();
+});
