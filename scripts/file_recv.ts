@@ -43,7 +43,7 @@ import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/s
 
 /** A sender silent this long is dropped; its `.part` stays for a resume. */
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
-/** Each transfer holds four 1 MiB buffers, so 32 at once cost 128 MiB. */
+/** Each transfer holds eight 256 KiB buffers (2 MiB), so 32 at once cost 64 MiB. */
 const DEFAULT_MAX_CONNS = 32;
 /** How many `name (N).ext` candidates --rename tries. */
 const MAX_RENAME_TRIES = 10_000;
