@@ -176,6 +176,8 @@ export interface AmqpLinkOptions {
   onDisconnect?: (error: Error) => void;
   /** How delays between attempts grow. */
   backoff?: BackoffOptions;
+  /** Aborting it while connecting stops trying; {@link AmqpLink.open} rejects. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -255,11 +257,20 @@ export class AmqpLink implements AsyncDisposable {
       giveUp(error instanceof AmqpFatalError ? error : gaveUpError());
     });
     const link = new AmqpLink(model, displayUrl, failed);
+    const signal = options.signal;
+    const interrupt = () => {
+      last = { fatal: true, message: "Interrupted while connecting to RabbitMQ" };
+      link.close();
+    };
+    signal?.addEventListener("abort", interrupt, { once: true });
     try {
+      if (signal?.aborted) interrupt();
       await model.waitForConnect();
     } catch (error) {
       await link.close();
       throw error instanceof AmqpFatalError ? error : gaveUpError();
+    } finally {
+      signal?.removeEventListener("abort", interrupt);
     }
     return link;
   }

@@ -51,6 +51,8 @@ export interface ConsumerOptions {
   connectTimeoutMs?: number;
   /** Reconnect delays. Default 100 ms doubling up to 5 s. */
   backoff?: BackoffOptions;
+  /** Aborting it while connecting stops trying. */
+  signal?: AbortSignal;
   /** Called after each (re)connect with the declared queue and how many connects so far. */
   onReady?: (queue: Replies.AssertQueue, connects: number) => void;
 }
@@ -90,6 +92,7 @@ export class QueueConsumer implements AsyncDisposable {
         logger: options.logger,
         connectTimeoutMs: options.connectTimeoutMs,
         backoff: options.backoff,
+        signal: options.signal,
         setup: (model, connects) => consumer.#setup(model, connects),
         onDisconnect: () => {
           consumer.#channel = null;

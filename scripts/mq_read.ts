@@ -72,6 +72,8 @@ export function main(args: string[]): Promise<number> {
     const out = (text: string) => writeAll(Deno.stdout, encoder.encode(text));
     let received = 0;
     let started = 0;
+    const controller = new AbortController();
+    using _signals = abortOnSignals(controller);
 
     await out("RabbitMQ consumer\n");
     await using consumer = await QueueConsumer.open(url, {
@@ -80,6 +82,7 @@ export function main(args: string[]): Promise<number> {
       prefetch,
       start: false, // Print the connected line before any Received: line.
       connectTimeoutMs,
+      signal: controller.signal,
       logger: log,
       onReady: (_queue, connects) => {
         if (connects === 1) started = performance.now();
@@ -98,9 +101,8 @@ export function main(args: string[]): Promise<number> {
     });
     await out("Connected to the RabbitMQ server!\n");
     await consumer.resume();
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
     const interrupted = new Promise<void>((resolve) => {
+      if (controller.signal.aborted) resolve();
       controller.signal.addEventListener("abort", () => resolve(), { once: true });
     });
     await Promise.race([consumer.finished, interrupted]);

@@ -50,6 +50,8 @@ export interface ProducerOptions {
   connectTimeoutMs?: number;
   /** Reconnect delays. Default 100 ms doubling up to 5 s. */
   backoff?: BackoffOptions;
+  /** Aborting it while connecting stops trying. */
+  signal?: AbortSignal;
   /** Called once per confirmed message, in confirm order. */
   onConfirm?: () => void;
   /** Where diagnostics go. */
@@ -103,6 +105,7 @@ export class Producer implements AsyncDisposable {
       connectTimeoutMs: options.connectTimeoutMs,
       reconnectTimeoutMs: options.connectTimeoutMs ?? 30_000,
       backoff: options.backoff,
+      signal: options.signal,
       setup: async (model, connects) => {
         const queue = await producer.#setup(model, durable);
         if (connects === 1) producer.queue = queue;
@@ -325,6 +328,8 @@ export function main(args: string[]): Promise<number> {
     const out = (line: string) => writeAll(Deno.stdout, encoder.encode(line + "\n"));
     const perMessage = values.lines && !values.quiet;
     let confirmedLines = Promise.resolve();
+    const controller = new AbortController();
+    using _signals = abortOnSignals(controller);
 
     await out("RabbitMQ producer");
     await using producer = await Producer.open(url, {
@@ -335,14 +340,12 @@ export function main(args: string[]): Promise<number> {
       maxInFlight,
       connectTimeoutMs,
       logger: log,
+      signal: controller.signal,
       onConfirm: perMessage
         ? () => confirmedLines = confirmedLines.then(() => out("Message published to Queue!"))
         : undefined,
     });
     await out(`Queue: ${formatQueue(producer.queue)}`);
-
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
     const started = performance.now();
     let sent = 0;
     if (count !== null) {

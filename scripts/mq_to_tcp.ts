@@ -284,6 +284,7 @@ export async function runBridge(url: string, options: BridgeOptions): Promise<vo
     deadLetterExchange: options.deadLetterExchange,
     prefetch: options.prefetch,
     connectTimeoutMs: options.connectTimeoutMs,
+    signal,
     start: false,
     logger: log,
     handle: (batch, settle) => forward(consumer!, batch, settle),
