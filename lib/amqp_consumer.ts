@@ -127,15 +127,17 @@ export class QueueConsumer implements AsyncDisposable {
   }
 
   async #consume(channel: Channel): Promise<void> {
-    const { consumerTag } = await channel.consume(this.#options.queue, (message) => {
+    // Our own tag, known before consume-ok: deliveries (and a pause) may come first.
+    const consumerTag = `netkit.${crypto.randomUUID()}`;
+    this.#tag = consumerTag;
+    await channel.consume(this.#options.queue, (message) => {
       if (message === null) {
         this.#fail(new AmqpFatalError(`Queue "${this.#options.queue}" was deleted`));
         return;
       }
       this.#buffer.push({ message, channel });
       this.#wakeLoop();
-    }, { noAck: false });
-    this.#tag = consumerTag;
+    }, { noAck: false, consumerTag });
   }
 
   #wakeLoop(): void {
@@ -160,7 +162,13 @@ export class QueueConsumer implements AsyncDisposable {
       const batch = this.#buffer.filter((d) => d.channel === channel).map((d) => d.message);
       this.#buffer = [];
       if (channel === null || batch.length === 0) continue; // Stale: the broker requeued them.
-      const more = await this.#options.handle(batch, settleOn(channel));
+      let more;
+      try {
+        more = await this.#options.handle(batch, settleOn(channel));
+      } catch (error) {
+        this.#fail(error as Error);
+        throw error;
+      }
       if (more === false) {
         this.#stopped = true; // The owner's stop() closes the channel.
         return;
