@@ -158,6 +158,6 @@ export async function restartBroker(downMs = 1000): Promise<void> {
     await delay(downMs);
   } finally {
     await withTimeout(rabbitmqctl("start_app"), 60_000, "rabbitmqctl start_app");
-    if (!(await awaitBroker())) throw new Error("The broker did not come back after start_app");
   }
+  if (!(await awaitBroker())) throw new Error("The broker did not come back after start_app");
 }
