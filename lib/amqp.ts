@@ -291,3 +291,28 @@ export class AmqpLink implements AsyncDisposable {
 export function formatQueue(queue: { queue: string; messageCount: number; consumerCount: number }) {
   return `{${queue.queue} ${queue.messageCount} ${queue.consumerCount}}`;
 }
+
+/** The parts of amqplib's internals that {@link untilWritten} reads. */
+interface ChannelInternals {
+  ch?: number;
+  connection?: {
+    stream?: { writableLength?: number };
+    channels?: Array<{ buffer?: { readableLength?: number } } | null>;
+  };
+}
+
+/**
+ * Resolves once everything published on `channel` has left amqplib's
+ * buffers and the socket's, i.e. was handed to the kernel: the moment a
+ * Go client's `Publish` returns. Reads amqplib internals; if they change,
+ * it resolves at once.
+ */
+export async function untilWritten(channel: object): Promise<void> {
+  const c = channel as ChannelInternals;
+  const stream = c.connection?.stream;
+  const buffer = c.ch === undefined ? undefined : c.connection?.channels?.[c.ch]?.buffer;
+  if (stream?.writableLength === undefined || buffer?.readableLength === undefined) return;
+  while (buffer.readableLength > 0 || stream.writableLength > 0) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
