@@ -130,9 +130,11 @@ export class Producer implements AsyncDisposable {
   }
 
   async #setup(model: ChannelModel, durable: boolean): Promise<Replies.AssertQueue> {
+    // A short write queue, counted in chunks: batches are big, so waiting for drain bounds memory.
+    const options = { highWaterMark: CHANNEL_HIGH_WATER_MARK };
     const channel = this.#confirm
-      ? await model.createConfirmChannel()
-      : await model.createChannel();
+      ? await model.createConfirmChannel(options)
+      : await model.createChannel(options);
     channel.on("error", (error: Error) => {
       this.#fail(new AmqpFatalError(`The broker closed the channel: ${error.message}`));
     });
