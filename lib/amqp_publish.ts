@@ -96,7 +96,8 @@ export function encodePublish(
   o += 7;
   view.setUint16(o, CLASS_BASIC);
   view.setUint16(o + 2, 0);
-  view.setBigUint64(o + 4, BigInt(body.byteLength));
+  view.setUint32(o + 4, Math.floor(body.byteLength / 2 ** 32));
+  view.setUint32(o + 8, body.byteLength >>> 0);
   view.setUint16(o + 12, FLAG_CONTENT_TYPE | (flags.persistent ? FLAG_DELIVERY_MODE : 0));
   view.setUint8(o + 14, contentType.byteLength);
   target.set(contentType, o + 15);
@@ -141,8 +142,13 @@ export class PublishBatch {
   #routingKey: Uint8Array;
   #contentType: Uint8Array;
   #props: PublishProps;
-  #buf = Buffer.allocUnsafe(BATCH_BYTES);
+  #buf: Buffer = Buffer.allocUnsafe(BATCH_BYTES);
+  #view: DataView = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
   #used = 0;
+  /** Method and header frames of an empty message: the same bytes for every message but its size. */
+  #template: Uint8Array;
+  /** Where the 8-byte body size sits in the template. */
+  #sizeAt: number;
   #callbacks: Array<ConfirmCallback | false> = [];
   #confirm: boolean;
 
@@ -159,6 +165,22 @@ export class PublishBatch {
     this.#routingKey = new TextEncoder().encode(queue);
     this.#contentType = new TextEncoder().encode(props.contentType);
     this.#props = props;
+    const { persistent, mandatory } = props;
+    this.#template = new Uint8Array(
+      publishSize(this.#routingKey, this.#contentType, persistent, 0, inner.connection.frameMax),
+    );
+    encodePublish(
+      this.#template,
+      0,
+      inner.ch,
+      this.#routingKey,
+      this.#contentType,
+      { persistent, mandatory },
+      new Uint8Array(0),
+      inner.connection.frameMax,
+    );
+    // Method frame, then the header frame's type, channel, size, class and weight.
+    this.#sizeAt = FRAME_OVERHEAD + 4 + 2 + 1 + 1 + this.#routingKey.byteLength + 1 + 7 + 4;
   }
 
   /**
@@ -191,6 +213,32 @@ export class PublishBatch {
   /** Encodes one message; `onConfirm` is called with the broker's ack or nack (confirm channels). */
   add(body: Uint8Array, onConfirm?: ConfirmCallback): void {
     const frameMax = this.#internals.connection.frameMax;
+    const n = body.byteLength;
+    if (n > frameMax - FRAME_OVERHEAD) {
+      this.#addLarge(body, frameMax);
+    } else {
+      const size = this.#template.byteLength + (n > 0 ? FRAME_OVERHEAD + n : 0);
+      if (this.#used + size > this.#buf.byteLength) this.#grow(size);
+      const buf = this.#buf;
+      const view = this.#view;
+      let o = this.#used;
+      buf.set(this.#template, o);
+      view.setUint32(o + this.#sizeAt + 4, n); // The high half stays 0: n < frameMax.
+      o += this.#template.byteLength;
+      if (n > 0) {
+        buf[o] = FRAME_BODY;
+        view.setUint16(o + 1, this.#internals.ch);
+        view.setUint32(o + 3, n);
+        buf.set(body, o + 7);
+        o += 7 + n;
+        buf[o++] = FRAME_END;
+      }
+      this.#used = o;
+    }
+    this.#callbacks.push(onConfirm ?? false);
+  }
+
+  #addLarge(body: Uint8Array, frameMax: number): void {
     const { persistent, mandatory } = this.#props;
     const size = publishSize(
       this.#routingKey,
@@ -199,11 +247,7 @@ export class PublishBatch {
       body.byteLength,
       frameMax,
     );
-    if (this.#used + size > this.#buf.byteLength) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.#buf.byteLength * 2, this.#used + size));
-      bigger.set(this.#buf.subarray(0, this.#used));
-      this.#buf = bigger;
-    }
+    if (this.#used + size > this.#buf.byteLength) this.#grow(size);
     this.#used = encodePublish(
       this.#buf,
       this.#used,
@@ -214,7 +258,17 @@ export class PublishBatch {
       body,
       frameMax,
     );
-    this.#callbacks.push(onConfirm ?? false);
+  }
+
+  #grow(size: number): void {
+    const bigger = Buffer.allocUnsafe(Math.max(this.#buf.byteLength * 2, this.#used + size));
+    bigger.set(this.#buf.subarray(0, this.#used));
+    this.#setBuffer(bigger);
+  }
+
+  #setBuffer(buf: Buffer): void {
+    this.#buf = buf;
+    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   /**
@@ -228,7 +282,7 @@ export class PublishBatch {
     const slot = inner.connection.channels[inner.ch];
     if (!slot || slot.channel !== this.#channel) throw new Error("Channel closed");
     const chunk = this.#buf.subarray(0, this.#used);
-    this.#buf = Buffer.allocUnsafe(Math.max(BATCH_BYTES, this.#used));
+    this.#setBuffer(Buffer.allocUnsafe(Math.max(BATCH_BYTES, this.#used)));
     this.#used = 0;
     const callbacks = this.#callbacks;
     this.#callbacks = [];
