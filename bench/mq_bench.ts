@@ -49,7 +49,14 @@ async function main(): Promise<number> {
   const channel = await conn.createChannel();
   const queue = `netkit.bench.${crypto.randomUUID()}`;
   await channel.assertQueue(queue, { durable: false });
-  const purge = () => channel.purgeQueue(queue);
+  // Empty the queue and let the broker settle: a publisher without confirms may have left
+  // messages in flight that land after a first purge and would slow whoever runs next.
+  const purge = async () => {
+    for (let purged = 1; purged > 0;) {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      purged = (await channel.purgeQueue(queue)).messageCount;
+    }
+  };
   const fill = async () => {
     await purge();
     const figures = await runLoad("amqpload", ["-url", URL, "-q", queue, "-n", String(COUNT)]);
