@@ -15,6 +15,22 @@ import type { Logger } from "./log.ts";
 
 /** The broker the book's programs use. */
 export const DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/";
+/** The command-line options the RabbitMQ programs share, for their `runCommand` specs. */
+export const AMQP_OPTIONS = {
+  url: {
+    type: "string",
+    arg: "URL",
+    description: "broker URL (default $AMQP_URL or amqp://guest:guest@localhost:5672/)",
+  },
+  queue: { type: "string", arg: "NAME", default: "Go", description: "queue to declare and use" },
+  durable: { type: "boolean", description: "declare the queue durable" },
+  "connect-timeout": {
+    type: "string",
+    arg: "DURATION",
+    default: "30s",
+    description: "how long to try reaching the broker at start",
+  },
+} as const;
 /** What stands in for a password wherever a URL is shown. */
 const REDACTED = "***";
 

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { resolveAmqpUrl } from "../lib/amqp.ts";
+import { AMQP_OPTIONS, resolveAmqpUrl } from "../lib/amqp.ts";
 import { QueueConsumer } from "../lib/amqp_consumer.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli.ts";
 import { writeAll } from "../lib/lines.ts";
@@ -28,13 +28,7 @@ const spec = {
   args: "",
   maxArgs: 0,
   options: {
-    url: {
-      type: "string",
-      arg: "URL",
-      description: "broker URL (default $AMQP_URL or amqp://guest:guest@localhost:5672/)",
-    },
-    queue: { type: "string", arg: "NAME", default: "Go", description: "queue to declare and read" },
-    durable: { type: "boolean", description: "declare the queue durable" },
+    ...AMQP_OPTIONS,
     prefetch: {
       type: "string",
       arg: "N",
@@ -42,12 +36,6 @@ const spec = {
       description: "most unacknowledged messages in flight",
     },
     count: { type: "string", short: "n", arg: "N", description: "exit after N messages" },
-    "connect-timeout": {
-      type: "string",
-      arg: "DURATION",
-      default: "30s",
-      description: "how long to try reaching the broker at start",
-    },
     quiet: { type: "boolean", short: "q", description: "print no Received: lines (for load)" },
   },
   notes: `Runs until Ctrl-C (or --count N messages). Each message is acknowledged only

@@ -19,6 +19,7 @@
 import { Buffer } from "node:buffer";
 import type { Channel, ChannelModel, ConfirmChannel, Replies } from "amqplib";
 import {
+  AMQP_OPTIONS,
   AmqpFatalError,
   AmqpLink,
   type BackoffOptions,
@@ -295,12 +296,7 @@ const spec = {
   args: "",
   maxArgs: 0,
   options: {
-    url: {
-      type: "string",
-      arg: "URL",
-      description: "broker URL (default $AMQP_URL or amqp://guest:guest@localhost:5672/)",
-    },
-    queue: { type: "string", arg: "NAME", default: "Go", description: "queue to declare and use" },
+    ...AMQP_OPTIONS,
     message: {
       type: "string",
       short: "m",
@@ -315,7 +311,6 @@ const spec = {
       arg: "N",
       description: "publish N numbered messages TEXT-1 ... TEXT-N (for load)",
     },
-    durable: { type: "boolean", description: "declare the queue durable" },
     persistent: { type: "boolean", description: "mark messages persistent" },
     "no-confirm": {
       type: "boolean",

@@ -18,7 +18,7 @@
  */
 import type { ConsumeMessage } from "amqplib";
 import { type NetAddress, parseHostPort } from "../lib/addr.ts";
-import { backoffDelay, resolveAmqpUrl } from "../lib/amqp.ts";
+import { AMQP_OPTIONS, backoffDelay, resolveAmqpUrl } from "../lib/amqp.ts";
 import { QueueConsumer, type Settle } from "../lib/amqp_consumer.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage, UsageError } from "../lib/cli.ts";
 import { LineReader, writeAll } from "../lib/lines.ts";
@@ -318,13 +318,7 @@ const spec = {
   maxArgs: 0,
   options: {
     tcp: { type: "string", arg: "HOST:PORT", description: "the TCP server (required)" },
-    url: {
-      type: "string",
-      arg: "URL",
-      description: "broker URL (default $AMQP_URL or amqp://guest:guest@localhost:5672/)",
-    },
-    queue: { type: "string", arg: "NAME", default: "Go", description: "queue to consume" },
-    durable: { type: "boolean", description: "declare the queue durable" },
+    ...AMQP_OPTIONS,
     "dead-letter-exchange": {
       type: "string",
       arg: "NAME",
@@ -351,12 +345,6 @@ const spec = {
       arg: "BYTES",
       default: "65536",
       description: "longest message (and reply line); longer messages are rejected",
-    },
-    "connect-timeout": {
-      type: "string",
-      arg: "DURATION",
-      default: "30s",
-      description: "how long to try reaching the broker at start",
     },
     quiet: { type: "boolean", short: "q", description: "print no Forwarded: lines" },
   },

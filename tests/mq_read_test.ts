@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { runScript, startScript } from "./helpers.ts";
-import { Broker, BROKER_URL, brokerMissing, testQueue } from "./rabbitmq.ts";
+import { Broker, brokerMissing, onQueue, testQueue } from "./rabbitmq.ts";
 
 const ignore = brokerMissing;
 
@@ -20,14 +20,11 @@ Deno.test({
   async fn() {
     await using queue = testQueue();
     for (let i = 0; i < 2; i++) {
-      const sent = await runScript("mq_send", ["--url", BROKER_URL, "--queue", queue.name]);
+      const sent = await runScript("mq_send", onQueue(queue.name));
       assert.equal(sent.code, 0, sent.stderr);
     }
     const { code, stdout, stderr } = await runScript("mq_read", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
       "--count",
       "2",
     ]);
@@ -53,10 +50,7 @@ Deno.test({
     await using queue = testQueue();
     const total = 10_000;
     const sent = await runScript("mq_send", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
       "--count",
       String(total),
       "--message",
@@ -65,10 +59,7 @@ Deno.test({
     assert.equal(sent.code, 0, sent.stderr);
     assert.match(sent.stdout, /10000 messages published to Queue!/);
     const { code, stdout, stderr } = await runScript("mq_read", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
       "--count",
       String(total),
       "--prefetch",
@@ -93,10 +84,7 @@ Deno.test({
     await broker.channel.assertQueue(queue.name, { durable: false });
     await broker.publish(queue.name, Array.from({ length: 50 }, (_, i) => `c-${i + 1}`));
     const { code, stdout } = await runScript("mq_read", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
       "--count",
       "7",
     ]);
@@ -118,10 +106,7 @@ Deno.test({
     await broker.channel.assertQueue(queue.name, { durable: false });
     await broker.publish(queue.name, Array.from({ length: total }, (_, i) => `k-${i + 1}`));
     const first = await startScript("mq_read", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
       "--prefetch",
       "200",
     ], { waitReady: false });
@@ -133,10 +118,7 @@ Deno.test({
     assert.ok(before.length < total, "killed before the end");
     await broker.awaitNoConsumers(queue.name); // The broker has requeued what it had delivered.
     const { code, stdout } = await runScript("mq_read", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
       "--count",
       String(await broker.count(queue.name)),
     ], { timeoutMs: 30_000 });
@@ -155,10 +137,7 @@ Deno.test({
     await using broker = await Broker.connect();
     await broker.channel.assertQueue(queue.name, { durable: false });
     await using reader = await startScript("mq_read", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
     ], { waitReady: false });
     await reader.stdout.waitFor("Connected to the RabbitMQ server!");
     await broker.publish(queue.name, ["s-1", "s-2"]);
@@ -206,10 +185,7 @@ Deno.test({
     await using broker = await Broker.connect();
     await broker.channel.assertQueue(queue.name, { durable: true });
     const { code, stderr } = await runScript("mq_read", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
     ]);
     assert.equal(code, 1);
     assert.match(stderr, /PRECONDITION.FAILED - inequivalent arg 'durable'/);

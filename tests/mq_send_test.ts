@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { delay, runScript, startScript } from "./helpers.ts";
-import { Broker, BROKER_URL, brokerMissing, restartBroker, testQueue } from "./rabbitmq.ts";
+import { Broker, brokerMissing, onQueue, restartBroker, testQueue } from "./rabbitmq.ts";
 import { freePort } from "../bench/yardsticks.ts";
 
 const ignore = brokerMissing;
@@ -10,13 +10,13 @@ Deno.test({
   ignore,
   async fn() {
     await using queue = testQueue();
-    const first = await runScript("mq_send", ["--url", BROKER_URL, "--queue", queue.name]);
+    const first = await runScript("mq_send", onQueue(queue.name));
     assert.equal(first.code, 0, first.stderr);
     assert.equal(
       first.stdout,
       `RabbitMQ producer\nQueue: {${queue.name} 0 0}\nMessage published to Queue!`,
     );
-    const second = await runScript("mq_send", ["--url", BROKER_URL, "--queue", queue.name]);
+    const second = await runScript("mq_send", onQueue(queue.name));
     assert.match(second.stdout, new RegExp(`^Queue: \\{${queue.name} 1 0\\}$`, "m"));
     await using broker = await Broker.connect();
     assert.deepEqual(await broker.drain(queue.name), [
@@ -33,7 +33,7 @@ Deno.test({
     await using queue = testQueue();
     const { code, stdout, stderr } = await runScript(
       "mq_send",
-      ["--url", BROKER_URL, "--queue", queue.name, "--lines"],
+      [...onQueue(queue.name), "--lines"],
       { stdin: "one\ntwo words\r\n\nthree" },
     );
     assert.equal(code, 0, stderr);
@@ -50,7 +50,7 @@ Deno.test({
     await using queue = testQueue();
     const { code, stderr } = await runScript(
       "mq_send",
-      ["--url", BROKER_URL, "--queue", queue.name, "--lines", "--max-line", "10"],
+      [...onQueue(queue.name), "--lines", "--max-line", "10"],
       { stdin: "short\n" + "x".repeat(50) + "\nnever\n" },
     );
     assert.equal(code, 1);
@@ -143,15 +143,12 @@ Deno.test({
     const total = 20_000;
     await using reader = await startScript(
       "mq_read",
-      ["--url", BROKER_URL, "--queue", queue.name, "--durable"],
+      [...onQueue(queue.name), "--durable"],
       { waitReady: false },
     );
     await reader.stdout.waitFor("Connected to the RabbitMQ server!");
     await using sender = await startScript("mq_send", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
       "--durable",
       "--persistent",
       "--count",

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { LineReader, writeAll } from "../lib/lines.ts";
 import { freePort } from "../bench/yardsticks.ts";
 import { runScript, startScript, withTimeout } from "./helpers.ts";
-import { Broker, BROKER_URL, brokerMissing, deleteQueues, testQueue } from "./rabbitmq.ts";
+import { Broker, brokerMissing, deleteQueues, onQueue, testQueue } from "./rabbitmq.ts";
 
 const ignore = brokerMissing;
 
@@ -84,10 +84,7 @@ Deno.test({
     await using queue = testQueue();
     const port = freePort();
     await using bridge = await startScript("mq_to_tcp", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
       "--tcp",
       `127.0.0.1:${port}`,
     ], { waitReady: false });
@@ -124,10 +121,7 @@ Deno.test({
     await broker.channel.assertQueue(queue.name, { durable: false });
     await broker.publish(queue.name, ["m-1", "m-2", "m-3"]);
     await using bridge = await startScript("mq_to_tcp", [
-      "--url",
-      BROKER_URL,
-      "--queue",
-      queue.name,
+      ...onQueue(queue.name),
       "--tcp",
       `127.0.0.1:${port}`,
       "--await-reply",
@@ -163,10 +157,7 @@ Deno.test({
       });
       await broker.publish(queue.name, ["good-1", "two\nlines", "x".repeat(101), "good-2"]);
       await using bridge = await startScript("mq_to_tcp", [
-        "--url",
-        BROKER_URL,
-        "--queue",
-        queue.name,
+        ...onQueue(queue.name),
         "--tcp",
         `127.0.0.1:${port}`,
         "--dead-letter-exchange",

@@ -23,6 +23,11 @@ async function reachable(): Promise<boolean> {
   }
 }
 
+/** A script's arguments for the test broker and a queue: `--url ... --queue NAME ...args`. */
+export function onQueue(queue: string, ...args: string[]): string[] {
+  return ["--url", BROKER_URL, "--queue", queue, ...args];
+}
+
 /** Runs `rabbitmqctl ARGS`, failing with its output. */
 export async function rabbitmqctl(...args: string[]): Promise<void> {
   const out = await new Deno.Command("rabbitmqctl", { args, stdout: "piped", stderr: "piped" })
