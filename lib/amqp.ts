@@ -256,6 +256,10 @@ export class AmqpLink implements AsyncDisposable {
       },
     });
     model.on("error", (error: Error) => log.info(`RabbitMQ: ${error.message}`));
+    model.on("blocked", (reason: string) => {
+      log.info(`RabbitMQ: the broker holds back publishing (${reason}); waiting`);
+    });
+    model.on("unblocked", () => log.info("RabbitMQ: publishing resumed"));
     model.on("connect-failed", (error: Error) => last = classifyAmqpError(error, url));
     model.on("connect", () => {
       if (connected) log.info(`RabbitMQ: reconnected to ${displayUrl}`);
