@@ -16,6 +16,7 @@ import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/c
 import { LineReader, LineTooLongError, writeAll } from "../lib/lines.ts";
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/server.ts";
+import { parseWorkers, serveWorkers } from "../lib/workers.ts";
 
 /** The first read buffer of a connection: small, so idle clients cost little. */
 const FIRST_BUFFER_BYTES = 1024;
@@ -39,6 +40,10 @@ export interface EchoServerOptions {
   quiet?: boolean;
   /** Aborting it shuts the server down gracefully. */
   signal?: AbortSignal;
+  /** Share the port with other workers (`SO_REUSEPORT`). Default false. */
+  reusePort?: boolean;
+  /** Names this worker in connection logs when several serve the port. Default none. */
+  workerTag?: string;
   /** Called once listening. Default prints the ready line. */
   onListen?: (addr: Deno.Addr) => void;
 }
@@ -100,19 +105,21 @@ export function serveEcho(options: EchoServerOptions = {}): Promise<TcpServer> {
   const log = new Logger({ quiet: options.quiet });
   const reply = options.reply === undefined ? null : encoder.encode(options.reply + "\n");
   const maxLineBytes = options.maxLineBytes ?? 64 * 1024;
+  const tag = options.workerTag ? ` (${options.workerTag})` : "";
   return serveTcp(async (session) => {
-    log.info(`Connection from: ${session.peer}`);
+    log.info(`Connection from: ${session.peer}${tag}`);
     try {
       if (reply) await replyLines(session, reply, maxLineBytes, log);
       else await echoBytes(session, log);
     } finally {
-      log.info(`Closed: ${session.peer}`);
+      log.info(`Closed: ${session.peer}${tag}`);
     }
   }, {
     address: options.address,
     maxConns: options.maxConns,
     idleTimeoutMs: options.idleTimeoutMs,
     signal: options.signal,
+    reusePort: options.reusePort,
     logger: log,
     onListen: options.onListen,
   });
@@ -154,6 +161,12 @@ const spec = {
       description: "longest line with --reply",
     },
     quiet: { type: "boolean", short: "q", description: "log nothing per connection or line" },
+    workers: {
+      type: "string",
+      arg: "N",
+      default: "1",
+      description: "threads sharing the port (auto = one per CPU)",
+    },
   },
   notes: `ADDR is PORT, HOST:PORT, [IPv6]:PORT or unix:/path (default 1234).
 
@@ -169,18 +182,31 @@ export function main(args: string[]): Promise<number> {
     const address = usage(() =>
       parseAddress(positionals[0] ?? values.port ?? "1234", { defaultHost: values.host })
     );
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = await serveEcho({
-      address,
+    const count = parseWorkers(values.workers);
+    const options = {
       reply: values.reply,
       maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
       idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
       maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
       quiet: values.quiet,
+    };
+    const controller = new AbortController();
+    using _signals = abortOnSignals(controller);
+    await serveWorkers({
+      count,
+      moduleUrl: import.meta.url,
+      address,
       signal: controller.signal,
+      serve: (slot) =>
+        serveEcho({
+          ...options,
+          address: slot.address,
+          reusePort: slot.reusePort,
+          signal: slot.signal,
+          workerTag: count > 1 ? `worker ${slot.id}` : undefined,
+          onListen: () => {},
+        }),
     });
-    await server.finished;
     return 0;
   });
 }
