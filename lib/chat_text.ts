@@ -1,0 +1,95 @@
+/**
+ * The text rules of the chat room, shared by the hub, its transports and
+ * the terminal client: which names are valid, how a message is cleaned up
+ * before it is broadcast, how control characters are made visible on a
+ * terminal, and the seed's `2006-01-02 15:04:05` timestamps.
+ *
+ * @module
+ */
+
+/** Longest name, in characters (code points). */
+export const MAX_NAME_CHARS = 32;
+/** Longest message, in UTF-8 bytes after clean-up (gorilla's chat uses 512). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 512;
+
+/** C0 and C1 controls, DEL, and the bidi overrides that can disguise text on a terminal or page. */
+const INVISIBLE = /[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+const INVISIBLE_ALL = new RegExp(INVISIBLE.source, "gu");
+const NEWLINES = /\r\n|[\r\n\u2028\u2029]/g;
+const encoder = new TextEncoder();
+
+/** A name the room refuses: empty, too long, with spaces or control characters. */
+export class NameError extends RangeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "NameError";
+  }
+}
+
+/** A message the room refuses: empty, or too long. */
+export class MessageError extends RangeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "MessageError";
+  }
+}
+
+/**
+ * Checks a requested name and returns it trimmed; throws {@link NameError}
+ * quoting (escaped) the bad value. Names are 1-32 characters with no
+ * whitespace, control characters or bidi overrides; anything else,
+ * `<b>` included, is fine because every transport shows names as text.
+ */
+export function checkName(requested: string): string {
+  const name = requested.trim();
+  if (name === "") throw new NameError("Invalid name: it is empty");
+  const quoted = `"${escapeControls(name)}"`;
+  if ([...name].length > MAX_NAME_CHARS) {
+    throw new NameError(`Invalid name ${quoted}: longer than ${MAX_NAME_CHARS} characters`);
+  }
+  if (INVISIBLE.test(name)) {
+    throw new NameError(`Invalid name ${quoted}: control characters are not allowed`);
+  }
+  if (/\s/u.test(name)) throw new NameError(`Invalid name ${quoted}: spaces are not allowed`);
+  return name;
+}
+
+/**
+ * Cleans up a message as the room stores it: newlines become spaces and
+ * the ends are trimmed. Throws {@link MessageError} when nothing is left or
+ * the result is longer than `maxBytes` UTF-8 bytes.
+ */
+export function cleanMessage(text: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): string {
+  const clean = text.replace(NEWLINES, " ").trim();
+  if (clean === "") throw new MessageError("Empty message: nothing to send");
+  // Most messages are short: count bytes only when the characters could exceed the bound.
+  if (clean.length * 3 > maxBytes) {
+    const bytes = encoder.encode(clean).byteLength;
+    if (bytes > maxBytes) {
+      throw new MessageError(`Message too long: ${bytes} bytes, the limit is ${maxBytes}`);
+    }
+  }
+  return clean;
+}
+
+/**
+ * Makes control characters and bidi overrides visible, so that a message
+ * cannot move the cursor, change colours or hide text on a terminal:
+ * ESC becomes `\x1b`, a tab `\x09`, U+202E `\u202e`.
+ */
+export function escapeControls(text: string): string {
+  if (!INVISIBLE.test(text)) return text;
+  return text.replace(INVISIBLE_ALL, (c) => {
+    const code = c.codePointAt(0)!;
+    return code < 0x100
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/** Formats a time as seed 001 does, `2006-01-02 15:04:05`, in local time. */
+export function chatTime(date: Date = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())} ` +
+    `${p(date.getHours())}:${p(date.getMinutes())}:${p(date.getSeconds())}`;
+}

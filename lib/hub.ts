@@ -1,0 +1,644 @@
+/**
+ * The chat room: one {@link ChatHub} owns the members and alone changes
+ * them (gorilla's hub), whatever transport they came by. Transports call
+ * `join`, `leave`, `broadcast`; the hub names members (a taken name gets a
+ * suffix), stamps every message with the server's time and the sender's
+ * name, announces joins and leaves, limits each member's rate, and keeps
+ * slow members from slowing the room: each member has a bounded outgoing
+ * queue, and one that falls further behind is dropped with a notice.
+ *
+ * A broadcast is encoded once per wire format (JSON for WebSocket, a text
+ * line for TCP), not once per member, and the same bytes go to everyone.
+ *
+ * Several hubs (one per server instance) can form one room through a
+ * {@link HubBus}: the hub publishes what happens locally and
+ * {@link ChatHub.receive} takes what happened elsewhere; remote members are
+ * listed and their names are taken. The bus itself lives outside.
+ *
+ * @module
+ */
+import { chatTime, checkName, cleanMessage, escapeControls, MessageError } from "./chat_text.ts";
+
+/** Most messages waiting for one member before it is dropped (gorilla's 256). */
+export const DEFAULT_MAX_QUEUE = 256;
+/** The byte equivalent: 256 messages of about 1 KiB (a 512-byte text in its envelope). */
+export const DEFAULT_MAX_QUEUE_BYTES = 256 * 1024;
+/** Messages a member may send per second, sustained. */
+export const DEFAULT_RATE = 10;
+/** Messages a member may send at once (a pasted paragraph) before the rate applies. */
+export const DEFAULT_BURST = 20;
+/** Joins and leaves within this window go out as one announcement, so a crowd joining costs O(n). */
+export const DEFAULT_PRESENCE_DELAY_MS = 50;
+
+/** How a member receives the room: JSON objects (WebSocket) or text lines (TCP). */
+export type WireFormat = "json" | "line";
+
+/** Why a member left. */
+export type LeaveReason =
+  | "quit"
+  | "disconnected"
+  | "timed out"
+  | "too slow"
+  | "server shutdown"
+  | "instance lost";
+
+/** One change in who is in the room. */
+export type PresenceChange =
+  | { event: "join"; name: string }
+  | { event: "leave"; name: string; reason: LeaveReason }
+  | { event: "rename"; from: string; name: string };
+
+/** What a member receives, before encoding. `time` is `2006-01-02 15:04:05`, `ts` ms since the epoch. */
+export type ChatEvent =
+  | {
+    type: "welcome";
+    time: string;
+    ts: number;
+    name: string;
+    requested: string;
+    members: string[];
+  }
+  | { type: "message"; time: string; ts: number; name: string; text: string }
+  | { type: "presence"; time: string; ts: number; changes: PresenceChange[]; count: number }
+  | { type: "notice"; time: string; ts: number; level: "info" | "error"; text: string };
+
+/** What hubs tell each other through a {@link HubBus}; `origin` names the hub that saw it happen. */
+export type BusEvent =
+  | { type: "join"; origin: string; ts: number; name: string }
+  | { type: "leave"; origin: string; ts: number; name: string; reason: LeaveReason }
+  | { type: "rename"; origin: string; ts: number; from: string; name: string }
+  | { type: "message"; origin: string; ts: number; name: string; text: string }
+  | { type: "roster"; origin: string; ts: number; names: string[] };
+
+/**
+ * Carries events between hubs of one room on several instances (a later
+ * RabbitMQ fan-out exchange, for instance). The hub calls `publish` for
+ * every local join, leave, rename and message; the bus calls
+ * {@link ChatHub.receive} on the other hubs, and {@link ChatHub.forget}
+ * when an instance is gone. A new hub can ask the others for
+ * {@link ChatHub.roster} to learn who is already there.
+ */
+export interface HubBus {
+  /** Sends an event to the other hubs; must not throw or block. */
+  publish(event: BusEvent): void;
+}
+
+/** A member's connection as the hub sees it. */
+export interface MemberSink {
+  /** The encoding this member receives. */
+  readonly format: WireFormat;
+  /**
+   * Hands bytes to the connection. A promise means "still writing": the
+   * hub queues what comes meanwhile (bounded) and writes it in one batch.
+   * A rejection means the connection is gone.
+   */
+  write(data: Uint8Array): Promise<void> | void;
+  /** Bytes the connection holds that the peer has not taken yet (a WebSocket's `bufferedAmount`). */
+  buffered?(): number;
+  /** Closes the connection because the hub dropped the member; `reason` is for the peer. */
+  close(reason: LeaveReason): void;
+}
+
+/** Options for {@link ChatHub.join}. */
+export interface JoinOptions {
+  /** Whether the member receives its own messages back. Default true. */
+  echo?: boolean;
+}
+
+/** Options for {@link ChatHub}. */
+export interface HubOptions {
+  /** Most messages queued for one member before it is dropped. Default 256. */
+  maxQueue?: number;
+  /** Most bytes queued (or buffered by its connection) for one member. Default 256 KiB. */
+  maxQueueBytes?: number;
+  /** Longest message in UTF-8 bytes, after newlines become spaces and ends are trimmed. Default 512. */
+  maxMessageBytes?: number;
+  /** Messages per second one member may send, sustained; 0 for no limit. Default 10. */
+  rate?: number;
+  /** Messages one member may send at once. Default 20. */
+  burst?: number;
+  /** Joins and leaves are gathered this long into one announcement; 0 sends each at once. Default 50. */
+  presenceDelayMs?: number;
+  /** This hub's name on the bus. Default a random id. */
+  instanceId?: string;
+  /** Where local events go to reach other instances. Default none. */
+  bus?: HubBus;
+  /** Called on each join, leave and drop, for the server's log. */
+  onLog?: (line: string) => void;
+  /** The clock. Default `Date.now`. */
+  now?: () => number;
+}
+
+const encoder = new TextEncoder();
+
+/** An event encoded at most once per wire format, the same bytes for every member. */
+class Frame {
+  readonly event: ChatEvent;
+  #json: Uint8Array | null = null;
+  #line: Uint8Array | null = null;
+
+  constructor(event: ChatEvent) {
+    this.event = event;
+  }
+
+  bytes(format: WireFormat): Uint8Array {
+    if (format === "json") return this.#json ??= encoder.encode(JSON.stringify(this.event));
+    return this.#line ??= encoder.encode(formatLines(this.event));
+  }
+}
+
+/** Renders an event as the TCP lines of seed 001: `2006-01-02 15:04:05 NAME: text`. */
+export function formatLines(event: ChatEvent): string {
+  switch (event.type) {
+    case "message":
+      return `${event.time} ${event.name}: ${escapeControls(event.text)}\n`;
+    case "presence":
+      return event.changes.map((c) => `${event.time} * ${describeChange(c)}\n`).join("");
+    case "notice":
+      return `${event.level === "error" ? "ERROR" : "*"} ${escapeControls(event.text)}\n`;
+    case "welcome": {
+      const given = event.name === event.requested
+        ? ""
+        : ` ("${escapeControls(event.requested)}" is taken)`;
+      return `* Welcome, ${event.name}${given}. ${onlineText(event.members)}\n`;
+    }
+  }
+}
+
+/** `alice joined`, `bob left (timed out)`, `carol is now known as caz`. */
+export function describeChange(change: PresenceChange): string {
+  switch (change.event) {
+    case "join":
+      return `${change.name} joined`;
+    case "leave":
+      return change.reason === "quit"
+        ? `${change.name} left`
+        : `${change.name} left (${change.reason})`;
+    case "rename":
+      return `${change.from} is now known as ${change.name}`;
+  }
+}
+
+/** Most names listed in one `/who` answer; the rest are counted. */
+const MAX_LISTED = 100;
+
+/** `3 online: alice, bob, carol` (at most 100 names, then `and N more`). */
+export function onlineText(names: readonly string[]): string {
+  const listed = names.slice(0, MAX_LISTED).join(", ");
+  const more = names.length > MAX_LISTED ? `, and ${names.length - MAX_LISTED} more` : "";
+  return `${names.length} online: ${listed}${more}`;
+}
+
+/** A token bucket: `rate` per second, at most `burst` at once. */
+class RateLimit {
+  #tokens: number;
+  #last: number;
+  #rate: number;
+  #burst: number;
+
+  constructor(rate: number, burst: number, now: number) {
+    this.#rate = rate;
+    this.#burst = burst;
+    this.#tokens = burst;
+    this.#last = now;
+  }
+
+  take(now: number): boolean {
+    if (this.#rate <= 0) return true;
+    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#last) * this.#rate / 1000);
+    this.#last = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}
+
+/** One member of the room: its name, its connection, its outgoing queue. */
+export class Member {
+  /** Join order in this hub, from 1. */
+  readonly id: number;
+  readonly format: WireFormat;
+  /** Whether it receives its own messages. */
+  readonly echo: boolean;
+  #name: string;
+  #sink: MemberSink;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #writing = false;
+  #gone = false;
+  #onFailure: (member: Member) => void;
+  /** The rate limit; refused is true while a refusal streak lasts (one notice per streak). */
+  readonly limit: RateLimit;
+  refusing = false;
+
+  constructor(
+    id: number,
+    name: string,
+    sink: MemberSink,
+    echo: boolean,
+    limit: RateLimit,
+    onFailure: (member: Member) => void,
+  ) {
+    this.id = id;
+    this.#name = name;
+    this.#sink = sink;
+    this.format = sink.format;
+    this.echo = echo;
+    this.limit = limit;
+    this.#onFailure = onFailure;
+  }
+
+  /** The name the room knows it by (the hub may change it on `/nick`). */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** Whether it is still in the room. */
+  get present(): boolean {
+    return !this.#gone;
+  }
+
+  /** Messages waiting in its queue (not counting the batch being written). */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** @internal Renames; only the hub calls this. */
+  setName(name: string): void {
+    this.#name = name;
+  }
+
+  /** @internal Marks it gone, drops its queue; only the hub calls this. */
+  remove(): void {
+    this.#gone = true;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+  }
+
+  /** @internal Closes its connection; only the hub calls this. */
+  closeSink(reason: LeaveReason): void {
+    try {
+      this.#sink.close(reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /**
+   * Queues bytes for it; false when that would exceed a bound (the hub
+   * then drops it).
+   */
+  send(bytes: Uint8Array, maxQueue: number, maxQueueBytes: number): boolean {
+    if (this.#gone) return true;
+    if (this.#writing) {
+      if (this.#queue.length >= maxQueue) return false;
+      if (this.#queuedBytes + bytes.byteLength > maxQueueBytes) return false;
+      this.#queue.push(bytes);
+      this.#queuedBytes += bytes.byteLength;
+      return true;
+    }
+    const buffered = this.#sink.buffered?.() ?? 0;
+    if (buffered > 0 && buffered + bytes.byteLength > maxQueueBytes) return false;
+    this.#write(bytes);
+    return true;
+  }
+
+  #write(bytes: Uint8Array): void {
+    let pending;
+    try {
+      pending = this.#sink.write(bytes);
+    } catch {
+      this.#onFailure(this);
+      return;
+    }
+    if (pending) {
+      this.#writing = true;
+      pending.then(() => this.#next(), () => this.#onFailure(this));
+    }
+  }
+
+  /** Writes everything that queued up during the last write, in one batch. */
+  #next(): void {
+    this.#writing = false;
+    if (this.#gone || this.#queue.length === 0) return;
+    const queue = this.#queue;
+    const batch = queue.length === 1 ? queue[0] : new Uint8Array(this.#queuedBytes);
+    if (queue.length > 1) {
+      let offset = 0;
+      for (const chunk of queue) {
+        batch.set(chunk, offset);
+        offset += chunk.byteLength;
+      }
+    }
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#write(batch);
+  }
+}
+
+/**
+ * The room: the one owner of its members. Everything a transport does
+ * goes through `join`, `leave`, `rename`, `broadcast` and `notify`.
+ */
+export class ChatHub {
+  /** This hub's name on the bus. */
+  readonly instanceId: string;
+  readonly maxMessageBytes: number;
+  #members = new Map<string, Member>();
+  /** Names of members on other instances, with the instance that holds each. */
+  #remote = new Map<string, string>();
+  #nextId = 1;
+  #pending: PresenceChange[] = [];
+  #presenceTimer: ReturnType<typeof setTimeout> | undefined;
+  #maxQueue: number;
+  #maxQueueBytes: number;
+  #rate: number;
+  #burst: number;
+  #presenceDelayMs: number;
+  #bus: HubBus | undefined;
+  #log: (line: string) => void;
+  #now: () => number;
+  #closed = false;
+
+  constructor(options: HubOptions = {}) {
+    this.instanceId = options.instanceId ?? crypto.randomUUID();
+    this.maxMessageBytes = options.maxMessageBytes ?? 512;
+    this.#maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+    this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.#rate = options.rate ?? DEFAULT_RATE;
+    this.#burst = Math.max(1, options.burst ?? DEFAULT_BURST);
+    this.#presenceDelayMs = options.presenceDelayMs ?? DEFAULT_PRESENCE_DELAY_MS;
+    this.#bus = options.bus;
+    this.#log = options.onLog ?? (() => {});
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Members on this instance. */
+  get size(): number {
+    return this.#members.size;
+  }
+
+  /** Every name in the room, this instance's and the others', sorted. */
+  names(): string[] {
+    return [...this.#members.keys(), ...this.#remote.keys()].sort();
+  }
+
+  /** Connects a bus after construction (or replaces it). */
+  attachBus(bus: HubBus | undefined): void {
+    this.#bus = bus;
+  }
+
+  /**
+   * Adds a member under the requested name, or the name with a suffix
+   * (`alice-2`) when it is taken; throws a `NameError` for an invalid
+   * name. The member is greeted with its name and who is online; the room
+   * hears that it joined.
+   */
+  join(requested: string, sink: MemberSink, options: JoinOptions = {}): Member {
+    if (this.#closed) throw new Error("The room is closed");
+    const wanted = checkName(requested);
+    const name = this.#freeName(wanted);
+    const now = this.#now();
+    const member = new Member(
+      this.#nextId++,
+      name,
+      sink,
+      options.echo ?? true,
+      new RateLimit(this.#rate, this.#burst, now),
+      (m) => this.leave(m, "disconnected"),
+    );
+    this.#members.set(name, member);
+    this.#log(`${name} joined (${this.#members.size + this.#remote.size} in the room)`);
+    this.#sendTo(member, {
+      type: "welcome",
+      time: chatTime(new Date(now)),
+      ts: now,
+      name,
+      requested: wanted,
+      members: this.names(),
+    });
+    this.#announce({ event: "join", name });
+    this.#bus?.publish({ type: "join", origin: this.instanceId, ts: now, name });
+    return member;
+  }
+
+  /** Removes a member (again is harmless) and announces why it left; false if it was gone. */
+  leave(member: Member, reason: LeaveReason = "quit"): boolean {
+    if (!member.present || this.#members.get(member.name) !== member) return false;
+    this.#members.delete(member.name);
+    member.remove();
+    this.#log(`${member.name} left (${reason})`);
+    if (this.#closed) return true;
+    this.#announce({ event: "leave", name: member.name, reason });
+    this.#bus?.publish({
+      type: "leave",
+      origin: this.instanceId,
+      ts: this.#now(),
+      name: member.name,
+      reason,
+    });
+    return true;
+  }
+
+  /**
+   * Changes a member's name (a taken name gets a suffix) and announces
+   * it; returns the new name. Throws a `NameError` for an invalid name.
+   */
+  rename(member: Member, requested: string): string {
+    const wanted = checkName(requested);
+    const from = member.name;
+    if (!member.present || wanted === from) return from;
+    this.#members.delete(from);
+    const name = this.#freeName(wanted);
+    member.setName(name);
+    this.#members.set(name, member);
+    this.#announce({ event: "rename", from, name });
+    this.#bus?.publish({ type: "rename", origin: this.instanceId, ts: this.#now(), from, name });
+    return name;
+  }
+
+  /**
+   * Sends a member's message to the room, stamped with the time and its
+   * name. A message that is empty or too long, or over the member's rate,
+   * is refused with a notice to that member only; returns whether it went.
+   */
+  broadcast(member: Member, text: string): boolean {
+    if (!member.present) return false;
+    let clean: string;
+    try {
+      clean = cleanMessage(text, this.maxMessageBytes);
+    } catch (error) {
+      if (!(error instanceof MessageError)) throw error;
+      this.notify(member, error.message, "error");
+      return false;
+    }
+    const now = this.#now();
+    if (!member.limit.take(now)) {
+      if (!member.refusing) {
+        member.refusing = true;
+        this.#log(`${member.name}: over the rate limit, refusing messages`);
+        this.notify(
+          member,
+          `Slow down: at most ${this.#rate} messages per second (${this.#burst} at once); ` +
+            "messages are refused until you do",
+          "error",
+        );
+      }
+      return false;
+    }
+    member.refusing = false;
+    this.#publishMessage(member.name, clean, now, member.echo ? undefined : member);
+    this.#bus?.publish({
+      type: "message",
+      origin: this.instanceId,
+      ts: now,
+      name: member.name,
+      text: clean,
+    });
+    return true;
+  }
+
+  /** Sends one member a notice that only it sees. */
+  notify(member: Member, text: string, level: "info" | "error" = "info"): void {
+    const now = this.#now();
+    this.#sendTo(member, { type: "notice", time: chatTime(new Date(now)), ts: now, level, text });
+  }
+
+  /**
+   * Takes an event that happened on another instance: remote joins,
+   * leaves and renames update the member list and are announced, remote
+   * messages are delivered. Events of this instance's own origin are
+   * ignored, so a bus may echo them.
+   */
+  receive(event: BusEvent): void {
+    if (event.origin === this.instanceId || this.#closed) return;
+    switch (event.type) {
+      case "join":
+        this.#remote.set(event.name, event.origin);
+        this.#announce({ event: "join", name: event.name });
+        return;
+      case "leave":
+        if (this.#remote.get(event.name) !== event.origin) return;
+        this.#remote.delete(event.name);
+        this.#announce({ event: "leave", name: event.name, reason: event.reason });
+        return;
+      case "rename":
+        if (this.#remote.get(event.from) === event.origin) this.#remote.delete(event.from);
+        this.#remote.set(event.name, event.origin);
+        this.#announce({ event: "rename", from: event.from, name: event.name });
+        return;
+      case "message":
+        this.#publishMessage(event.name, event.text, event.ts);
+        return;
+      case "roster":
+        for (const [name, origin] of this.#remote) {
+          if (origin === event.origin && !event.names.includes(name)) this.#remote.delete(name);
+        }
+        for (const name of event.names) this.#remote.set(name, event.origin);
+        return;
+    }
+  }
+
+  /** This instance's members, for a hub that joins the bus later. */
+  roster(): BusEvent {
+    return {
+      type: "roster",
+      origin: this.instanceId,
+      ts: this.#now(),
+      names: [...this.#members.keys()],
+    };
+  }
+
+  /** Removes every member of an instance that is gone, announcing each. */
+  forget(origin: string): void {
+    for (const [name, from] of this.#remote) {
+      if (from !== origin) continue;
+      this.#remote.delete(name);
+      this.#announce({ event: "leave", name, reason: "instance lost" });
+    }
+  }
+
+  /**
+   * Closes the room: every member hears `text` and is removed (the
+   * transports close their connections); joins are refused from now on.
+   */
+  close(text = "The server is shutting down"): void {
+    if (this.#closed) return;
+    this.#flushPresence();
+    for (const member of this.#members.values()) this.notify(member, text);
+    this.#closed = true;
+    clearTimeout(this.#presenceTimer);
+    for (const member of [...this.#members.values()]) this.leave(member, "server shutdown");
+  }
+
+  /** The requested name if free, else the first free `name-2`, `name-3`, ... */
+  #freeName(wanted: string): string {
+    const taken = (n: string) => this.#members.has(n) || this.#remote.has(n);
+    if (!taken(wanted)) return wanted;
+    for (let i = 2;; i++) {
+      const candidate = `${wanted}-${i}`;
+      if (!taken(candidate)) return candidate;
+    }
+  }
+
+  #publishMessage(name: string, text: string, ts: number, except?: Member): void {
+    // Joins announced before this message must arrive before it.
+    this.#flushPresence();
+    const frame = new Frame({ type: "message", time: chatTime(new Date(ts)), ts, name, text });
+    this.#deliver(frame, except);
+  }
+
+  #announce(change: PresenceChange): void {
+    this.#pending.push(change);
+    if (this.#presenceDelayMs <= 0) {
+      this.#flushPresence();
+    } else if (this.#presenceTimer === undefined) {
+      this.#presenceTimer = setTimeout(() => this.#flushPresence(), this.#presenceDelayMs);
+    }
+  }
+
+  #flushPresence(): void {
+    clearTimeout(this.#presenceTimer);
+    this.#presenceTimer = undefined;
+    if (this.#pending.length === 0) return;
+    const changes = this.#pending;
+    this.#pending = [];
+    const now = this.#now();
+    this.#deliver(
+      new Frame({
+        type: "presence",
+        time: chatTime(new Date(now)),
+        ts: now,
+        changes,
+        count: this.#members.size + this.#remote.size,
+      }),
+    );
+  }
+
+  #sendTo(member: Member, event: ChatEvent): void {
+    const frame = new Frame(event);
+    if (!member.send(frame.bytes(member.format), this.#maxQueue, this.#maxQueueBytes)) {
+      this.#drop([member]);
+    }
+  }
+
+  #deliver(frame: Frame, except?: Member): void {
+    let slow: Member[] | null = null;
+    const maxQueue = this.#maxQueue;
+    const maxBytes = this.#maxQueueBytes;
+    for (const member of this.#members.values()) {
+      if (member === except) continue;
+      if (!member.send(frame.bytes(member.format), maxQueue, maxBytes)) (slow ??= []).push(member);
+    }
+    if (slow) this.#drop(slow);
+  }
+
+  /** Drops members that fell too far behind: the room hears why, the connection closes. */
+  #drop(members: Member[]): void {
+    for (const member of members) {
+      if (!this.leave(member, "too slow")) continue;
+      this.#log(`${member.name}: dropped, more than ${this.#maxQueue} messages behind`);
+      member.closeSink("too slow");
+    }
+  }
+}

@@ -1,0 +1,314 @@
+import assert from "node:assert/strict";
+import {
+  type BusEvent,
+  type ChatEvent,
+  ChatHub,
+  type HubOptions,
+  type LeaveReason,
+  type MemberSink,
+  type WireFormat,
+} from "../lib/hub.ts";
+import { NameError } from "../lib/chat_text.ts";
+
+const decoder = new TextDecoder();
+
+/** A connection for tests: records what it is sent; can stall like a peer that never reads. */
+class FakeSink implements MemberSink {
+  readonly format: WireFormat;
+  readonly chunks: Uint8Array[] = [];
+  closed: LeaveReason | null = null;
+  /** Writes never finish, as with a peer whose socket buffers are full. */
+  stalled = false;
+  /** Writes fail, as with a reset connection. */
+  broken = false;
+  bufferedBytes = 0;
+
+  constructor(format: WireFormat = "json") {
+    this.format = format;
+  }
+
+  write(data: Uint8Array): Promise<void> | void {
+    if (this.broken) return Promise.reject(new Deno.errors.ConnectionReset("reset"));
+    this.chunks.push(data);
+    if (this.stalled) return new Promise(() => {});
+  }
+
+  buffered(): number {
+    return this.bufferedBytes;
+  }
+
+  close(reason: LeaveReason): void {
+    this.closed = reason;
+  }
+
+  /** Everything received, as JSON events. */
+  get events(): ChatEvent[] {
+    return this.chunks.map((c) => JSON.parse(decoder.decode(c)));
+  }
+
+  /** Everything received, as text. */
+  get text(): string {
+    return this.chunks.map((c) => decoder.decode(c)).join("");
+  }
+
+  messages(): string[] {
+    return this.events.filter((e) => e.type === "message").map((e) =>
+      e.type === "message" ? `${e.name}: ${e.text}` : ""
+    );
+  }
+
+  notices(): string[] {
+    return this.events.flatMap((e) => e.type === "notice" ? [e.text] : []);
+  }
+}
+
+/** A hub that announces presence at once, on a clock the test moves. */
+function testHub(options: HubOptions = {}) {
+  let now = Date.UTC(2024, 0, 2, 3, 4, 5);
+  const hub = new ChatHub({ presenceDelayMs: 0, now: () => now, ...options });
+  return { hub, tick: (ms: number) => now += ms };
+}
+
+Deno.test("ChatHub.join() assigns names, suffixing taken ones, and greets with who is online", () => {
+  const { hub } = testHub();
+  const a = new FakeSink();
+  const b = new FakeSink();
+  const c = new FakeSink();
+  assert.equal(hub.join("alice", a).name, "alice");
+  assert.equal(hub.join(" alice ", b).name, "alice-2");
+  assert.equal(hub.join("alice", c).name, "alice-3");
+  assert.deepEqual(hub.names(), ["alice", "alice-2", "alice-3"]);
+  const welcome = c.events[0];
+  assert.equal(welcome.type, "welcome");
+  if (welcome.type === "welcome") {
+    assert.equal(welcome.name, "alice-3");
+    assert.equal(welcome.requested, "alice");
+    assert.deepEqual(welcome.members, ["alice", "alice-2", "alice-3"]);
+  }
+  hub.close();
+});
+
+Deno.test("ChatHub.join() refuses empty, long, spaced and control-character names", () => {
+  const { hub } = testHub();
+  for (
+    const [name, pattern] of [
+      ["", /empty/],
+      ["   ", /empty/],
+      ["x".repeat(33), /longer than 32 characters/],
+      ["bad\x1b[31mname", /"bad\\x1b\[31mname": control characters/],
+      ["rtl\u202eevil", /control characters/],
+      ["two words", /spaces/],
+    ]
+  ) {
+    assert.throws(() => hub.join(name as string, new FakeSink()), (e: Error) => {
+      assert.ok(e instanceof NameError);
+      assert.match(e.message, pattern as RegExp);
+      return true;
+    });
+  }
+  assert.equal(hub.size, 0);
+  assert.equal(hub.join("<b>ok</b>", new FakeSink()).name, "<b>ok</b>", "HTML is just text");
+  hub.close();
+});
+
+Deno.test("ChatHub.broadcast() stamps the server's time and the sender's name, in order", () => {
+  const { hub, tick } = testHub();
+  const a = new FakeSink();
+  const b = new FakeSink("line");
+  const alice = hub.join("alice", a);
+  const bob = hub.join("bob", b, { echo: false });
+  assert.ok(hub.broadcast(alice, "hello\nthere  "));
+  tick(1000);
+  assert.ok(hub.broadcast(bob, "hi alice"));
+  assert.deepEqual(a.messages(), ["alice: hello there", "bob: hi alice"]);
+  const message = a.events.find((e) => e.type === "message");
+  assert.ok(message?.type === "message");
+  assert.match(message.time, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  assert.equal(message.ts, Date.UTC(2024, 0, 2, 3, 4, 5));
+  // bob (TCP, no echo) sees alice's line as seed 001 prints it, not his own.
+  const lines = b.text.split("\n").filter((l) => /^\S+ \S+ \w+: /.test(l));
+  assert.equal(lines.length, 1, b.text);
+  assert.match(lines[0], /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d alice: hello there$/);
+  hub.close();
+});
+
+Deno.test("ChatHub.broadcast() encodes a message once: every member gets the same bytes", () => {
+  const { hub } = testHub();
+  const sinks = Array.from({ length: 5 }, () => new FakeSink());
+  const lines = Array.from({ length: 3 }, () => new FakeSink("line"));
+  const members = [...sinks, ...lines].map((s, i) => hub.join(`m${i}`, s));
+  hub.broadcast(members[0], "once");
+  const last = (s: FakeSink) => s.chunks[s.chunks.length - 1];
+  for (const s of sinks) assert.equal(last(s), last(sinks[0]), "the same Uint8Array");
+  for (const s of lines) assert.equal(last(s), last(lines[0]));
+  assert.notEqual(last(sinks[0]), last(lines[0]));
+  hub.close();
+});
+
+Deno.test("ChatHub refuses empty and over-long messages with a notice to the sender only", () => {
+  const { hub } = testHub({ maxMessageBytes: 10 });
+  const a = new FakeSink();
+  const b = new FakeSink();
+  const alice = hub.join("alice", a);
+  hub.join("bob", b);
+  assert.equal(hub.broadcast(alice, " \r\n "), false);
+  assert.equal(hub.broadcast(alice, "é".repeat(6)), false); // 12 bytes
+  assert.ok(hub.broadcast(alice, "é".repeat(5)));
+  assert.deepEqual(a.notices(), [
+    "Empty message: nothing to send",
+    "Message too long: 12 bytes, the limit is 10",
+  ]);
+  assert.deepEqual(b.notices(), []);
+  assert.deepEqual(b.messages(), ["alice: ééééé"]);
+  hub.close();
+});
+
+Deno.test("ChatHub announces joins, leaves and renames; a crowd joining makes one announcement", async () => {
+  const hub = new ChatHub({ presenceDelayMs: 20 });
+  const a = new FakeSink("line");
+  const alice = hub.join("alice", a);
+  const sinks = Array.from({ length: 50 }, () => new FakeSink());
+  const crowd = sinks.map((s, i) => hub.join(`p${i}`, s));
+  await new Promise((r) => setTimeout(r, 60));
+  const presence = sinks[0].events.filter((e) => e.type === "presence");
+  assert.equal(presence.length, 1, "one announcement for 51 joins");
+  assert.equal(presence[0].type === "presence" && presence[0].changes.length, 51);
+  hub.leave(crowd[1], "timed out");
+  hub.rename(crowd[2], "alice"); // taken: gets a suffix
+  hub.broadcast(crowd[3], "after"); // flushes the announcement first
+  const tail = a.text.split("\n").slice(-4, -1).map((l) => l.slice(20));
+  assert.deepEqual(tail, ["* p1 left (timed out)", "* p2 is now known as alice-2", "p3: after"]);
+  assert.equal(hub.leave(alice), true);
+  assert.equal(hub.leave(alice), false, "leaving twice is harmless");
+  hub.close();
+});
+
+Deno.test("ChatHub drops a member that never reads once 256 messages wait; others are unaffected", () => {
+  const { hub } = testHub({ rate: 0 });
+  const slow = new FakeSink("line");
+  slow.stalled = true;
+  const fast = new FakeSink();
+  const sender = hub.join("sender", new FakeSink());
+  const laggard = hub.join("laggard", slow);
+  hub.join("fast", fast);
+  for (let i = 0; i < 300; i++) hub.broadcast(sender, `m${i}`);
+  assert.equal(laggard.present, false);
+  assert.equal(slow.closed, "too slow");
+  assert.equal(fast.messages().length, 300);
+  assert.ok(fast.events.some((e) =>
+    e.type === "presence" &&
+    e.changes.some((c) => c.event === "leave" && c.name === "laggard" && c.reason === "too slow")
+  ));
+  assert.deepEqual(hub.names(), ["fast", "sender"]);
+  hub.close();
+});
+
+Deno.test("ChatHub writes what queued during a slow write in one batch", async () => {
+  const { hub } = testHub({ rate: 0 });
+  let release: () => void = () => {};
+  const writes: string[] = [];
+  const sink: MemberSink = {
+    format: "line",
+    write(data) {
+      writes.push(decoder.decode(data));
+      return new Promise<void>((r) => release = r);
+    },
+    close() {},
+  };
+  const sender = hub.join("s", new FakeSink());
+  hub.join("reader", sink, { echo: false });
+  for (let i = 0; i < 3; i++) hub.broadcast(sender, `m${i}`);
+  assert.equal(writes.length, 1, "the welcome is being written");
+  release();
+  await Promise.resolve();
+  assert.equal(writes.length, 2);
+  assert.equal(writes[1].split("\n").length - 1, 4, "presence and three messages in one write");
+  release();
+  hub.close();
+});
+
+Deno.test("ChatHub drops a member whose connection buffers more than the byte bound", () => {
+  const { hub } = testHub({ maxQueueBytes: 1000 });
+  const ws = new FakeSink();
+  const member = hub.join("ws", ws);
+  const other = hub.join("other", new FakeSink());
+  ws.bufferedBytes = 990;
+  hub.broadcast(other, "x".repeat(100));
+  assert.equal(member.present, false);
+  assert.equal(ws.closed, "too slow");
+  hub.close();
+});
+
+Deno.test("ChatHub treats a failed write as a lost connection", async () => {
+  const { hub } = testHub();
+  const sink = new FakeSink();
+  const watcher = new FakeSink("line");
+  hub.join("watcher", watcher);
+  sink.broken = true;
+  const member = hub.join("gone", sink);
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.equal(member.present, false);
+  assert.match(watcher.text, /\* gone left \(disconnected\)\n$/);
+  hub.close();
+});
+
+Deno.test("ChatHub rate limit: 1000 messages at once, the burst goes, the rest refused with one notice", () => {
+  const { hub, tick } = testHub({ rate: 10, burst: 20 });
+  const flooder = new FakeSink();
+  const other = new FakeSink();
+  const flood = hub.join("flood", flooder);
+  const calm = hub.join("calm", other);
+  let sent = 0;
+  for (let i = 0; i < 1000; i++) if (hub.broadcast(flood, `spam ${i}`)) sent++;
+  assert.equal(sent, 20);
+  assert.equal(flooder.notices().length, 1);
+  assert.match(flooder.notices()[0], /^Slow down: at most 10 messages per second \(20 at once\)/);
+  assert.ok(hub.broadcast(calm, "still here"), "others are not limited");
+  assert.equal(other.messages().at(-1), "calm: still here");
+  assert.equal(other.messages().length, 21);
+  tick(1000); // ten more tokens
+  for (let i = 0; i < 15; i++) if (hub.broadcast(flood, `later ${i}`)) sent++;
+  assert.equal(sent, 30);
+  assert.equal(flooder.notices().length, 2, "a new streak gets a new notice");
+  hub.close();
+});
+
+Deno.test("ChatHub publishes local events to the bus and takes remote ones", () => {
+  const published: BusEvent[] = [];
+  const { hub } = testHub({ instanceId: "here", bus: { publish: (e) => published.push(e) } });
+  const sink = new FakeSink();
+  const alice = hub.join("alice", sink);
+  hub.broadcast(alice, "hi");
+  hub.rename(alice, "al");
+  hub.leave(alice, "quit");
+  assert.deepEqual(published.map((e) => e.type), ["join", "message", "rename", "leave"]);
+  assert.ok(published.every((e) => e.origin === "here"));
+
+  const local = new FakeSink();
+  const bob = hub.join("bob", local);
+  hub.receive({ type: "join", origin: "there", ts: 1, name: "carol" });
+  hub.receive({ type: "join", origin: "there", ts: 1, name: "dave" });
+  hub.receive({ type: "message", origin: "there", ts: 2, name: "carol", text: "from afar" });
+  hub.receive({ type: "message", origin: "here", ts: 3, name: "bob", text: "my own echo" });
+  assert.deepEqual(hub.names(), ["bob", "carol", "dave"]);
+  assert.deepEqual(local.messages(), ["carol: from afar"]);
+  // A remote name is taken here too.
+  assert.equal(hub.join("carol", new FakeSink()).name, "carol-2");
+  assert.deepEqual((hub.roster() as { names: string[] }).names.sort(), ["bob", "carol-2"]);
+  hub.forget("there");
+  assert.deepEqual(hub.names(), ["bob", "carol-2"]);
+  assert.match(JSON.stringify(local.events.at(-1)), /"dave","reason":"instance lost"/);
+  hub.leave(bob);
+  hub.close();
+});
+
+Deno.test("ChatHub.close() tells everyone and refuses new members", () => {
+  const { hub } = testHub();
+  const sink = new FakeSink();
+  hub.join("alice", sink);
+  hub.close();
+  assert.equal(sink.notices().at(-1), "The server is shutting down");
+  assert.equal(hub.size, 0);
+  assert.throws(() => hub.join("bob", new FakeSink()), /closed/);
+});
