@@ -558,6 +558,11 @@ export class ChatHub {
     }
   }
 
+  /** Sends every member of this instance a notice (the bus says the room is split or whole). */
+  notifyAll(text: string, level: "info" | "error" = "info"): void {
+    for (const member of [...this.#members.values()]) this.notify(member, text, level);
+  }
+
   /**
    * Closes the room: every member hears `text` and is removed (the
    * transports close their connections); joins are refused from now on.
