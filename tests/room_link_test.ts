@@ -1,28 +1,7 @@
 import assert from "node:assert/strict";
-import { ChatHub, type LeaveReason, type MemberSink } from "../lib/hub.ts";
+import { ChatHub } from "../lib/hub.ts";
 import { checkLinkMessage, type LinkMessage, RoomLink } from "../lib/room_link.ts";
-import { delay } from "./helpers.ts";
-
-const decoder = new TextDecoder();
-
-/** A member's connection that keeps the lines it is sent. */
-class LineSink implements MemberSink {
-  readonly format = "line";
-  text = "";
-  closed: LeaveReason | null = null;
-  write(data: Uint8Array): void {
-    this.text += decoder.decode(data);
-  }
-  close(reason: LeaveReason): void {
-    this.closed = reason;
-  }
-  /** Lines received, without the time stamps. */
-  get lines(): string[] {
-    return this.text.split("\n").filter((l) => l).map((l) =>
-      l.replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d /, "")
-    );
-  }
-}
+import { LineSink, waitUntil } from "./line_sink.ts";
 
 /** A fan-out transport in memory: every message reaches every link, its sender included. */
 class MemoryNet {
@@ -125,8 +104,7 @@ Deno.test("RoomLink: a hub that stops beating is forgotten and its members annou
     a.hub.join("alice", alice);
     b.hub.join("bob", new LineSink());
     net.cut.add(b.link); // As if killed: no bye, no beats.
-    const deadline = Date.now() + 5_000;
-    while (a.hub.names().includes("bob") && Date.now() < deadline) await delay(20);
+    await waitUntil(() => !a.hub.names().includes("bob"), "bob to be forgotten", 5_000);
     assert.deepEqual(a.hub.names(), ["alice"]);
     assert.ok(alice.lines.includes("* bob left (instance lost)"), alice.text);
   } finally {

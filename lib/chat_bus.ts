@@ -1,0 +1,316 @@
+/**
+ * One chat room across servers through RabbitMQ (`--bus amqp://...`):
+ * every instance publishes its hub's events to a topic exchange, with the
+ * room as routing key, and reads what the others publish from its own
+ * exclusive, auto-delete queue. The room logic (sequence numbers, rosters,
+ * heartbeats, local-only mode) is the {@link RoomLink}'s; this file moves
+ * its messages and keeps the connection:
+ *
+ * - publisher confirms: a message the broker has not confirmed when the
+ *   connection drops is published again after the reconnect (the link's
+ *   sequence numbers drop the copy a peer may already have);
+ * - a lost connection is retried with exponential backoff and jitter, for
+ *   as long as the server runs; meanwhile the room is local-only;
+ * - the URL is only ever printed with its password replaced by `***`.
+ *
+ * @module
+ */
+import amqp from "amqplib";
+import { Buffer } from "node:buffer";
+import type { ChatHub } from "./hub.ts";
+import { checkLinkMessage, type LinkMessage, RoomLink, type RoomLinkOptions } from "./room_link.ts";
+
+/** The exchange every instance publishes to, unless told otherwise. */
+export const DEFAULT_EXCHANGE = "netkit.chat";
+/** The room (routing key), unless told otherwise. */
+export const DEFAULT_ROOM = "lobby";
+/** First wait before reconnecting; it doubles per failure. */
+const MIN_BACKOFF_MS = 250;
+/** Longest wait between attempts: a broker back after an outage is found within this. */
+const MAX_BACKOFF_MS = 15_000;
+/** Largest message taken from the bus: a roster of many members, far above one chat message. */
+const MAX_BUS_MESSAGE_BYTES = 8 * 1024 * 1024;
+/** Unconfirmed messages kept for re-sending; beyond it the broker is not keeping up. */
+const MAX_UNCONFIRMED = 50_000;
+
+/** Options for {@link AmqpChatBus.connect}. */
+export interface AmqpChatBusOptions extends RoomLinkOptions {
+  /** The exchange (a topic exchange, declared durable). Default `netkit.chat`. */
+  exchange?: string;
+  /** The room, used as routing key. Default `lobby`. */
+  room?: string;
+  /** First wait before reconnecting. Default 250 ms. */
+  minBackoffMs?: number;
+  /** Longest wait between reconnection attempts. Default 15 s. */
+  maxBackoffMs?: number;
+}
+
+/** `amqp://user:***@host:port/vhost`: the URL fit for a log line. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+  }
+}
+
+/** Whether a connection failure can pass by itself (network) rather than needing a fix (login, vhost). */
+export function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && /^E[A-Z]+$/.test(code)) return true;
+  const message = error instanceof Error ? error.message : String(error);
+  return !/ACCESS.REFUSED|NOT.ALLOWED|ConnectionClose|403|530|Expected ConnectionOpenOk/i.test(
+    message,
+  );
+}
+
+/** The checked `amqp:` URL, or a `TypeError` quoting what is wrong (password hidden). */
+export function checkAmqpUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`Invalid bus URL "${redactUrl(url)}": expected amqp://user:pass@host:port`);
+  }
+  if (parsed.protocol !== "amqp:" && parsed.protocol !== "amqps:") {
+    throw new TypeError(`Invalid bus URL "${redactUrl(url)}": the scheme must be amqp or amqps`);
+  }
+  return url;
+}
+
+type Connection = Awaited<ReturnType<typeof amqp.connect>>;
+type ConfirmChannel = Awaited<ReturnType<Connection["createConfirmChannel"]>>;
+
+/** Links a hub to the other instances of its room through a RabbitMQ exchange. */
+export class AmqpChatBus implements AsyncDisposable {
+  /** The room logic; the hub's bus. */
+  readonly link: RoomLink;
+  readonly #url: string;
+  readonly #exchange: string;
+  readonly #room: string;
+  readonly #minBackoffMs: number;
+  readonly #maxBackoffMs: number;
+  readonly #log: (line: string) => void;
+  #connection: Connection | null = null;
+  #channel: ConfirmChannel | null = null;
+  /** Sent, not yet confirmed: sequence number to bytes, in sending order. */
+  #unconfirmed = new Map<number, Buffer>();
+  #closing = false;
+  #wake: (() => void) | null = null;
+  #running: Promise<void> = Promise.resolve();
+  #badMessages = 0;
+
+  private constructor(hub: ChatHub, url: string, options: AmqpChatBusOptions) {
+    this.#url = url;
+    this.#exchange = options.exchange ?? DEFAULT_EXCHANGE;
+    this.#room = options.room ?? DEFAULT_ROOM;
+    this.#minBackoffMs = options.minBackoffMs ?? MIN_BACKOFF_MS;
+    this.#maxBackoffMs = options.maxBackoffMs ?? MAX_BACKOFF_MS;
+    this.#log = options.onLog ?? (() => {});
+    this.link = new RoomLink(hub, (m) => this.#publish(m), {
+      transportName: "RabbitMQ",
+      ...options,
+    });
+  }
+
+  /**
+   * Connects `hub` to the room on the broker at `url` and attaches itself
+   * as the hub's bus. A broker that refuses the login (or the vhost) is an
+   * error; one that cannot be reached yet is retried in the background
+   * while the room serves local members.
+   */
+  static async connect(
+    hub: ChatHub,
+    url: string,
+    options: AmqpChatBusOptions = {},
+  ): Promise<AmqpChatBus> {
+    const bus = new AmqpChatBus(hub, checkAmqpUrl(url), options);
+    hub.attachBus(bus.link);
+    try {
+      await bus.#open();
+    } catch (error) {
+      if (!isTransient(error)) {
+        hub.attachBus(undefined);
+        throw new Error(`Cannot join the room on ${redactUrl(url)}: ${messageOf(error)}`);
+      }
+      bus.#log(
+        `Bus: cannot reach ${redactUrl(url)} (${messageOf(error)}); ` +
+          "the room is local-only, retrying",
+      );
+    }
+    bus.#running = bus.#keepConnected();
+    return bus;
+  }
+
+  /** Whether the room spans the instances right now. */
+  get connected(): boolean {
+    return this.link.up;
+  }
+
+  /** Says goodbye to the room, closes the connection and stops reconnecting. */
+  async close(): Promise<void> {
+    if (this.#closing) return await this.#running;
+    this.#closing = true;
+    this.link.close();
+    this.#wake?.();
+    const connection = this.#connection;
+    if (connection) {
+      await this.#channel?.waitForConfirms().catch(() => {});
+      await connection.close().catch(() => {});
+    }
+    await this.#running;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** Connects, declares the exchange and this instance's queue, re-sends, and says hello. */
+  async #open(): Promise<void> {
+    const connection = await amqp.connect(this.#url);
+    let channel: ConfirmChannel;
+    try {
+      connection.on(
+        "error",
+        (error: Error) => this.#log(`Bus: connection error: ${error.message}`),
+      );
+      channel = await connection.createConfirmChannel();
+      channel.on("error", (error: Error) => this.#log(`Bus: channel error: ${error.message}`));
+      await channel.assertExchange(this.#exchange, "topic", { durable: true });
+      const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
+      await channel.bindQueue(queue, this.#exchange, this.#room);
+      await channel.consume(queue, (message) => {
+        if (message) this.#deliver(message.content);
+      }, { noAck: true });
+    } catch (error) {
+      await connection.close().catch(() => {});
+      throw error;
+    }
+    if (this.#closing) {
+      await connection.close().catch(() => {});
+      return;
+    }
+    this.#connection = connection;
+    this.#channel = channel;
+    const resend = [...this.#unconfirmed];
+    this.#unconfirmed.clear();
+    for (const [seq, bytes] of resend) this.#send(seq, bytes, true);
+    if (resend.length > 0) this.#log(`Bus: re-sent ${resend.length} unconfirmed messages`);
+    this.#log(`Bus: joined room "${this.#room}" on ${redactUrl(this.#url)} (${this.#exchange})`);
+    this.link.connected();
+  }
+
+  /** Waits for the connection to drop, then reconnects with backoff, until closed. */
+  async #keepConnected(): Promise<void> {
+    let failures = 0;
+    while (!this.#closing) {
+      const connection = this.#connection;
+      if (connection) {
+        const reason = await closedReason(connection, this.#channel!);
+        this.#connection = null;
+        this.#channel = null;
+        if (this.#closing) return;
+        this.link.disconnected(reason);
+        connection.close().catch(() => {});
+        failures = 0;
+      }
+      const wait = backoff(failures++, this.#minBackoffMs, this.#maxBackoffMs);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = null;
+      if (this.#closing) return;
+      try {
+        await this.#open();
+      } catch (error) {
+        this.#log(
+          `Bus: reconnecting failed (${messageOf(error)}); next try in up to ` +
+            `${Math.round(backoff(failures, this.#minBackoffMs, this.#maxBackoffMs, 1) / 1000)} s`,
+        );
+      }
+    }
+  }
+
+  #publish(message: LinkMessage): void {
+    const bytes = Buffer.from(JSON.stringify(message));
+    // A beat is worth nothing late; anything else is re-sent until confirmed.
+    this.#send(message.seq, bytes, message.kind !== "beat");
+  }
+
+  #send(seq: number, bytes: Buffer, keep: boolean): void {
+    const channel = this.#channel;
+    if (!channel) return;
+    if (keep) {
+      if (this.#unconfirmed.size >= MAX_UNCONFIRMED) {
+        this.#log(`Bus: ${MAX_UNCONFIRMED} messages unconfirmed; the broker is not keeping up`);
+        keep = false;
+      } else {
+        this.#unconfirmed.set(seq, bytes);
+      }
+    }
+    try {
+      channel.publish(this.#exchange, this.#room, bytes, {
+        contentType: "application/json",
+      }, (error: unknown) => {
+        if (!error) {
+          this.#unconfirmed.delete(seq);
+        } else if (messageOf(error) !== "channel closed") {
+          // A nack: the broker could not take it. Re-sending it now would break the order.
+          this.#unconfirmed.delete(seq);
+          this.#log(`Bus: the broker refused message ${seq} (${messageOf(error)}); it is lost`);
+        }
+        // Channel closed: kept, re-sent after the reconnect.
+      });
+    } catch (error) {
+      // The channel is closing; the message stays in #unconfirmed for the reconnect.
+      if (!keep) return;
+      this.#log(`Bus: publish failed (${messageOf(error)}), will re-send`);
+    }
+  }
+
+  #deliver(content: Buffer): void {
+    let message: LinkMessage;
+    try {
+      if (content.byteLength > MAX_BUS_MESSAGE_BYTES) {
+        throw new RangeError(`Message of ${content.byteLength} bytes is too large`);
+      }
+      message = checkLinkMessage(JSON.parse(content.toString("utf8")));
+    } catch (error) {
+      // Say so a few times, then count silently: a flood must not flood the log.
+      if (++this.#badMessages <= 10 || this.#badMessages % 1000 === 0) {
+        this.#log(
+          `Bus: dropped a malformed message (${messageOf(error)}), ` +
+            `${this.#badMessages} so far`,
+        );
+      }
+      return;
+    }
+    this.link.receive(message);
+  }
+}
+
+/** Resolves with a reason once the connection or the channel closes. */
+function closedReason(connection: Connection, channel: ConfirmChannel): Promise<string> {
+  return new Promise((resolve) => {
+    let reason = "connection closed";
+    connection.on("error", (error: Error) => reason = error.message);
+    connection.once("close", () => resolve(reason));
+    channel.once("close", () => resolve("channel closed"));
+  });
+}
+
+/** Exponential backoff with full jitter: a random wait up to min * 2^failures, capped. */
+function backoff(failures: number, minMs: number, maxMs: number, jitter = Math.random()): number {
+  const cap = Math.min(maxMs, minMs * 2 ** Math.min(failures, 20));
+  return Math.max(minMs, cap * jitter);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
