@@ -126,7 +126,7 @@ Deno.test({
 });
 
 Deno.test("AmqpChatBus: an unreachable broker leaves the room local-only, retrying", async () => {
-  const port = await freePort();
+  const port = freePort();
   const log: string[] = [];
   const hub = new ChatHub({ presenceDelayMs: 0 });
   const bus = await AmqpChatBus.connect(hub, `amqp://guest:pw@127.0.0.1:${port}`, {
@@ -179,7 +179,7 @@ Deno.test({
   },
 });
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
   listener.close();
