@@ -505,6 +505,14 @@ export class ChatHub {
   }
 
   /**
+   * Queues a reply the transport formatted itself (TCP's `/pong`), in
+   * order with everything else the member receives.
+   */
+  sendRaw(member: Member, bytes: Uint8Array): void {
+    if (!member.send(bytes, this.#maxQueue, this.#maxQueueBytes)) this.#drop([member]);
+  }
+
+  /**
    * Takes an event that happened on another instance: remote joins,
    * leaves and renames update the member list and are announced, remote
    * messages are delivered. Events of this instance's own origin are

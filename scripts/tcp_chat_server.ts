@@ -1,0 +1,104 @@
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+/**
+ * tcp_chat_server: seed 001's chat room over TCP, friendly to `nc`. The
+ * first line is your nickname, every other line goes to the room as
+ * `2006-01-02 15:04:05 NAME: text`; `/who`, `/nick NAME`, `/quit`, and
+ * `/ping` (answered `/pong`) as the heartbeat: a member that pings and then
+ * stays silent for 5 s is removed and announced as timed out.
+ *
+ *     deno task tcp_chat_server 8086
+ *     nc localhost 8086
+ *
+ * @module
+ */
+import { type Address, parseAddress } from "../lib/addr.ts";
+import { ROOM_OPTIONS, roomOptions, TCP_CHAT_OPTIONS, tcpChatOptions } from "../lib/chat_cli.ts";
+import { runCommand, usage } from "../lib/cli.ts";
+import { ChatHub, type HubOptions } from "../lib/hub.ts";
+import { Logger } from "../lib/log.ts";
+import { abortOnSignals, type TcpServer } from "../lib/server.ts";
+import { serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
+
+/** Options for {@link serveChat}. */
+export interface ChatServerOptions extends TcpChatOptions {
+  /** The room's bounds (queue, rate, message size). Default the hub's defaults. */
+  room?: HubOptions;
+  /** Print no joins and leaves. Default false. */
+  quiet?: boolean;
+}
+
+/** A running TCP chat server: its room and its listener. */
+export interface ChatServer extends AsyncDisposable {
+  hub: ChatHub;
+  server: TcpServer;
+  /** Tells everyone the server is going, then stops. */
+  shutdown(): Promise<void>;
+}
+
+/** Starts the room and its TCP listener. */
+export async function serveChat(options: ChatServerOptions = {}): Promise<ChatServer> {
+  const logger = options.logger ?? new Logger({ quiet: options.quiet });
+  const hub = new ChatHub({ ...options.room, onLog: (line) => logger.info(line) });
+  const controller = new AbortController();
+  const stop = () => {
+    hub.close();
+    controller.abort();
+  };
+  options.signal?.addEventListener("abort", stop, { once: true });
+  const server = await serveTcpChat(hub, { ...options, logger, signal: controller.signal });
+  const shutdown = async () => {
+    stop();
+    await server.finished;
+  };
+  return { hub, server, shutdown, [Symbol.asyncDispose]: shutdown };
+}
+
+const spec = {
+  name: "tcp_chat_server",
+  summary: "A chat room over TCP: the first line is your nickname, then every line is a message.",
+  args: "[ADDR]",
+  options: {
+    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
+    host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+    ...TCP_CHAT_OPTIONS,
+    ...ROOM_OPTIONS,
+  },
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 8086, as seed 001).
+
+Protocol (one line each way): your first line is your nickname (or /nick NAME);
+then each line is a message. Commands: /nick NAME, /who, /quit, /ping (answered
+/pong), /help; //text sends a message that starts with "/". The room's lines:
+  2006-01-02 15:04:05 alice: hello
+  2006-01-02 15:04:05 * bob joined
+  ERROR Message too long: 600 bytes, the limit is 512
+
+Example:
+  tcp_chat_server 8086 & nc localhost 8086`,
+} as const;
+
+/** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ values, positionals }) => {
+    const address: Address = usage(() =>
+      parseAddress(positionals[0] ?? values.port ?? "8086", {
+        defaultHost: values.host,
+        allowUnix: false,
+      })
+    );
+    const room = roomOptions(values);
+    const tcp = tcpChatOptions(values);
+    const controller = new AbortController();
+    using _signals = abortOnSignals(controller);
+    const chat = await serveChat({
+      ...tcp,
+      address,
+      room,
+      quiet: values.quiet,
+      signal: controller.signal,
+    });
+    await chat.server.finished;
+    return 0;
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,302 @@
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+/**
+ * ws_chat_server: gorilla/websocket's chat room (seed 004) and seed 001's
+ * TCP chat in one room. `/` serves the chat page, `/ws?name=NAME` joins
+ * over WebSocket, and `--tcp-port` (8081) lets terminal users join with
+ * `nc` or `tcp_chat_client`; everyone talks through one hub.
+ *
+ *     deno task start            # then open http://localhost:8080
+ *     nc localhost 8081          # the same room from a terminal
+ *
+ * @module
+ */
+import { joinHostPort, type NetAddress, parseAddress, parsePort } from "../lib/addr.ts";
+import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat_page.ts";
+import { ROOM_OPTIONS, roomOptions, TCP_CHAT_OPTIONS, tcpChatOptions } from "../lib/chat_cli.ts";
+import { parseDurationOption, runCommand, usage } from "../lib/cli.ts";
+import { ChatHub, type HubOptions, type Member, type MemberSink } from "../lib/hub.ts";
+import { Logger } from "../lib/log.ts";
+import { abortOnSignals, type TcpServer } from "../lib/server.ts";
+import { serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
+import {
+  CLOSE_POLICY,
+  type GuardedSocket,
+  parseAllowedOrigins,
+  WsGuard,
+  type WsGuardOptions,
+} from "../lib/ws_guard.ts";
+
+/** How long shutdown waits for HTTP requests in flight. */
+const HTTP_SHUTDOWN_TIMEOUT_MS = 3_000;
+/** Longest close reason a WebSocket close frame carries, in bytes. */
+const MAX_CLOSE_REASON_BYTES = 123;
+const encoder = new TextEncoder();
+
+/** Options for {@link serveWsChat}. */
+export interface WsChatOptions {
+  /** Where the page and `/ws` listen. Default `0.0.0.0:8080`. */
+  address?: NetAddress;
+  /** Where the TCP side listens; null for none. Default `0.0.0.0:8081`. */
+  tcpAddress?: NetAddress | null;
+  /** The room's bounds. Default the hub's. */
+  room?: HubOptions;
+  /** The TCP side's timeouts and bounds. */
+  tcp?: TcpChatOptions;
+  /** The WebSocket side's Origin policy, ping/idle timeout and socket bound. */
+  guard?: Pick<WsGuardOptions, "allowOrigins" | "idleTimeoutMs" | "maxSockets">;
+  /** Log no joins and leaves. Default false. */
+  quiet?: boolean;
+  /** Aborting it tells everyone, closes every connection and stops. */
+  signal?: AbortSignal;
+}
+
+/** A running chat server: the room, its HTTP/WebSocket side and its TCP side. */
+export interface WsChatServer extends AsyncDisposable {
+  hub: ChatHub;
+  /** Where the page and `/ws` listen. */
+  addr: Deno.NetAddr;
+  /** Where the TCP side listens, if it does. */
+  tcpAddr: Deno.NetAddr | null;
+  /** Resolves once everything has stopped. */
+  finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * The Content-Security-Policy of the page: its own scripts and styles only,
+ * and connections only to its own socket (named with the request's host,
+ * for browsers whose `'self'` does not cover `ws:`).
+ */
+export function contentSecurityPolicy(host: string | null): string {
+  const safeHost = host && /^[\w.-]+(:\d+)?$|^\[[\d:a-fA-F.]+\](:\d+)?$/.test(host) ? host : null;
+  const sockets = safeHost ? ` ws://${safeHost} wss://${safeHost}` : "";
+  return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+    `connect-src 'self'${sockets}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`;
+}
+
+function truncateReason(text: string): string {
+  const bytes = encoder.encode(text);
+  if (bytes.byteLength <= MAX_CLOSE_REASON_BYTES) return text;
+  return new TextDecoder().decode(bytes.subarray(0, MAX_CLOSE_REASON_BYTES - 3)).replace(
+    /\uFFFD$/,
+    "",
+  ) + "...";
+}
+
+/** Starts the room with its page, its WebSocket endpoint and its TCP side. */
+export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatServer> {
+  const log = new Logger({ quiet: options.quiet });
+  const hub = new ChatHub({ ...options.room, onLog: (line) => log.info(line) });
+  const maxMessageBytes = hub.maxMessageBytes;
+  const maxQueueBytes = options.room?.maxQueueBytes ?? 256 * 1024;
+  const guard = new WsGuard({
+    ...options.guard,
+    maxMessageBytes,
+    // The hub drops a slow member at its own bound first, announcing it.
+    maxBufferedBytes: maxQueueBytes * 2,
+    logger: log,
+  });
+  const page = CHAT_HTML.replace(
+    '<html lang="en">',
+    `<html lang="en" data-max-message="${maxMessageBytes}">`,
+  );
+
+  const wsMember = (name: string) => {
+    let member: Member | null = null;
+    return {
+      onOpen(client: GuardedSocket) {
+        const sink: MemberSink = {
+          format: "json",
+          write: (data) => {
+            client.send(data);
+          },
+          buffered: () => client.socket.bufferedAmount,
+          close: (reason) => client.close(CLOSE_POLICY, `${reason}: fell too far behind`),
+        };
+        try {
+          member = hub.join(name, sink);
+        } catch (error) {
+          if (!(error instanceof Error)) throw error;
+          const now = Date.now();
+          client.send(
+            JSON.stringify({ type: "notice", level: "error", ts: now, text: error.message }),
+          );
+          client.close(CLOSE_POLICY, truncateReason(error.message));
+        }
+      },
+      onMessage(_client: GuardedSocket, data: string | ArrayBuffer) {
+        if (!member) return;
+        if (typeof data !== "string") {
+          hub.notify(member, "Binary messages are not supported: send text", "error");
+          return;
+        }
+        hub.broadcast(member, data);
+      },
+      onClose(_client: GuardedSocket, code: number) {
+        if (member) hub.leave(member, code === 1000 || code === 1001 ? "quit" : "disconnected");
+        member = null;
+      },
+    };
+  };
+
+  const handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response => {
+    const url = new URL(request.url);
+    const headers = (type: string) => ({
+      "content-type": type,
+      "content-security-policy": contentSecurityPolicy(request.headers.get("host")),
+      "x-content-type-options": "nosniff",
+      "cache-control": "no-cache",
+    });
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("Method Not Allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+    }
+    switch (url.pathname) {
+      case "/":
+        return new Response(page, { headers: headers("text/html; charset=utf-8") });
+      case "/chat.js":
+        return new Response(CHAT_JS, { headers: headers("text/javascript; charset=utf-8") });
+      case "/chat.css":
+        return new Response(CHAT_CSS, { headers: headers("text/css; charset=utf-8") });
+      case "/ws":
+        return guard.upgrade(request, info, wsMember(url.searchParams.get("name") ?? ""));
+      default:
+        return new Response("Not Found\n", { status: 404, headers: headers("text/plain") });
+    }
+  };
+
+  const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 8080 };
+  const http = Deno.serve({
+    hostname: address.hostname,
+    port: address.port,
+    onListen: () => {},
+    onError: (error) => {
+      log.error(`handler: ${error instanceof Error ? error.message : error}`);
+      return new Response("Internal Server Error\n", { status: 500 });
+    },
+  }, handler);
+  const controller = new AbortController();
+  let tcp: TcpServer | null = null;
+  try {
+    const tcpAddress = options.tcpAddress === undefined
+      ? { transport: "tcp" as const, hostname: "0.0.0.0", port: 8081 }
+      : options.tcpAddress;
+    if (tcpAddress) {
+      tcp = await serveTcpChat(hub, {
+        ...options.tcp,
+        address: tcpAddress,
+        logger: log,
+        signal: controller.signal,
+        onListen: () => {},
+      });
+    }
+  } catch (error) {
+    await http.shutdown();
+    throw error;
+  }
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = () =>
+    stopping ??= (async () => {
+      hub.close();
+      controller.abort();
+      await guard.closeAll();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        http.shutdown().catch(() => {}),
+        new Promise((resolve) => timer = setTimeout(resolve, HTTP_SHUTDOWN_TIMEOUT_MS)),
+      ]);
+      clearTimeout(timer);
+      await tcp?.finished;
+    })();
+  if (options.signal?.aborted) shutdown();
+  options.signal?.addEventListener("abort", shutdown, { once: true });
+  const finished = http.finished.then(() => stopping ?? undefined).then(() => tcp?.finished);
+  return {
+    hub,
+    addr: http.addr,
+    tcpAddr: (tcp?.addr as Deno.NetAddr | undefined) ?? null,
+    finished: finished.then(() => {}),
+    shutdown,
+    [Symbol.asyncDispose]: shutdown,
+  };
+}
+
+const spec = {
+  name: "ws_chat_server",
+  summary: "A chat room for browsers (WebSocket) and terminals (TCP) in one hub.",
+  args: "",
+  maxArgs: 0,
+  options: {
+    port: { type: "string", short: "p", arg: "PORT", default: "8080", description: "HTTP port" },
+    "tcp-port": {
+      type: "string",
+      arg: "PORT",
+      default: "8081",
+      description: "TCP port for nc and tcp_chat_client (off = none)",
+    },
+    host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+    "allow-origin": {
+      type: "string",
+      multiple: true,
+      arg: "URL",
+      description: "also accept WebSocket handshakes from this Origin, or '*' for any",
+    },
+    "idle-timeout": {
+      type: "string",
+      arg: "DURATION",
+      default: "60s",
+      description: "ping silent WebSocket peers, close those that stay silent (0 = never)",
+    },
+    ...TCP_CHAT_OPTIONS,
+    ...ROOM_OPTIONS,
+  },
+  notes: `Open http://localhost:8080 in a browser; join from a terminal with
+nc localhost 8081 (first line: your nickname; /who, /nick NAME, /quit).
+
+WebSocket protocol: /ws?name=NAME; send text frames (at most --max-message
+bytes, larger closes with 1009); receive one JSON object per frame:
+  {"type":"welcome","name":"alice","requested":"alice","members":[...],...}
+  {"type":"message","time":"2006-01-02 15:04:05","ts":...,"name":"bob","text":"hi"}
+  {"type":"presence","changes":[{"event":"join","name":"carol"}],"count":3,...}
+  {"type":"notice","level":"error","text":"Slow down: ...",...}
+A handshake whose Origin names another host than the request's Host gets 403
+unless --allow-origin allows it.`,
+} as const;
+
+/** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ values }) => {
+    const host = values.host;
+    const address = usage(() =>
+      parseAddress(`${host.includes(":") ? `[${host}]` : host}:${values.port}`)
+    ) as NetAddress;
+    const tcpAddress = values["tcp-port"] === "off" ? null : {
+      transport: "tcp" as const,
+      hostname: address.hostname,
+      port: usage(() => parsePort(values["tcp-port"], "--tcp-port")),
+    };
+    const tcp = tcpChatOptions(values);
+    const controller = new AbortController();
+    using _signals = abortOnSignals(controller);
+    const chat = await serveWsChat({
+      address,
+      tcpAddress,
+      room: roomOptions(values),
+      tcp,
+      guard: {
+        allowOrigins: usage(() => parseAllowedOrigins(values["allow-origin"])),
+        idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
+        maxSockets: tcp.maxConns,
+      },
+      quiet: values.quiet,
+      signal: controller.signal,
+    });
+    const where = (a: Deno.NetAddr) => joinHostPort(a.hostname, a.port);
+    console.log(`Listening on http://${where(chat.addr)}`);
+    if (chat.tcpAddr) console.log(`Listening on tcp://${where(chat.tcpAddr)} (chat over TCP)`);
+    await chat.finished;
+    return 0;
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

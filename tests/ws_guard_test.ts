@@ -1,0 +1,178 @@
+import assert from "node:assert/strict";
+import {
+  CLOSE_ABNORMAL,
+  type GuardedSocket,
+  originAllowed,
+  parseAllowedOrigins,
+  WsGuard,
+  type WsGuardOptions,
+  type WsHandlers,
+} from "../lib/ws_guard.ts";
+import { delay, withTimeout } from "./helpers.ts";
+import { OP, RawWsClient, text } from "./ws_raw.ts";
+
+const info = { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 5555 } as Deno.Addr };
+
+function request(headers: Record<string, string>): Request {
+  return new Request("http://127.0.0.1:8080/ws", { headers });
+}
+
+/** An in-process server whose every request goes through a guard. */
+function serveGuarded(options: WsGuardOptions, handlers: Partial<WsHandlers> = {}) {
+  const guard = new WsGuard(options);
+  const closes: Array<{ code: number; reason: string }> = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req, i) =>
+      guard.upgrade(req, i, {
+        onMessage: (client, data) => client.send(data),
+        ...handlers,
+        onClose: (client, code, reason) => {
+          closes.push({ code, reason });
+          handlers.onClose?.(client, code, reason);
+        },
+      }),
+  );
+  return {
+    guard,
+    closes,
+    port: server.addr.port,
+    async [Symbol.asyncDispose]() {
+      await guard.closeAll();
+      await server.shutdown();
+    },
+  };
+}
+
+Deno.test("parseAllowedOrigins() keeps origins only, accepts *, and quotes a bad value", () => {
+  assert.deepEqual(parseAllowedOrigins(["https://example.com/path", "http://a:8080"]), [
+    "https://example.com",
+    "http://a:8080",
+  ]);
+  assert.equal(parseAllowedOrigins(["https://x", "*"]), "*");
+  assert.throws(() => parseAllowedOrigins(["example.com"]), /Invalid --allow-origin "example.com"/);
+});
+
+Deno.test("originAllowed() allows no Origin and the request's own host, refuses others", () => {
+  const host = { host: "127.0.0.1:8080" };
+  assert.equal(originAllowed(request(host)), true);
+  assert.equal(originAllowed(request({ ...host, origin: "http://127.0.0.1:8080" })), true);
+  assert.equal(originAllowed(request({ ...host, origin: "http://evil.example" })), false);
+  assert.equal(originAllowed(request({ ...host, origin: "http://127.0.0.1:9999" })), false);
+  assert.equal(originAllowed(request({ ...host, origin: "null" })), false);
+  assert.equal(originAllowed(request({ ...host, origin: "not a url" })), false);
+  const allowed = parseAllowedOrigins(["http://evil.example"]);
+  assert.equal(originAllowed(request({ ...host, origin: "http://evil.example" }), allowed), true);
+  assert.equal(originAllowed(request({ ...host, origin: "null" }), "*"), true);
+});
+
+Deno.test("WsGuard.upgrade() answers 403 to a foreign Origin and 426 to a plain request", async () => {
+  const guard = new WsGuard();
+  const onMessage = () => {};
+  const foreign = guard.upgrade(
+    request({ host: "127.0.0.1:8080", origin: "http://evil.example", upgrade: "websocket" }),
+    info,
+    { onMessage },
+  );
+  assert.equal(foreign.status, 403);
+  assert.match(await foreign.text(), /Origin "http:\/\/evil.example" is not allowed/);
+  const plain = guard.upgrade(request({ host: "127.0.0.1:8080" }), info, { onMessage });
+  assert.equal(plain.status, 426);
+  await plain.body?.cancel();
+  assert.equal(guard.size, 0);
+});
+
+Deno.test("WsGuard echoes text and binary and closes an oversize message with 1009", async () => {
+  await using server = serveGuarded({ maxMessageBytes: 1000 });
+  const { client, reply } = await RawWsClient.open(server.port);
+  await using _client = client;
+  assert.equal(reply.status, 101, reply.head);
+  await client.sendFrame(OP.text, "héllo");
+  assert.equal(text(await client.readFrame()), "héllo");
+  await client.sendFrame(OP.binary, Uint8Array.of(0, 255, 1));
+  const binary = await client.readFrame();
+  assert.equal(binary?.opcode, OP.binary);
+  assert.deepEqual(binary?.payload, Uint8Array.of(0, 255, 1));
+  // 400 three-byte characters: 400 UTF-16 units, 1200 bytes.
+  await client.sendFrame(OP.text, "€".repeat(400));
+  const { code, messages } = await client.readClose();
+  assert.equal(code, 1009);
+  assert.equal(messages.length, 0);
+  await client.sendClose(1009);
+  await withTimeout(
+    (async () => {
+      while (server.closes.length === 0) await delay(10);
+    })(),
+    3_000,
+    "onClose",
+  );
+  assert.equal(server.closes.length, 1);
+});
+
+Deno.test("WsGuard reports a close once, however many times it is asked to close", async () => {
+  let clientSide: GuardedSocket | null = null;
+  await using server = serveGuarded({}, {
+    onOpen: (client) => clientSide = client,
+  });
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
+  const closed = new Promise<CloseEvent>((resolve) => ws.onclose = resolve);
+  await new Promise((resolve) => ws.onopen = resolve);
+  while (!clientSide) await delay(5);
+  const socket = clientSide as GuardedSocket;
+  socket.close(1000, "bye");
+  socket.close(1001, "again");
+  ws.close();
+  const event = await closed;
+  assert.equal(event.code, 1000);
+  while (server.closes.length === 0) await delay(10);
+  await delay(50);
+  assert.equal(server.closes.length, 1);
+  assert.equal(socket.send("late"), false);
+});
+
+Deno.test("WsGuard gives up a peer that never reads, once its unread bytes pass the bound", async () => {
+  const chunk = new Uint8Array(256 * 1024);
+  let sent = 0;
+  let refused = false;
+  await using server = serveGuarded({ maxBufferedBytes: 1 << 20, closeTimeoutMs: 300 }, {
+    onOpen(client) {
+      // Far more than loopback buffers hold: the runtime must queue the rest.
+      for (let i = 0; i < 200 && !refused; i++) {
+        if (client.send(chunk)) sent++;
+        else refused = true;
+      }
+    },
+  });
+  const { client, reply } = await RawWsClient.open(server.port);
+  assert.equal(reply.status, 101);
+  await withTimeout(
+    (async () => {
+      while (server.closes.length === 0) await delay(20);
+    })(),
+    5_000,
+    "the guard to give the slow reader up",
+  );
+  assert.equal(refused, true);
+  assert.ok(sent < 200, `sent ${sent} chunks`);
+  assert.equal(server.closes[0].code, CLOSE_ABNORMAL);
+  assert.equal(server.guard.size, 0);
+  client.close(); // lets the runtime release what it still holds
+  await delay(100);
+});
+
+Deno.test("WsGuard.closeAll() closes every socket with 1001 and refuses new ones", async () => {
+  await using server = serveGuarded({});
+  const sockets = [0, 1, 2].map(() => new WebSocket(`ws://127.0.0.1:${server.port}/ws`));
+  await Promise.all(sockets.map((ws) => new Promise((resolve) => ws.onopen = resolve)));
+  const codes = Promise.all(
+    sockets.map((ws) => new Promise<number>((resolve) => ws.onclose = (e) => resolve(e.code))),
+  );
+  await server.guard.closeAll();
+  assert.deepEqual(await codes, [1001, 1001, 1001]);
+  assert.equal(server.guard.size, 0);
+  const late = await fetch(`http://127.0.0.1:${server.port}/ws`, {
+    headers: { upgrade: "websocket" },
+  });
+  assert.equal(late.status, 503);
+  await late.body?.cancel();
+});
