@@ -17,8 +17,16 @@
  */
 import amqp from "amqplib";
 import { Buffer } from "node:buffer";
+import { type OptionSpec, parseDurationOption, UsageError } from "./cli.ts";
 import type { ChatHub } from "./hub.ts";
-import { checkLinkMessage, type LinkMessage, RoomLink, type RoomLinkOptions } from "./room_link.ts";
+import {
+  checkLinkMessage,
+  DEFAULT_HEARTBEAT_MS,
+  type LinkMessage,
+  RoomLink,
+  type RoomLinkOptions,
+} from "./room_link.ts";
+import { WorkerBus, workerChannelName } from "./worker_bus.ts";
 
 /** The exchange every instance publishes to, unless told otherwise. */
 export const DEFAULT_EXCHANGE = "netkit.chat";
@@ -58,7 +66,11 @@ export function redactUrl(url: string): string {
 
 /** Whether a connection failure can pass by itself (network) rather than needing a fix (login, vhost). */
 export function isTransient(error: unknown): boolean {
+  if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+    return false;
+  }
   const code = (error as { code?: unknown }).code;
+  if (code === "EPERM" || code === "EACCES") return false; // Deno's net permission.
   if (typeof code === "string" && /^E[A-Z]+$/.test(code)) return true;
   const message = error instanceof Error ? error.message : String(error);
   return !/ACCESS.REFUSED|NOT.ALLOWED|ConnectionClose|403|530|Expected ConnectionOpenOk/i.test(
@@ -84,7 +96,7 @@ type Connection = Awaited<ReturnType<typeof amqp.connect>>;
 type ConfirmChannel = Awaited<ReturnType<Connection["createConfirmChannel"]>>;
 
 /** Links a hub to the other instances of its room through a RabbitMQ exchange. */
-export class AmqpChatBus implements AsyncDisposable {
+export class AmqpChatBus implements AsyncDisposable, RoomBus {
   /** The room logic; the hub's bus. */
   readonly link: RoomLink;
   readonly #url: string;
@@ -133,7 +145,10 @@ export class AmqpChatBus implements AsyncDisposable {
     } catch (error) {
       if (!isTransient(error)) {
         hub.attachBus(undefined);
-        throw new Error(`Cannot join the room on ${redactUrl(url)}: ${messageOf(error)}`);
+        const hint = /EPERM|EACCES|Requires net access/.test(messageOf(error))
+          ? ` (allow it: deno run --allow-net=...,${new URL(url).host})`
+          : "";
+        throw new Error(`Cannot join the room on ${redactUrl(url)}: ${messageOf(error)}${hint}`);
       }
       bus.#log(
         `Bus: cannot reach ${redactUrl(url)} (${messageOf(error)}); ` +
@@ -313,4 +328,92 @@ function backoff(failures: number, minMs: number, maxMs: number, jitter = Math.r
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The chat servers' options for joining a room that spans servers. */
+export const BUS_OPTIONS = {
+  bus: {
+    type: "string",
+    arg: "URL",
+    description: "share the room with other servers via RabbitMQ: amqp://user:pass@host:5672",
+  },
+  "bus-exchange": {
+    type: "string",
+    arg: "NAME",
+    default: DEFAULT_EXCHANGE,
+    description: "the topic exchange the servers share",
+  },
+  room: {
+    type: "string",
+    arg: "NAME",
+    default: DEFAULT_ROOM,
+    description: "the room's name on the bus (its routing key)",
+  },
+  "bus-heartbeat": {
+    type: "string",
+    arg: "DURATION",
+    default: `${DEFAULT_HEARTBEAT_MS / 1000}s`,
+    description: "how often each server says it is alive (4 missed: gone)",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+/** A name the broker takes as it is: no wildcards (`*`, `#`), not the reserved `amq.` prefix. */
+const BUS_NAME = /^(?!amq\.)[A-Za-z0-9_.:-]{1,200}$/;
+
+/** Where and how a server joins the room; `url` null for a server on its own. */
+export interface BusConfig extends AmqpChatBusOptions {
+  url: string | null;
+}
+
+/** Checks the `--bus` options; throws a UsageError quoting a bad value (never the password). */
+export function busConfig(values: {
+  bus?: string;
+  "bus-exchange": string;
+  room: string;
+  "bus-heartbeat": string;
+}): BusConfig {
+  const url = values.bus === undefined ? null : checkedUrl(values.bus);
+  for (const option of ["bus-exchange", "room"] as const) {
+    if (!BUS_NAME.test(values[option])) {
+      throw new UsageError(
+        `Invalid --${option} "${values[option]}": use 1-200 letters, digits, and _ . : - ` +
+          "(not starting with amq.)",
+      );
+    }
+  }
+  const heartbeatMs = parseDurationOption(values["bus-heartbeat"], "bus-heartbeat");
+  if (heartbeatMs < 50 || heartbeatMs > 600_000) {
+    throw new UsageError(`Invalid --bus-heartbeat "${values["bus-heartbeat"]}": must be 50ms-10m`);
+  }
+  return { url, exchange: values["bus-exchange"], room: values.room, heartbeatMs };
+}
+
+function checkedUrl(url: string): string {
+  try {
+    return checkAmqpUrl(url);
+  } catch (error) {
+    throw new UsageError(messageOf(error).replace("bus URL", "--bus"));
+  }
+}
+
+/** Whatever links a server's hub to the rest of its room, closed at shutdown. */
+export interface RoomBus {
+  readonly link: RoomLink;
+  close(): Promise<void> | void;
+}
+
+/**
+ * Links one server thread's hub to the rest of its room: through RabbitMQ
+ * when `config.url` is set (every worker is then an instance of its own),
+ * else, with several workers, to the other workers of the server listening
+ * on `port`; null for a lone server.
+ */
+export async function connectBus(
+  hub: ChatHub,
+  config: BusConfig,
+  where: { workers: number; port: number },
+): Promise<RoomBus | null> {
+  if (config.url) return await AmqpChatBus.connect(hub, config.url, config);
+  if (where.workers > 1) return new WorkerBus(hub, workerChannelName(where.port), config);
+  return null;
 }

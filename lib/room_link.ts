@@ -180,7 +180,9 @@ export class RoomLink implements HubBus {
       case "hello":
         this.#roster(message.origin, peer, message.names);
         this.#emit({ kind: "roster", names: this.#localNames() });
-        this.#log(`Bus: ${message.origin} is in the room with ${message.names.length} members`);
+        this.#log(
+          `Bus: ${short(message.origin)} is in the room with ${message.names.length} members`,
+        );
         return;
       case "roster":
         this.#roster(message.origin, peer, message.names);
@@ -188,7 +190,7 @@ export class RoomLink implements HubBus {
       case "bye":
         for (const name of peer.names) this.#leave(message.origin, name, "server shutdown");
         this.#peers.delete(message.origin);
-        this.#log(`Bus: ${message.origin} left the room`);
+        this.#log(`Bus: ${short(message.origin)} left the room`);
         return;
       case "beat":
         break;
@@ -228,7 +230,7 @@ export class RoomLink implements HubBus {
     for (const [origin, peer] of this.#peers) {
       if (now - peer.lastHeard <= this.#lostAfterMs) continue;
       this.#log(
-        `Bus: ${origin} silent for ${now - peer.lastHeard} ms, ` +
+        `Bus: ${short(origin)} silent for ${now - peer.lastHeard} ms, ` +
           `its ${peer.names.size} members are gone`,
       );
       this.#forget(origin);
@@ -275,6 +277,11 @@ export class RoomLink implements HubBus {
   #leave(origin: string, name: string, reason: LeaveReason): void {
     this.#hub.receive({ type: "leave", origin, ts: this.#now(), name, reason });
   }
+}
+
+/** An instance id short enough for a log line (the first 8 of a UUID's characters). */
+function short(origin: string): string {
+  return origin.length > 12 ? origin.slice(0, 8) : origin;
 }
 
 const LEAVE_REASONS: ReadonlySet<string> = new Set<LeaveReason>([
