@@ -16,6 +16,14 @@
  * @module
  */
 import amqp from "amqplib";
+import {
+  type AmqpFailure,
+  amqpTarget,
+  backoffDelay,
+  classifyAmqpError,
+  parseAmqpUrl,
+  redactUrl,
+} from "./amqp.ts";
 import { Buffer } from "node:buffer";
 import { type OptionSpec, parseDurationOption, UsageError } from "./cli.ts";
 import type { ChatHub } from "./hub.ts";
@@ -53,43 +61,23 @@ export interface AmqpChatBusOptions extends RoomLinkOptions {
   maxBackoffMs?: number;
 }
 
-/** `amqp://user:***@host:port/vhost`: the URL fit for a log line. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+/**
+ * Why joining the room failed, for people, and whether retrying can help:
+ * lib/amqp.ts's classification, plus Deno's net permission (which no retry
+ * fixes) with a hint on how to grant it.
+ */
+export function busFailure(error: unknown, url: string): AmqpFailure {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (
+    code === "EPERM" || code === "EACCES" || error instanceof Deno.errors.NotCapable ||
+    error instanceof Deno.errors.PermissionDenied
+  ) {
+    return {
+      fatal: true,
+      message: `${messageOf(error)} (allow it: deno run --allow-net=...,${amqpTarget(url).where})`,
+    };
   }
-}
-
-/** Whether a connection failure can pass by itself (network) rather than needing a fix (login, vhost). */
-export function isTransient(error: unknown): boolean {
-  if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-    return false;
-  }
-  const code = (error as { code?: unknown }).code;
-  if (code === "EPERM" || code === "EACCES") return false; // Deno's net permission.
-  if (typeof code === "string" && /^E[A-Z]+$/.test(code)) return true;
-  const message = error instanceof Error ? error.message : String(error);
-  return !/ACCESS.REFUSED|NOT.ALLOWED|ConnectionClose|403|530|Expected ConnectionOpenOk/i.test(
-    message,
-  );
-}
-
-/** The checked `amqp:` URL, or a `TypeError` quoting what is wrong (password hidden). */
-export function checkAmqpUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new TypeError(`Invalid bus URL "${redactUrl(url)}": expected amqp://user:pass@host:port`);
-  }
-  if (parsed.protocol !== "amqp:" && parsed.protocol !== "amqps:") {
-    throw new TypeError(`Invalid bus URL "${redactUrl(url)}": the scheme must be amqp or amqps`);
-  }
-  return url;
+  return classifyAmqpError(error, url);
 }
 
 type Connection = Awaited<ReturnType<typeof amqp.connect>>;
@@ -138,17 +126,16 @@ export class AmqpChatBus implements AsyncDisposable, RoomBus {
     url: string,
     options: AmqpChatBusOptions = {},
   ): Promise<AmqpChatBus> {
-    const bus = new AmqpChatBus(hub, checkAmqpUrl(url), options);
+    parseAmqpUrl(url);
+    const bus = new AmqpChatBus(hub, url, options);
     hub.attachBus(bus.link);
     try {
       await bus.#open();
     } catch (error) {
-      if (!isTransient(error)) {
+      const failure = busFailure(error, url);
+      if (failure.fatal) {
         hub.attachBus(undefined);
-        const hint = /EPERM|EACCES|Requires net access/.test(messageOf(error))
-          ? ` (allow it: deno run --allow-net=...,${new URL(url).host})`
-          : "";
-        throw new Error(`Cannot join the room on ${redactUrl(url)}: ${messageOf(error)}${hint}`);
+        throw new Error(`Cannot join the room on ${redactUrl(url)}: ${failure.message}`);
       }
       bus.#log(
         `Bus: cannot reach ${redactUrl(url)} (${messageOf(error)}); ` +
@@ -231,7 +218,10 @@ export class AmqpChatBus implements AsyncDisposable, RoomBus {
         connection.close().catch(() => {});
         failures = 0;
       }
-      const wait = backoff(failures++, this.#minBackoffMs, this.#maxBackoffMs);
+      const wait = backoffDelay(++failures, {
+        initialMs: this.#minBackoffMs,
+        maxMs: this.#maxBackoffMs,
+      });
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         this.#wake = () => {
@@ -244,10 +234,13 @@ export class AmqpChatBus implements AsyncDisposable, RoomBus {
       try {
         await this.#open();
       } catch (error) {
-        this.#log(
-          `Bus: reconnecting failed (${messageOf(error)}); next try in up to ` +
-            `${Math.round(backoff(failures, this.#minBackoffMs, this.#maxBackoffMs, 1) / 1000)} s`,
-        );
+        // The first failure and every tenth: an outage must not flood the log.
+        if (failures === 1 || failures % 10 === 0) {
+          this.#log(
+            `Bus: reconnecting failed (${busFailure(error, this.#url).message}), ` +
+              `attempt ${failures}; retrying with backoff up to ${this.#maxBackoffMs / 1000} s`,
+          );
+        }
       }
     }
   }
@@ -320,12 +313,6 @@ function closedReason(connection: Connection, channel: ConfirmChannel): Promise<
   });
 }
 
-/** Exponential backoff with full jitter: a random wait up to min * 2^failures, capped. */
-function backoff(failures: number, minMs: number, maxMs: number, jitter = Math.random()): number {
-  const cap = Math.min(maxMs, minMs * 2 ** Math.min(failures, 20));
-  return Math.max(minMs, cap * jitter);
-}
-
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -390,9 +377,10 @@ export function busConfig(values: {
 
 function checkedUrl(url: string): string {
   try {
-    return checkAmqpUrl(url);
+    parseAmqpUrl(url);
+    return url;
   } catch (error) {
-    throw new UsageError(messageOf(error).replace("bus URL", "--bus"));
+    throw new UsageError(messageOf(error).replace("AMQP URL", "--bus"));
   }
 }
 
