@@ -19,9 +19,9 @@
 import amqp from "amqplib";
 import {
   median,
-  parseFigures,
   printTable,
   ratio,
+  runLoad,
   startGoPeer,
   startNetkit,
   yardsticks,
@@ -34,8 +34,8 @@ const MESSAGES = 300;
 const ROUNDS = 3;
 const here = new URL("./", import.meta.url).pathname;
 
-/** Builds bench/go/chatfanout next to the yardsticks; returns its path. */
-async function buildDriver(): Promise<string> {
+/** Builds bench/go/chatfanout next to the yardsticks, so runLoad finds it. */
+async function buildDriver(): Promise<void> {
   const bin = `${await yardsticks()}/chatfanout`;
   const { code, stderr } = await new Deno.Command("go", {
     args: ["build", "-o", bin, "."],
@@ -48,22 +48,11 @@ async function buildDriver(): Promise<string> {
     stderr: "piped",
   }).output();
   if (code !== 0) throw new Error(`go build chatfanout: ${new TextDecoder().decode(stderr)}`);
-  return bin;
 }
 
-async function fanout(driver: string, urls: string[]): Promise<Record<string, number>> {
-  const { code, stdout, stderr } = await new Deno.Command(driver, {
-    args: ["-urls", urls.join(","), "-c", String(MEMBERS), "-n", String(MESSAGES), "-settle", "1s"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const out = new TextDecoder().decode(stdout);
-  const figures = parseFigures(out);
-  if (code !== 0) {
-    console.error(`chatfanout exited ${code}: ${out.trim()} ${new TextDecoder().decode(stderr)}`);
-    figures.failed = 1;
-  }
-  return figures;
+function fanout(urls: string[]): Promise<Record<string, number>> {
+  const args = ["-urls", urls.join(","), "-c", String(MEMBERS), "-n", String(MESSAGES)];
+  return runLoad("chatfanout", [...args, "-settle", "1s"]);
 }
 
 const wsUrl = (port: number) => `ws://127.0.0.1:${port}/ws?name=m`;
@@ -128,12 +117,12 @@ const setups: Setup[] = [
 ];
 
 async function main(): Promise<number> {
-  const driver = await buildDriver();
+  await buildDriver();
   const runs = new Map<string, Array<Record<string, number>>>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const setup of setups) {
       await using server = await setup.start();
-      const figures = await fanout(driver, server.urls);
+      const figures = await fanout(server.urls);
       runs.set(setup.name, [...(runs.get(setup.name) ?? []), figures]);
     }
   }
