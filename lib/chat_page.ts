@@ -54,6 +54,7 @@ export const CHAT_HTML = `<!doctype html>
 
 /** The style of the page, `/chat.css`. */
 export const CHAT_CSS = `* { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; font: 15px/1.4 system-ui, sans-serif; color: #1d1d1f; background: #f4f5f7;
   height: 100vh; display: flex; flex-direction: column; }
 header { display: flex; align-items: center; gap: 1em; padding: .5em 1em; background: #24292f; color: #fff; }

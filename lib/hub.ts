@@ -226,6 +226,7 @@ export class Member {
   #queuedBytes = 0;
   #writing = false;
   #gone = false;
+  #idle: Array<() => void> = [];
   #onFailure: (member: Member) => void;
   /** The rate limit; refused is true while a refusal streak lasts (one notice per streak). */
   readonly limit: RateLimit;
@@ -268,11 +269,30 @@ export class Member {
     this.#name = name;
   }
 
-  /** @internal Marks it gone, drops its queue; only the hub calls this. */
-  remove(): void {
+  /**
+   * @internal Marks it gone; only the hub calls this. What is queued is
+   * still written (a last notice) unless `discard` (a member dropped for
+   * being slow, or whose connection failed).
+   */
+  remove(discard: boolean): void {
     this.#gone = true;
-    this.#queue = [];
-    this.#queuedBytes = 0;
+    if (discard) {
+      this.#queue = [];
+      this.#queuedBytes = 0;
+    }
+    if (discard || !this.#writing) this.#settle();
+  }
+
+  /** Resolves once everything queued has been handed to the connection (or discarded). */
+  flushed(): Promise<void> {
+    if (!this.#writing && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #settle(): void {
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const resolve of idle) resolve();
   }
 
   /** @internal Closes its connection; only the hub calls this. */
@@ -313,14 +333,21 @@ export class Member {
     }
     if (pending) {
       this.#writing = true;
-      pending.then(() => this.#next(), () => this.#onFailure(this));
+      pending.then(() => this.#next(), () => {
+        this.#writing = false;
+        this.#onFailure(this);
+        this.#settle();
+      });
     }
   }
 
   /** Writes everything that queued up during the last write, in one batch. */
   #next(): void {
     this.#writing = false;
-    if (this.#gone || this.#queue.length === 0) return;
+    if (this.#queue.length === 0) {
+      this.#settle();
+      return;
+    }
     const queue = this.#queue;
     const batch = queue.length === 1 ? queue[0] : new Uint8Array(this.#queuedBytes);
     if (queue.length > 1) {
@@ -426,7 +453,7 @@ export class ChatHub {
   leave(member: Member, reason: LeaveReason = "quit"): boolean {
     if (!member.present || this.#members.get(member.name) !== member) return false;
     this.#members.delete(member.name);
-    member.remove();
+    member.remove(reason === "too slow" || reason === "disconnected");
     this.#log(`${member.name} left (${reason})`);
     if (this.#closed) return true;
     this.#announce({ event: "leave", name: member.name, reason });
@@ -574,14 +601,18 @@ export class ChatHub {
   /**
    * Closes the room: every member hears `text` and is removed (the
    * transports close their connections); joins are refused from now on.
+   * Resolves once the notice has been handed to every connection that
+   * still reads; wait for it with a timeout before closing them.
    */
-  close(text = "The server is shutting down"): void {
-    if (this.#closed) return;
+  close(text = "The server is shutting down"): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#flushPresence();
-    for (const member of this.#members.values()) this.notify(member, text);
+    const members = [...this.#members.values()];
+    for (const member of members) this.notify(member, text);
     this.#closed = true;
     clearTimeout(this.#presenceTimer);
-    for (const member of [...this.#members.values()]) this.leave(member, "server shutdown");
+    for (const member of members) this.leave(member, "server shutdown");
+    return Promise.all(members.map((m) => m.flushed())).then(() => {});
   }
 
   /** The requested name if free, else the first free `name-2`, `name-3`, ... */

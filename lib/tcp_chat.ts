@@ -30,6 +30,8 @@ export const DEFAULT_MAX_LINE_BYTES = 4096;
 export const PROMPT = "* Welcome to the chat. Type your nickname (or /nick NAME):\n";
 const HELP =
   "* Commands: /nick NAME, /who, /quit, /ping, /help; //text sends a line starting with /";
+/** How long a closing connection may take to write what is still queued for it. */
+const FLUSH_ON_CLOSE_MS = 1_000;
 const encoder = new TextEncoder();
 const PONG = encoder.encode("/pong\n");
 
@@ -136,6 +138,19 @@ class Connection {
 }
 
 /**
+ * Closes the room and gives the members' last notice up to a second to
+ * leave, before the servers close the connections.
+ */
+export async function closeRoom(hub: ChatHub): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    hub.close(),
+    new Promise((resolve) => timer = setTimeout(resolve, FLUSH_ON_CLOSE_MS)),
+  ]);
+  clearTimeout(timer);
+}
+
+/**
  * Serves the room on TCP: one connection per member, lines in, lines out.
  * The hub is shared (the WebSocket server passes its own).
  */
@@ -183,7 +198,17 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
       await session.closeWith(`ERROR ${error.message}\n`);
     } finally {
       live.delete(conn);
-      if (conn.member) hub.leave(conn.member, reason);
+      const member = conn.member;
+      if (member) {
+        hub.leave(member, reason);
+        // Let a last notice (the server shutting down) reach the peer before the socket closes.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          member.flushed(),
+          new Promise((resolve) => timer = setTimeout(resolve, FLUSH_ON_CLOSE_MS)),
+        ]);
+        clearTimeout(timer);
+      }
       log.info(`Closed ${session.peer}`);
     }
   };

@@ -18,7 +18,7 @@ import { runCommand, usage } from "../lib/cli.ts";
 import { ChatHub, type HubOptions } from "../lib/hub.ts";
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals, printListening, type TcpServer } from "../lib/server.ts";
-import { serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
+import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
 
 /** Options for {@link serveChat}. */
 export interface ChatServerOptions extends TcpChatOptions {
@@ -41,14 +41,14 @@ export async function serveChat(options: ChatServerOptions = {}): Promise<ChatSe
   const logger = options.logger ?? new Logger({ quiet: options.quiet });
   const hub = new ChatHub({ ...options.room, onLog: (line) => logger.info(line) });
   const controller = new AbortController();
-  const stop = () => {
-    hub.close();
+  const stop = async () => {
+    await closeRoom(hub);
     controller.abort();
   };
   options.signal?.addEventListener("abort", stop, { once: true });
   const server = await serveTcpChat(hub, { ...options, logger, signal: controller.signal });
   const shutdown = async () => {
-    stop();
+    await stop();
     await server.finished;
   };
   return { hub, server, shutdown, [Symbol.asyncDispose]: shutdown };

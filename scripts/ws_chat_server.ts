@@ -18,7 +18,7 @@ import { parseDurationOption, runCommand, usage } from "../lib/cli.ts";
 import { ChatHub, type HubOptions, type Member, type MemberSink } from "../lib/hub.ts";
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals, type TcpServer } from "../lib/server.ts";
-import { serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
+import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
 import { parseWorkers, serveWorkers } from "../lib/workers.ts";
 import {
   CLOSE_POLICY,
@@ -131,8 +131,11 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
           client.close(CLOSE_POLICY, truncateReason(error.message));
         }
       },
-      onMessage(_client: GuardedSocket, data: string | ArrayBuffer) {
-        if (!member) return;
+      onMessage(client: GuardedSocket, data: string | ArrayBuffer) {
+        if (!member) {
+          log.error(`${client.peer}: message before joining, dropped`);
+          return;
+        }
         if (typeof data !== "string") {
           hub.notify(member, "Binary messages are not supported: send text", "error");
           return;
@@ -205,7 +208,7 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
   let stopping: Promise<void> | null = null;
   const shutdown = () =>
     stopping ??= (async () => {
-      hub.close();
+      await closeRoom(hub);
       controller.abort();
       await guard.closeAll();
       let timer: ReturnType<typeof setTimeout> | undefined;

@@ -1,0 +1,428 @@
+import assert from "node:assert/strict";
+import type { ChatEvent } from "../lib/hub.ts";
+import { Browser, CHROMIUM } from "./browser.ts";
+import {
+  missingPeer,
+  ROOT,
+  type ScriptProcess,
+  startScript,
+  TcpPeer,
+  withTimeout,
+} from "./helpers.ts";
+
+const decoder = new TextDecoder();
+
+/** A WebSocket member for tests: keeps every event and waits for matches. */
+class WsMember implements AsyncDisposable {
+  readonly socket: WebSocket;
+  readonly events: ChatEvent[] = [];
+  closeCode = 0;
+  closeReason = "";
+  readonly closed: Promise<void>;
+  #wake: Array<() => void> = [];
+
+  private constructor(socket: WebSocket) {
+    this.socket = socket;
+    socket.binaryType = "arraybuffer";
+    socket.onmessage = (e) => {
+      const text = typeof e.data === "string" ? e.data : decoder.decode(e.data);
+      this.events.push(JSON.parse(text));
+      this.#notify();
+    };
+    this.closed = new Promise((resolve) => {
+      socket.onclose = (e) => {
+        this.closeCode = e.code;
+        this.closeReason = e.reason;
+        this.#notify();
+        resolve();
+      };
+    });
+  }
+
+  static async join(port: number, name: string): Promise<WsMember> {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/ws?name=${encodeURIComponent(name)}`);
+    const member = new WsMember(socket);
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve;
+      socket.onerror = () => reject(new Error("WebSocket failed to open"));
+    });
+    return member;
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = [];
+    for (const w of wake) w();
+  }
+
+  /** Waits for an event that matches, returning it. */
+  async waitFor(
+    match: (e: ChatEvent) => boolean,
+    what: string,
+    timeoutMs = 5_000,
+  ): Promise<ChatEvent> {
+    return await withTimeout(
+      (async () => {
+        while (true) {
+          const found = this.events.find(match);
+          if (found) return found;
+          if (this.socket.readyState === WebSocket.CLOSED) {
+            throw new Error(`Closed (${this.closeCode} ${this.closeReason}) before ${what}`);
+          }
+          await new Promise<void>((r) => this.#wake.push(r));
+        }
+      })(),
+      timeoutMs,
+      `${what} in ${JSON.stringify(this.events).slice(-2000)}`,
+    );
+  }
+
+  /** The messages received, as `name: text`. */
+  messages(): string[] {
+    return this.events.flatMap((e) => e.type === "message" ? [`${e.name}: ${e.text}`] : []);
+  }
+
+  waitMessage(line: string): Promise<ChatEvent> {
+    return this.waitFor((e) => e.type === "message" && `${e.name}: ${e.text}` === line, line);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.socket.readyState !== WebSocket.CLOSED) this.socket.close();
+    await this.closed;
+  }
+}
+
+/** Starts ws_chat_server on free ports; the TCP port comes from its second ready line. */
+async function startChat(args: string[] = []): Promise<ScriptProcess & { tcpPort: number }> {
+  const server = await startScript("ws_chat_server", [
+    "--host=127.0.0.1",
+    "--port=0",
+    "--tcp-port=0",
+    ...args,
+  ]);
+  const line = await server.stdout.waitFor(/Listening on tcp:/);
+  return Object.assign(server, { tcpPort: Number(/:(\d+) /.exec(line)![1]) });
+}
+
+/** Joins over TCP: reads the prompt, sends the name, reads the welcome. */
+async function tcpMember(port: number, name: string): Promise<TcpPeer> {
+  const peer = await TcpPeer.connect(port);
+  await peer.readLine();
+  await peer.send(`${name}\n`);
+  assert.match((await peer.readLine())!, /^\* Welcome/);
+  return peer;
+}
+
+async function untilLine(peer: TcpPeer, pattern: RegExp): Promise<string> {
+  while (true) {
+    const line = await peer.readLine();
+    if (line === null) throw new Error(`Closed before ${pattern}`);
+    if (pattern.test(line)) return line;
+  }
+}
+
+/** Opens a raw WebSocket handshake (with any headers) and returns the peer and the status line. */
+async function rawHandshake(port: number, path: string, headers: Record<string, string> = {}) {
+  const peer = await TcpPeer.connect(port);
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  await peer.send(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+      `Sec-WebSocket-Version: 13\r\n${extra}\r\n`,
+  );
+  const status = (await peer.readLine())!;
+  while (((await peer.readLine()) ?? "") !== "") { /* headers */ }
+  return { peer, status };
+}
+
+Deno.test({
+  name: "ws_chat_server: a browser, a WebSocket member, a TCP member and ncat talk in one room",
+  ignore: missingPeer(CHROMIUM) || missingPeer("ncat"),
+  async fn() {
+    await using server = await startChat(["--burst=100"]);
+    await using browser = await Browser.launch();
+    await browser.goto(`http://127.0.0.1:${server.port}/?name=browser`);
+    await browser.waitFor(
+      `document.getElementById("status").textContent === "connected as browser"`,
+    );
+    await using ws = await WsMember.join(server.port, "<b>ws</b>");
+    await using tcp = await tcpMember(server.tcpPort, "tcp");
+    const nc = new Deno.Command("ncat", {
+      args: ["127.0.0.1", String(server.tcpPort)],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const ncIn = nc.stdin.getWriter();
+    const say = (text: string) => ncIn.write(new TextEncoder().encode(text));
+    await say("nc\n");
+    await ws.waitFor(
+      (e) => e.type === "presence" && e.changes.some((c) => c.name === "nc"),
+      "nc joined",
+    );
+    const members = await browser.waitFor<string[]>(
+      `(() => { const m = [...document.querySelectorAll("#members li")].map((li) => li.textContent);
+        return m.length === 4 && m; })()`,
+    );
+    assert.deepEqual(members, ["<b>ws</b>", "browser", "nc", "tcp"]);
+    const shown = await browser.evaluate(
+      `[getComputedStyle(document.getElementById("join")).display,
+      getComputedStyle(document.getElementById("room")).display]`,
+    );
+    assert.deepEqual(shown, ["none", "grid"], "after joining, the room replaces the name form");
+
+    // Each speaks in turn; everyone must see every message in this order, with the right name.
+    const script = [
+      ["browser", "hello from the browser"],
+      ["<b>ws</b>", "<script>alert(1)</script>"],
+      ["tcp", "hi from tcp \x1b[31mred"],
+      ["nc", "<img src=x onerror=alert(2)> from nc"],
+      ["<b>ws</b>", "line one\nline two  "],
+    ];
+    for (const [who, text] of script) {
+      if (who === "browser") {
+        await browser.evaluate(`(() => { const t = document.getElementById("text");
+          t.value = ${
+          JSON.stringify(text)
+        }; document.getElementById("send").requestSubmit(); })()`);
+      } else if (who === "<b>ws</b>") ws.socket.send(text);
+      else if (who === "tcp") await tcp.send(`${text}\n`);
+      else await say(`${text}\n`);
+      const cleaned = text.replace(/\n/g, " ").trim();
+      await ws.waitMessage(`${who}: ${cleaned}`);
+    }
+    const expected = script.map(([who, text]) => `${who}: ${text.replace(/\n/g, " ").trim()}`);
+    assert.deepEqual(ws.messages(), expected);
+    const inBrowser = await browser.waitFor<string[]>(
+      `(() => { const m = [...document.querySelectorAll("#log .msg")].map((d) =>
+        d.querySelector(".name").textContent + " " + d.querySelector(".text").textContent);
+        return m.length === ${expected.length} && m; })()`,
+    );
+    assert.deepEqual(inBrowser, expected);
+    // The XSS case, in the DOM: text, never elements; nothing ran.
+    const dom = await browser.evaluate<{ scripts: number; imgs: number; bold: number }>(
+      `({ scripts: document.querySelectorAll("#log script").length,
+          imgs: document.querySelectorAll("#log img, #members img").length,
+          bold: document.querySelectorAll("#log b, #members b").length })`,
+    );
+    assert.deepEqual(dom, { scripts: 0, imgs: 0, bold: 0 });
+
+    // A screenshot for people to look at: tmp/ is ignored by git.
+    const screenshot = await browser.screenshot();
+    await Deno.mkdir(`${ROOT}tmp`, { recursive: true });
+    await Deno.writeFile(`${ROOT}tmp/ws_chat_page.png`, screenshot);
+
+    // TCP members see the others (not themselves), escaped, in seed 001's format.
+    const tcpLines: string[] = [];
+    while (tcpLines.length < 4) {
+      const line = (await tcp.readLine())!;
+      if (/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [^*]/.test(line)) tcpLines.push(line.slice(20));
+    }
+    assert.deepEqual(tcpLines, [
+      "browser: hello from the browser",
+      "<b>ws</b>: <script>alert(1)</script>",
+      "nc: <img src=x onerror=alert(2)> from nc",
+      "<b>ws</b>: line one line two",
+    ]);
+    await say("/quit\n");
+    await ncIn.close();
+    const ncLines = decoder.decode((await nc.output()).stdout).split("\n")
+      .filter((l) => /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [^*]/.test(l)).map((l) => l.slice(20));
+    assert.deepEqual(ncLines, [
+      "browser: hello from the browser",
+      "<b>ws</b>: <script>alert(1)</script>",
+      "tcp: hi from tcp \\x1b[31mred",
+      "<b>ws</b>: line one line two",
+    ]);
+
+    // Auto-scroll: it follows new messages at the bottom, and stays put when scrolled up.
+    for (let i = 0; i < 40; i++) ws.socket.send(`filler ${i}`);
+    await ws.waitMessage("<b>ws</b>: filler 39");
+    await browser.waitFor(`document.querySelectorAll("#log .msg").length === 45`);
+    const follows = await browser.evaluate<boolean>(
+      `(() => { const l = document.getElementById("log");
+      return l.scrollHeight > l.clientHeight && l.scrollHeight - l.scrollTop - l.clientHeight < 8; })()`,
+    );
+    assert.ok(follows, "at the bottom, the log follows new messages");
+    await browser.evaluate(`document.getElementById("log").scrollTop = 0`);
+    ws.socket.send("while scrolled up");
+    await browser.waitFor(`document.querySelectorAll("#log .msg").length === 46`);
+    assert.equal(await browser.evaluate(`document.getElementById("log").scrollTop`), 0);
+
+    // The page shows the drop and reconnects when the server is back on the same port.
+    const port = server.port;
+    server.kill("SIGTERM");
+    assert.equal((await server.exit()).code, 0, server.output);
+    await browser.waitFor(
+      `document.getElementById("status").textContent.startsWith("disconnected")`,
+    );
+    await using _again = await startScript("ws_chat_server", [
+      "--host=127.0.0.1",
+      `--port=${port}`,
+      "--tcp-port=0",
+    ]);
+    await browser.waitFor(
+      `document.getElementById("status").textContent === "connected as browser"`,
+      15_000,
+    );
+  },
+});
+
+Deno.test("ws_chat_server serves the page under a strict CSP, and 404 elsewhere", async () => {
+  await using server = await startChat();
+  const page = await fetch(`http://127.0.0.1:${server.port}/`);
+  const html = await page.text();
+  const csp = page.headers.get("content-security-policy")!;
+  assert.match(csp, /default-src 'none'; script-src 'self'; style-src 'self'/);
+  assert.match(csp, new RegExp(`connect-src 'self' ws://127.0.0.1:${server.port} `));
+  assert.doesNotMatch(csp, /unsafe/);
+  assert.match(html, /<script src="\/chat.js" defer><\/script>/);
+  assert.match(html, /data-max-message="512"/);
+  const js = await fetch(`http://127.0.0.1:${server.port}/chat.js`);
+  assert.match(await js.text(), /textContent/);
+  const missing = await fetch(`http://127.0.0.1:${server.port}/nope`);
+  await missing.body?.cancel();
+  assert.equal(missing.status, 404);
+});
+
+Deno.test("the chat page's script never writes HTML", async () => {
+  const { CHAT_JS } = await import("../lib/chat_page.ts");
+  assert.doesNotMatch(CHAT_JS, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+});
+
+Deno.test("ws_chat_server bounds WebSocket input: size (1009), empty, binary, names, Origin", async () => {
+  await using server = await startChat(["-q"]);
+  await using alice = await WsMember.join(server.port, "alice");
+  const welcome = await alice.waitFor((e) => e.type === "welcome", "welcome");
+  assert.ok(welcome.type === "welcome" && welcome.name === "alice");
+  await using alice2 = await WsMember.join(server.port, "alice");
+  const w2 = await alice2.waitFor((e) => e.type === "welcome", "welcome");
+  assert.ok(w2.type === "welcome" && w2.name === "alice-2" && w2.requested === "alice");
+
+  alice.socket.send("   ");
+  await alice.waitFor((e) => e.type === "notice" && /Empty message/.test(e.text), "empty notice");
+  alice.socket.send(new Uint8Array([1, 2, 3]));
+  await alice.waitFor(
+    (e) => e.type === "notice" && /Binary messages/.test(e.text),
+    "binary notice",
+  );
+  alice.socket.send("x".repeat(512));
+  await alice2.waitMessage(`alice: ${"x".repeat(512)}`);
+  alice.socket.send("y".repeat(513));
+  await alice.closed;
+  assert.equal(alice.closeCode, 1009);
+  await alice2.waitFor(
+    (e) =>
+      e.type === "presence" && e.changes.some((c) => c.event === "leave" && c.name === "alice"),
+    "alice left",
+  );
+
+  for (
+    const [name, pattern] of [["", /empty/], ["x".repeat(40), /longer than 32/], [
+      "a\x1bb",
+      /control/,
+    ]]
+  ) {
+    await using bad = await WsMember.join(server.port, name as string);
+    await bad.closed;
+    assert.equal(bad.closeCode, 1008);
+    assert.match(bad.closeReason, pattern as RegExp);
+    assert.ok(bad.events.some((e) => e.type === "notice" && e.level === "error"));
+  }
+
+  const foreign = await rawHandshake(server.port, "/ws?name=evil", {
+    Origin: "http://evil.example",
+  });
+  assert.match(foreign.status, /^HTTP\/1.1 403/);
+  foreign.peer.close();
+  const same = await rawHandshake(server.port, "/ws?name=fine", {
+    Origin: `http://127.0.0.1:${server.port}`,
+  });
+  assert.match(same.status, /^HTTP\/1.1 101/);
+  same.peer.close();
+});
+
+Deno.test("ws_chat_server rate limit: 1000 messages at once, excess refused, others unaffected", async () => {
+  await using server = await startChat(["-q"]);
+  await using flood = await WsMember.join(server.port, "flood");
+  await using calm = await WsMember.join(server.port, "calm");
+  await flood.waitFor(
+    (e) => e.type === "presence" && e.changes.some((c) => c.name === "calm"),
+    "calm",
+  );
+  for (let i = 0; i < 1000; i++) flood.socket.send(`spam ${i}`);
+  await flood.waitFor((e) => e.type === "notice", "the rate-limit notice");
+  await calm.waitMessage("flood: spam 19");
+  calm.socket.send("calm speaks");
+  await calm.waitMessage("calm: calm speaks");
+  await flood.waitMessage("calm: calm speaks");
+  const notices = flood.events.filter((e) => e.type === "notice");
+  assert.equal(notices.length, 1);
+  assert.ok(notices[0].type === "notice" && /^Slow down/.test(notices[0].text));
+  const spam = calm.messages().filter((m) => m.startsWith("flood: spam")).length;
+  assert.ok(spam >= 20 && spam <= 22, `calm saw ${spam} spam messages`);
+});
+
+Deno.test("ws_chat_server drops a WebSocket member that never reads; the others keep up", async () => {
+  await using server = await startChat(["-q", "--rate=0", "--max-message=8000", "--max-queue=16"]);
+  await using sender = await WsMember.join(server.port, "sender");
+  await using reader = await WsMember.join(server.port, "reader");
+  const stuck = await rawHandshake(server.port, "/ws?name=stuck"); // never reads again
+  try {
+    await reader.waitFor(
+      (e) => e.type === "presence" && e.changes.some((c) => c.name === "stuck"),
+      "stuck",
+    );
+    const payload = "p".repeat(7000);
+    for (let i = 0; i < 2000; i++) {
+      sender.socket.send(`${i} ${payload}`);
+      if (i % 8 === 7) {
+        await reader.waitFor((e) => e.type === "message" && e.text.startsWith(`${i} `), `${i}`);
+      }
+    }
+    assert.equal(reader.messages().length, 2000);
+    const left = await reader.waitFor(
+      (e) =>
+        e.type === "presence" && e.changes.some((c) => c.name === "stuck" && c.event === "leave"),
+      "stuck dropped",
+    );
+    assert.match(JSON.stringify(left), /"reason":"too slow"/);
+  } finally {
+    stuck.peer.close();
+  }
+});
+
+Deno.test("ws_chat_server closes a WebSocket peer that ignores pings past the idle timeout", async () => {
+  await using server = await startChat(["-q", "--idle-timeout=1s"]);
+  await using watcher = await WsMember.join(server.port, "watcher");
+  const mute = await rawHandshake(server.port, "/ws?name=mute"); // never answers pings
+  try {
+    const left = await watcher.waitFor(
+      (e) =>
+        e.type === "presence" && e.changes.some((c) => c.name === "mute" && c.event === "leave"),
+      "mute left",
+      8_000,
+    );
+    assert.ok(left);
+    assert.ok(watcher.socket.readyState === WebSocket.OPEN, "a peer that answers pings stays");
+  } finally {
+    mute.peer.close();
+  }
+});
+
+Deno.test("ws_chat_server tells everyone on SIGTERM, closes with 1001 and exits 0", async () => {
+  const server = await startChat(["-q"]);
+  try {
+    const ws = await WsMember.join(server.port, "ws");
+    const tcp = await tcpMember(server.tcpPort, "tcp");
+    server.kill("SIGTERM");
+    await ws.closed;
+    assert.equal(ws.closeCode, 1001);
+    assert.ok(ws.events.some((e) => e.type === "notice" && /shutting down/.test(e.text)));
+    assert.equal(await untilLine(tcp, /shutting down/), "* The server is shutting down");
+    tcp.close();
+    assert.equal((await server.exit()).code, 0, server.output);
+  } finally {
+    await server[Symbol.asyncDispose]();
+  }
+});
