@@ -62,6 +62,8 @@ export interface RoomLinkOptions {
 interface Peer {
   lastHeard: number;
   names: Set<string>;
+  /** Whether its full member list has arrived (a hello or a roster). */
+  listed: boolean;
 }
 
 /** Counters for tests and logs. */
@@ -167,9 +169,8 @@ export class RoomLink implements HubBus {
     if (last > 0 && message.seq > last + 1) this.stats.missed += message.seq - last - 1;
     this.#lastSeq.set(message.origin, message.seq);
     let peer = this.#peers.get(message.origin);
-    const known = peer !== undefined;
     if (!peer) {
-      peer = { lastHeard: 0, names: new Set() };
+      peer = { lastHeard: 0, names: new Set(), listed: false };
       this.#peers.set(message.origin, peer);
     }
     peer.lastHeard = this.#now();
@@ -178,6 +179,7 @@ export class RoomLink implements HubBus {
         this.#apply(peer, message.event);
         break;
       case "hello":
+        peer.listed = true;
         this.#roster(message.origin, peer, message.names);
         this.#emit({ kind: "roster", names: this.#localNames() });
         this.#log(
@@ -185,6 +187,7 @@ export class RoomLink implements HubBus {
         );
         return;
       case "roster":
+        peer.listed = true;
         this.#roster(message.origin, peer, message.names);
         return;
       case "bye":
@@ -195,8 +198,8 @@ export class RoomLink implements HubBus {
       case "beat":
         break;
     }
-    // A hub heard from for the first time without a hello (we missed it): ask for rosters.
-    if (!known) this.#hello();
+    // A hub whose hello we missed (our queue was not bound yet): ask for rosters until one comes.
+    if (!peer.listed) this.#hello();
   }
 
   /** Says goodbye (the others forget this hub's members at once) and stops beating. */
@@ -216,11 +219,14 @@ export class RoomLink implements HubBus {
     return roster.type === "roster" ? roster.names : [];
   }
 
-  /** Announces this hub's members and asks the others for theirs, at most once a heartbeat. */
+  /** Announces this hub's members and asks the others for theirs. */
   #hello(always = false): void {
-    const now = this.#now();
-    if (!always && now - this.#lastHello < this.#heartbeatMs) return;
-    this.#lastHello = now;
+    if (!always) {
+      // Asking because a hello was missed: at once, then at most once a heartbeat.
+      const now = this.#now();
+      if (now - this.#lastHello < this.#heartbeatMs) return;
+      this.#lastHello = now;
+    }
     this.#emit({ kind: "hello", names: this.#localNames() });
   }
 
@@ -259,6 +265,42 @@ export class RoomLink implements HubBus {
         return;
     }
     this.#hub.receive(event);
+    if (event.type === "join" || event.type === "rename") {
+      this.#settleClash(event.origin, event.name);
+    }
+    if (event.type === "leave" || event.type === "rename") {
+      this.#keepListed(event.type === "leave" ? event.name : event.from);
+    }
+  }
+
+  /**
+   * The hub lists each remote name once; when one server's member lets go
+   * of a name another server's member also holds (a clash being settled),
+   * the hub's list is given that server's names again, silently.
+   */
+  #keepListed(name: string): void {
+    for (const [origin, peer] of this.#peers) {
+      if (!peer.names.has(name)) continue;
+      const ts = this.#now();
+      this.#hub.receive({ type: "roster", origin, ts, names: [...peer.names] });
+    }
+  }
+
+  /**
+   * Two servers gave one name to two members (both joined at once, or
+   * while the room was split): the server with the smaller id keeps it,
+   * the other renames its member with a suffix and tells it why.
+   */
+  #settleClash(origin: string, name: string): void {
+    if (this.origin < origin) return;
+    const member = this.#hub.localMember(name);
+    if (!member) return;
+    const taken = new Set(this.#hub.names());
+    let i = 2;
+    while (taken.has(`${name}-${i}`)) i++;
+    const renamed = this.#hub.rename(member, `${name}-${i}`);
+    this.#hub.notify(member, `"${name}" is taken on another server: you are now ${renamed}`);
+    this.#log(`Bus: ${name} is taken on ${short(origin)}, renamed ours to ${renamed}`);
   }
 
   /** Brings a hub's member list up to date, announcing the differences. */
@@ -268,10 +310,12 @@ export class RoomLink implements HubBus {
     for (const name of peer.names) {
       if (!fresh.has(name)) this.#leave(origin, name, "disconnected");
     }
-    for (const name of fresh) {
-      if (!peer.names.has(name)) this.#hub.receive({ type: "join", origin, ts: now, name });
-    }
+    const joined = [...fresh].filter((name) => !peer.names.has(name));
     peer.names = fresh;
+    for (const name of joined) {
+      this.#hub.receive({ type: "join", origin, ts: now, name });
+      this.#settleClash(origin, name);
+    }
   }
 
   #leave(origin: string, name: string, reason: LeaveReason): void {

@@ -9,13 +9,29 @@ class MemoryNet {
   readonly cut = new Set<RoomLink>();
   /** Every message sent, for tests that replay one. */
   readonly sent: LinkMessage[] = [];
+  #queue: LinkMessage[] = [];
+  #draining = false;
+
+  /** Delivers in sending order, as a broker does: what a link sends while receiving waits its turn. */
+  #drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      for (let m = this.#queue.shift(); m; m = this.#queue.shift()) {
+        for (const other of this.links) if (!this.cut.has(other)) other.receive(m);
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
 
   add(id: string, options: { heartbeatMs?: number } = {}): { hub: ChatHub; link: RoomLink } {
     const hub = new ChatHub({ instanceId: id, presenceDelayMs: 0, rate: 0 });
     const link: RoomLink = new RoomLink(hub, (m) => {
       if (this.cut.has(link)) return;
       this.sent.push(m);
-      for (const other of this.links) if (!this.cut.has(other)) other.receive(m);
+      this.#queue.push(m);
+      this.#drain();
     }, { heartbeatMs: options.heartbeatMs ?? 60_000 });
     hub.attachBus(link);
     this.links.add(link);
@@ -189,5 +205,57 @@ Deno.test("checkLinkMessage() accepts what links send and rejects anything else"
     ]
   ) {
     assert.throws(() => checkLinkMessage(bad), SyntaxError, JSON.stringify(bad));
+  }
+});
+
+for (const order of ["bca", "cab"]) {
+  Deno.test(`RoomLink: a name given twice while split is settled on healing (${order})`, () => {
+    nameClash(order);
+  });
+}
+
+function nameClash(order: string): void {
+  const net = new MemoryNet();
+  try {
+    const a = net.add("a");
+    const b = net.add("b");
+    const c = net.add("c");
+    c.hub.join("carol", new LineSink());
+    net.cut.add(a.link);
+    for (const { link } of [a, b, c]) link.disconnected("split");
+    const bobOnA = new LineSink();
+    const bobOnB = new LineSink();
+    a.hub.join("bob", bobOnA);
+    b.hub.join("bob", bobOnB);
+    net.cut.delete(a.link);
+    const hubs: Record<string, { link: RoomLink }> = { a, b, c };
+    for (const id of order) hubs[id].link.connected();
+    for (const { hub } of [a, b, c]) assert.deepEqual(hub.names(), ["bob", "bob-2", "carol"]);
+    assert.ok(bobOnB.lines.includes('* "bob" is taken on another server: you are now bob-2'));
+    assert.ok(!bobOnA.lines.some((l) => l.includes("you are now")));
+    assert.ok(bobOnA.lines.includes("* bob is now known as bob-2"), bobOnA.text);
+  } finally {
+    net.close();
+  }
+}
+
+Deno.test("RoomLink: a hub that missed another's hello asks for the rosters when it hears from it", () => {
+  const net = new MemoryNet();
+  try {
+    net.add("a");
+    const b = net.add("b");
+    const bob = new LineSink();
+    b.hub.join("bob", bob);
+    net.cut.add(b.link); // b's queue is not bound yet: it misses c's hello and carol's join.
+    const c = net.add("c");
+    const carol = c.hub.join("carol", new LineSink());
+    net.cut.delete(b.link);
+    assert.deepEqual(b.hub.names(), ["bob"]);
+    c.hub.broadcast(carol, "anyone?");
+    assert.ok(bob.lines.includes("carol: anyone?"));
+    assert.deepEqual(b.hub.names(), ["bob", "carol"]);
+    assert.deepEqual(c.hub.names(), ["bob", "carol"]);
+  } finally {
+    net.close();
   }
 });
