@@ -28,7 +28,11 @@ export interface Writer {
   write(p: Uint8Array): Promise<number>;
 }
 
-/** Raised when a line exceeds its bound; the stream is no longer usable. */
+/**
+ * Raised when a line exceeds its bound. Reading again skips the rest of
+ * that line and goes on with the next, so a server may answer with an
+ * error and keep the connection.
+ */
 export class LineTooLongError extends RangeError {
   /** The bound that was exceeded, in bytes. */
   readonly maxLineBytes: number;
@@ -43,6 +47,8 @@ export class LineTooLongError extends RangeError {
 export interface LineReaderOptions {
   /** Longest accepted line in bytes, newline excluded. Default 65536. */
   maxLineBytes?: number;
+  /** Size of the first read buffer; it grows while reads fill it. Default 2048. */
+  initialBufferBytes?: number;
 }
 
 /** Adapts a byte stream to the {@link Reader} interface, copying chunks as asked. */
@@ -67,6 +73,11 @@ class StreamReader implements Reader {
   }
 }
 
+/** A {@link Reader} over a reader or a byte stream (copying chunks as asked). */
+export function toReader(source: Reader | ReadableStream<Uint8Array>): Reader {
+  return source instanceof ReadableStream ? new StreamReader(source) : source;
+}
+
 /**
  * Splits a byte source into lines, a batch at a time.
  *
@@ -78,16 +89,17 @@ class StreamReader implements Reader {
 export class LineReader {
   readonly maxLineBytes: number;
   #source: Reader;
-  #decoder = new TextDecoder();
+  #decoder: TextDecoder | null = null; // made on first use: idle readers stay small
   #buf: Uint8Array;
   #start = 0; // first byte of the unfinished line
   #end = 0; // end of the bytes read so far
   #eof = false;
+  #skipping = false; // inside an over-long line: drop bytes up to its newline
 
   constructor(source: Reader | ReadableStream<Uint8Array>, options: LineReaderOptions = {}) {
     this.#source = source instanceof ReadableStream ? new StreamReader(source) : source;
     this.maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    this.#buf = new Uint8Array(INITIAL_BUFFER_BYTES);
+    this.#buf = new Uint8Array(Math.max(16, options.initialBufferBytes ?? INITIAL_BUFFER_BYTES));
   }
 
   /** Bytes received but not yet returned as part of a line. */
@@ -107,6 +119,35 @@ export class LineReader {
       if (this.#eof) {
         const last = this.#takeRest();
         return last === null ? null : [last];
+      }
+      await this.#fill();
+    }
+  }
+
+  /**
+   * Like {@link readLines} without decoding, for servers that need not
+   * look at most lines: calls `each(buf, start, end)` for every complete
+   * line of the next batch (line ending excluded; the bytes stay valid only
+   * during the call) and returns how many lines it passed, or null at the
+   * end of the stream. When `each` returns false the batch ends there.
+   */
+  async readLineBytes(
+    each: (buf: Uint8Array, start: number, end: number) => boolean | void,
+  ): Promise<number | null> {
+    while (true) {
+      const count = this.#eachLine(each);
+      if (count > 0) return count;
+      if (this.#eof) {
+        this.#skip();
+        if (this.#end === this.#start) return null;
+        if (this.#end - this.#start > this.maxLineBytes) {
+          this.#start = this.#end;
+          throw new LineTooLongError(this.maxLineBytes);
+        }
+        const start = this.#start;
+        this.#start = this.#end;
+        each(this.#buf, start, this.#end);
+        return 1;
       }
       await this.#fill();
     }
@@ -134,42 +175,78 @@ export class LineReader {
 
   /** The unterminated last line at end of stream, or null if there is none. */
   #takeRest(): string | null {
+    this.#skip();
     if (this.#end === this.#start) return null;
-    if (this.#end - this.#start > this.maxLineBytes) throw new LineTooLongError(this.maxLineBytes);
+    if (this.#end - this.#start > this.maxLineBytes) {
+      this.#start = this.#end;
+      throw new LineTooLongError(this.maxLineBytes);
+    }
     const last = this.#decode(this.#start, this.#end);
     this.#start = this.#end;
     return last;
   }
 
   #takeOne(): string | undefined {
+    if (!this.#skip()) return undefined;
     const nl = this.#buf.indexOf(LF, this.#start);
     if (nl < 0 || nl >= this.#end) {
       this.#checkPending();
       return undefined;
     }
-    const line = this.#lineAt(this.#start, nl);
+    const start = this.#start;
     this.#start = nl + 1;
-    return line;
+    return this.#lineAt(start, nl);
   }
 
   #takeLines(): string[] {
     const lines: string[] = [];
+    if (!this.#skip()) return lines;
     const buf = this.#buf;
     while (this.#start < this.#end) {
       const nl = buf.indexOf(LF, this.#start);
       if (nl < 0 || nl >= this.#end) break;
-      lines.push(this.#lineAt(this.#start, nl));
+      // Hand out the good lines first; the over-long one throws on the next call.
+      if (lines.length > 0 && this.#contentLength(this.#start, nl) > this.maxLineBytes) break;
+      const start = this.#start;
       this.#start = nl + 1;
+      lines.push(this.#lineAt(start, nl));
     }
-    this.#checkPending();
+    if (lines.length === 0) this.#checkPending();
     return lines;
   }
 
-  /** Decodes the line from `start` to the `\n` at `nl`, dropping a `\r` before it. */
+  /** Length of the line from `start` to the `\n` at `nl`, without a `\r` before it. */
+  #contentLength(start: number, nl: number): number {
+    return nl > start && this.#buf[nl - 1] === CR ? nl - 1 - start : nl - start;
+  }
+
+  #eachLine(each: (buf: Uint8Array, start: number, end: number) => boolean | void): number {
+    let count = 0;
+    if (!this.#skip()) return count;
+    const buf = this.#buf;
+    while (this.#start < this.#end) {
+      const nl = buf.indexOf(LF, this.#start);
+      if (nl < 0 || nl >= this.#end) break;
+      const start = this.#start;
+      const length = this.#contentLength(start, nl);
+      if (length > this.maxLineBytes) {
+        if (count > 0) return count; // the good lines first; it throws on the next call
+        this.#start = nl + 1;
+        throw new LineTooLongError(this.maxLineBytes);
+      }
+      this.#start = nl + 1;
+      count++;
+      if (each(buf, start, start + length) === false) return count;
+    }
+    if (count === 0) this.#checkPending();
+    return count;
+  }
+
+  /** Decodes the line from `start` to the `\n` at `nl` (already consumed), dropping a `\r`. */
   #lineAt(start: number, nl: number): string {
-    const end = nl > start && this.#buf[nl - 1] === CR ? nl - 1 : nl;
-    if (end - start > this.maxLineBytes) throw new LineTooLongError(this.maxLineBytes);
-    return this.#decode(start, end);
+    const length = this.#contentLength(start, nl);
+    if (length > this.maxLineBytes) throw new LineTooLongError(this.maxLineBytes);
+    return this.#decode(start, start + length);
   }
 
   /** Fails as soon as the unfinished line cannot fit the bound any more. */
@@ -178,11 +255,28 @@ export class LineReader {
     if (pending <= this.maxLineBytes) return;
     // One byte more is allowed if it is the "\r" of a "\r\n" still to come.
     if (pending === this.maxLineBytes + 1 && this.#buf[this.#end - 1] === CR) return;
+    this.#start = this.#end;
+    this.#skipping = true;
     throw new LineTooLongError(this.maxLineBytes);
   }
 
+  /** While skipping an over-long line, drops bytes up to its newline; false if still inside it. */
+  #skip(): boolean {
+    if (!this.#skipping) return true;
+    const nl = this.#buf.indexOf(LF, this.#start);
+    if (nl < 0 || nl >= this.#end) {
+      this.#start = this.#end;
+      return false;
+    }
+    this.#start = nl + 1;
+    this.#skipping = false;
+    return true;
+  }
+
   #decode(start: number, end: number): string {
-    return start === end ? "" : this.#decoder.decode(this.#buf.subarray(start, end));
+    if (start === end) return "";
+    this.#decoder ??= new TextDecoder();
+    return this.#decoder.decode(this.#buf.subarray(start, end));
   }
 
   async #fill(): Promise<void> {

@@ -71,20 +71,25 @@ export class Session implements Reader, Writer {
   }
 
   /** Reads from the peer; null at end of stream, when closed, or once draining. */
-  async read(p: Uint8Array): Promise<number | null> {
-    if (this.#draining || this.#closed) return null;
+  read(p: Uint8Array): Promise<number | null> {
+    if (this.#draining || this.#closed) return Promise.resolve(null);
     this.#reading = true;
-    try {
-      const n = await this.conn.read(p);
-      this.lastActive = Date.now();
-      return n;
-    } catch (error) {
-      if (this.#closed) return null;
-      throw error;
-    } finally {
-      this.#reading = false;
-    }
+    // Callbacks made once per session rather than an async frame per read:
+    // an idle connection always has a read pending, so this is its cost.
+    return this.conn.read(p).then(this.#afterRead, this.#readFailed);
   }
+
+  #afterRead = (n: number | null): number | null => {
+    this.#reading = false;
+    this.lastActive = Date.now();
+    return n;
+  };
+
+  #readFailed = (error: unknown): null => {
+    this.#reading = false;
+    if (this.#closed) return null;
+    throw error;
+  };
 
   /** Writes some of `p` to the peer. */
   write(p: Uint8Array): Promise<number> {

@@ -69,6 +69,34 @@ export function missingPeer(name: string): boolean {
   return true;
 }
 
+/**
+ * Runs ncat (as a client: `["127.0.0.1", port]`) with `input` on its stdin
+ * and returns what it printed once it exits; ncat half-closes after its
+ * input and waits for the server to finish.
+ */
+export async function runNcat(
+  args: string[],
+  input: string,
+  timeoutMs = 10_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const nc = new Deno.Command("ncat", {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = nc.stdin.getWriter();
+  await w.write(encoder.encode(input));
+  await w.close();
+  const result = await withTimeout(nc.output(), timeoutMs, `ncat ${args.join(" ")}`);
+  const decoder = new TextDecoder();
+  return {
+    code: result.code,
+    stdout: decoder.decode(result.stdout),
+    stderr: decoder.decode(result.stderr),
+  };
+}
+
 /** Lines of a child's output as they arrive, with waiting for a match. */
 export class OutputLines {
   readonly lines: string[] = [];

@@ -150,3 +150,92 @@ Deno.test("encodeLines() ends every line with a newline", () => {
   assert.equal(new TextDecoder().decode(encodeLines(["x", "ü"])), "x\nü\n");
   assert.equal(new TextDecoder().decode(encodeLines(["one"])), "one\n");
 });
+
+Deno.test("LineReader skips the rest of an over-long line when read again, however cut", async () => {
+  const text = "ok\n" + "y".repeat(25) + "\nafter\n" + "z".repeat(30) + "\r\nlast";
+  for (const chunks of splits(new TextEncoder().encode(text)).slice(0, 400)) {
+    const reader = new LineReader(ReadableStream.from(chunks), { maxLineBytes: 10 });
+    const seen: string[] = [];
+    while (true) {
+      try {
+        const line = await reader.readLine();
+        if (line === null) break;
+        seen.push(line);
+      } catch (error) {
+        assert.ok(error instanceof LineTooLongError);
+        seen.push("<too long>");
+      }
+    }
+    assert.deepEqual(
+      seen,
+      ["ok", "<too long>", "after", "<too long>", "last"],
+      String(chunks.length),
+    );
+  }
+});
+
+Deno.test("LineReader.readLines() hands out the good lines before an over-long one", async () => {
+  const reader = new LineReader(
+    ReadableStream.from([new TextEncoder().encode("a\nb\n" + "x".repeat(20) + "\nc\n")]),
+    { maxLineBytes: 10 },
+  );
+  assert.deepEqual(await reader.readLines(), ["a", "b"]);
+  await assert.rejects(reader.readLines(), LineTooLongError);
+  assert.deepEqual(await reader.readLines(), ["c"]);
+  assert.equal(await reader.readLines(), null);
+});
+
+Deno.test("LineReader.readLineBytes() passes the same lines as bytes, however cut", async () => {
+  const bytes = encoder.encode("héllo\r\nworld\n\r\n€x\nlast");
+  for (const chunks of splits(bytes)) {
+    const reader = new LineReader(ReadableStream.from(chunks));
+    const lines: string[] = [];
+    const each = (buf: Uint8Array, start: number, end: number) => {
+      lines.push(new TextDecoder().decode(buf.subarray(start, end)));
+    };
+    let total = 0;
+    for (let n = await reader.readLineBytes(each); n; n = await reader.readLineBytes(each)) {
+      total += n;
+    }
+    assert.deepEqual(lines, ["héllo", "world", "", "€x", "last"]);
+    assert.equal(total, 5);
+  }
+});
+
+Deno.test("LineReader.readLineBytes() ends a batch when told, and keeps the bound", async () => {
+  const reader = new LineReader(ReadableStream.from([encoder.encode("a\nSTOP\nb\n")]));
+  const seen: number[] = [];
+  const count = await reader.readLineBytes((_buf, start, end) => {
+    seen.push(end - start);
+    return end - start !== 4;
+  });
+  assert.equal(count, 2);
+  assert.deepEqual(seen, [1, 4]);
+  const long = new LineReader(ReadableStream.from([new Uint8Array(9).fill(0x61)]), {
+    maxLineBytes: 8,
+  });
+  await assert.rejects(long.readLineBytes(() => {}), LineTooLongError);
+  const skipping = new LineReader(
+    ReadableStream.from([encoder.encode("a\n" + "x".repeat(20) + "\nb\n")]),
+    { maxLineBytes: 8 },
+  );
+  const lines: string[] = [];
+  const collect = (buf: Uint8Array, start: number, end: number) => {
+    lines.push(new TextDecoder().decode(buf.subarray(start, end)));
+  };
+  assert.equal(await skipping.readLineBytes(collect), 1);
+  await assert.rejects(skipping.readLineBytes(collect), LineTooLongError);
+  assert.equal(await skipping.readLineBytes(collect), 1);
+  assert.deepEqual(lines, ["a", "b"], "the over-long line is skipped, the next one read");
+});
+
+Deno.test("LineReader with a tiny first buffer still reads long lines, growing as needed", async () => {
+  const long = "x".repeat(5000);
+  const bytes = encoder.encode(`short\n${long}\r\nend`);
+  for (const chunks of [[bytes], [...bytes].map((b) => Uint8Array.of(b))]) {
+    const reader = new LineReader(ReadableStream.from(chunks), { initialBufferBytes: 16 });
+    const lines: string[] = [];
+    for await (const line of reader) lines.push(line);
+    assert.deepEqual(lines, ["short", long, "end"]);
+  }
+});

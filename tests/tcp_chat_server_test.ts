@@ -142,7 +142,10 @@ Deno.test("tcp_chat_server rate limit: 1000 lines at once, the excess is refused
     else break;
   }
   await flood.send("/ping\n");
-  assert.equal(await flood.readLine(), "/pong", "one notice, not 980");
+  // Room lines (calm's) may still arrive before the pong; a second notice may not.
+  for (let line = await flood.readLine(); line !== "/pong"; line = await flood.readLine()) {
+    assert.ok(line !== null && !/^ERROR/.test(line), `one notice, not more: got ${line}`);
+  }
   assert.ok(spam <= 21, `calm saw ${spam} spam lines`);
 });
 

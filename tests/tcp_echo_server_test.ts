@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runScript, startScript, TcpPeer } from "./helpers.ts";
-import { missingPeer } from "./helpers.ts";
+import { missingPeer, runNcat } from "./helpers.ts";
+import { lineServerCases } from "./line_server_cases.ts";
 
 Deno.test("tcp_echo_server echoes bytes exactly, binary included, and stops on SIGTERM", async () => {
   await using server = await startScript("tcp_echo_server", ["--host", "127.0.0.1", "0"]);
@@ -43,17 +44,6 @@ Deno.test("tcp_echo_server --reply answers every line, many per packet or a byte
   assert.equal(await peer.readLine(), null);
 });
 
-Deno.test("tcp_echo_server --reply closes a 1 MiB line with an error; others are unaffected", async () => {
-  await using server = await startScript("tcp_echo_server", ["127.0.0.1:0", "--reply", "ok", "-q"]);
-  await using flood = await TcpPeer.connect(server.port);
-  await using other = await TcpPeer.connect(server.port);
-  const sending = flood.send(new Uint8Array(1 << 20).fill(0x61)).catch(() => {});
-  assert.deepEqual(await flood.readAll(), ["ERROR Line exceeds the limit of 65536 bytes"]);
-  await sending;
-  await other.send("fine\n");
-  assert.equal(await other.readLine(), "ok");
-});
-
 Deno.test("tcp_echo_server serves a unix socket and removes it on shutdown", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -77,17 +67,11 @@ Deno.test({
   ignore: missingPeer("ncat"),
   async fn() {
     await using server = await startScript("tcp_echo_server", ["127.0.0.1:0"]);
-    const nc = new Deno.Command("ncat", {
-      args: ["127.0.0.1", String(server.port)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = nc.stdin.getWriter();
-    await w.write(new TextEncoder().encode("hello from ncat\nsecond line\n"));
-    await w.close();
-    const result = await nc.output();
-    assert.equal(new TextDecoder().decode(result.stdout), "hello from ncat\nsecond line\n");
+    const result = await runNcat(
+      ["127.0.0.1", String(server.port)],
+      "hello from ncat\nsecond line\n",
+    );
+    assert.equal(result.stdout, "hello from ncat\nsecond line\n");
   },
 });
 
@@ -110,4 +94,10 @@ Deno.test("tcp_echo_server --help prints usage and exits 0", async () => {
   const { code, stdout } = await runScript("tcp_echo_server", ["--help"]);
   assert.equal(code, 0);
   assert.match(stdout, /^Usage: tcp_echo_server \[ADDR\]/);
+});
+
+lineServerCases("tcp_echo_server", {
+  unix: true,
+  args: ["--reply", "Hello, Client!"],
+  reply: /^Hello, Client!$/,
 });

@@ -1,0 +1,77 @@
+/**
+ * Connecting as a client: `HOST:PORT` with an optional address family
+ * (`-4`/`-6`, resolved through the system resolver so /etc/hosts counts)
+ * and a connect timeout, with errors that name the address.
+ *
+ * @module
+ */
+import { lookup } from "node:dns/promises";
+import { joinHostPort, type NetAddress } from "./addr.ts";
+
+/** Options for {@link dial}. */
+export interface DialOptions {
+  /** Only IPv4 (4) or only IPv6 (6) addresses. Default either. */
+  family?: 4 | 6;
+  /** Give up connecting after this long; 0 never. Default 0. */
+  timeoutMs?: number;
+}
+
+/** The IP version of an address literal, or 0 for a host name. */
+export function ipVersion(host: string): 0 | 4 | 6 {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return 4;
+  return host.includes(":") ? 6 : 0;
+}
+
+/** Resolves `hostname` to an address of `family`, or says why it cannot. */
+export async function resolveFamily(hostname: string, family: 4 | 6): Promise<string> {
+  const version = ipVersion(hostname);
+  if (version !== 0) {
+    if (version !== family) {
+      throw new Deno.errors.InvalidData(`Address "${hostname}" is not an IPv${family} address`);
+    }
+    return hostname;
+  }
+  try {
+    return (await lookup(hostname, { family })).address;
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new Deno.errors.NotFound(
+      `Cannot resolve "${hostname}" to an IPv${family} address: ${why}`,
+    );
+  }
+}
+
+/**
+ * Connects to `address` over TCP. Errors read
+ * `Cannot connect to host:port: <reason>` with the runtime's error as
+ * `cause`; a timeout is a `Deno.errors.TimedOut`.
+ */
+export async function dial(address: NetAddress, options: DialOptions = {}): Promise<Deno.TcpConn> {
+  const where = joinHostPort(address.hostname, address.port);
+  const hostname = options.family
+    ? await resolveFamily(address.hostname, options.family)
+    : address.hostname;
+  const connecting = Deno.connect({ hostname, port: address.port });
+  const timeoutMs = options.timeoutMs ?? 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          reject(
+            new Deno.errors.TimedOut(`Cannot connect to ${where}: timed out after ${timeoutMs} ms`),
+          );
+        }, timeoutMs);
+      }
+    });
+    return await Promise.race([connecting, timeout]);
+  } catch (error) {
+    // A connection that completes after the timeout is closed, not leaked.
+    connecting.then((conn) => conn.close(), () => {});
+    if (error instanceof Deno.errors.TimedOut) throw error;
+    const why = error instanceof Error ? error.message : String(error);
+    throw new Error(`Cannot connect to ${where}: ${why}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}

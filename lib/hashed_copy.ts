@@ -1,0 +1,97 @@
+/**
+ * Copying a known number of bytes while computing their SHA-256, with the
+ * reading of the next chunk, the writing of this one and its hashing all
+ * in flight at once: what a file transfer needs on both ends (file to
+ * socket, socket to file) to run at the speed of the slower side.
+ *
+ * The hash runs on this thread, between I/O calls: hashing on a worker
+ * thread from shared memory was tried and measured slower on the 2-core
+ * machines netkit is benchmarked on (the worker competes for the same
+ * cores and each chunk waits for a message round trip).
+ *
+ * @module
+ */
+import { createHash, type Hash } from "node:crypto";
+import { type Reader, writeAll, type Writer } from "./lines.ts";
+
+/** Big enough that per-operation costs vanish. */
+export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
+/** Chunks in flight: one being read, the others being written and hashed. */
+const BUFFERS = 4;
+
+/** A fresh streaming SHA-256 on this thread (node:crypto's, hardware accelerated). */
+export function sha256(): Hash {
+  return createHash("sha256");
+}
+
+/** Reads until `want` bytes are in `buf` or the source ends; returns how many came. */
+export async function readFull(source: Reader, buf: Uint8Array, want: number): Promise<number> {
+  let filled = 0;
+  while (filled < want) {
+    const n = await source.read(buf.subarray(filled, want));
+    if (n === null) break;
+    filled += n;
+  }
+  return filled;
+}
+
+/** Options for {@link copyHashed}. */
+export interface CopyHashedOptions {
+  /** Where bytes go; null only hashes them. Default null. */
+  sink?: Writer | null;
+  /** Called with each chunk's size once it is read. */
+  onChunk?: (bytes: number) => void;
+  /** Size of each read. Default 1 MiB. */
+  chunkBytes?: number;
+}
+
+/**
+ * Copies `bytes` bytes from `source` to the sink, feeding them to `hash`,
+ * and returns how many were copied: fewer only when the source ended
+ * early. While chunks are written and hashed, the next is being read.
+ */
+export async function copyHashed(
+  source: Reader,
+  hash: Hash,
+  bytes: number,
+  options: CopyHashedOptions = {},
+): Promise<number> {
+  const sink = options.sink ?? null;
+  const size = Math.max(1, Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, bytes));
+  const count = Math.min(BUFFERS, Math.ceil(bytes / size));
+  const buffers = Array.from({ length: count }, () => new Uint8Array(size));
+  // busy[i] settles once buffer i is written and may be reused.
+  const busy: Promise<void>[] = buffers.map(() => Promise.resolve());
+  let writing: Promise<void> = Promise.resolve(); // writes go out in order, one at a time
+  let copied = 0;
+  let current = 0;
+  let reading = bytes > 0 ? guard(readFull(source, buffers[0], size)) : Promise.resolve(0);
+  while (copied < bytes) {
+    const want = Math.min(size, bytes - copied);
+    const n = await reading;
+    if (n === 0) break;
+    const chunk = buffers[current].subarray(0, n);
+    copied += n;
+    const more = n === want && copied < bytes;
+    const next = (current + 1) % count;
+    if (more) {
+      const free = busy[next];
+      const left = Math.min(size, bytes - copied);
+      reading = guard(free.then(() => readFull(source, buffers[next], left)));
+    }
+    if (sink) writing = guard(writing.then(() => writeAll(sink, chunk)));
+    hash.update(chunk); // runs while the read and the writes are in flight
+    busy[current] = writing;
+    options.onChunk?.(n);
+    current = next;
+    if (!more) break;
+  }
+  await Promise.all(busy);
+  return copied;
+}
+
+/** Marks a promise as handled, so that a failure surfaces where it is awaited, not earlier. */
+function guard<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}

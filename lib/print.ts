@@ -1,0 +1,21 @@
+/**
+ * Writing to stdout from code that prints as events arrive: each call
+ * writes its whole text at once, so lines printed for many clients (or
+ * replies and prompts) never interleave.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** Something with a synchronous write, such as `Deno.stdout`. */
+export interface SyncWriter {
+  writeSync(p: Uint8Array): number;
+}
+
+/** Writes all of `text` (UTF-8) or `bytes` to `out` (default stdout) before returning. */
+export function printSync(text: string | Uint8Array, out: SyncWriter = Deno.stdout): void {
+  const bytes = typeof text === "string" ? encoder.encode(text) : text;
+  let offset = 0;
+  while (offset < bytes.byteLength) offset += out.writeSync(bytes.subarray(offset));
+}

@@ -1,0 +1,223 @@
+#!/usr/bin/env -S deno run --allow-net
+/**
+ * rpc_client: calls one JSON-RPC method over TCP (Go's `net/rpc/jsonrpc`
+ * dialect by default, so it talks to Go `jsonrpc.ServeConn` servers) or
+ * HTTP (JSON-RPC 2.0), prints the result as JSON and, for the seeds'
+ * methods, the seeds' sentence (`Arith: 7*8=56`). An RPC error is printed
+ * on stderr and exits 1.
+ *
+ *     deno task rpc_client 127.0.0.1:1234 Arith.Multiply '{"A":7,"B":8}'
+ *     deno task rpc_client --http http://127.0.0.1:8808/rpc Algorithm.Sum '[3,4]'
+ *
+ * @module
+ */
+import { joinHostPort, type NetAddress, parseAddress } from "../lib/addr.ts";
+import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli.ts";
+import { JsonValueReader } from "../lib/json_stream.ts";
+import {
+  type DecodedReply,
+  decodeReply,
+  type Dialect,
+  encodeRequest,
+  RpcError,
+} from "../lib/jsonrpc.ts";
+import { writeAll } from "../lib/lines.ts";
+
+/** Bound on one reply, in bytes. */
+const MAX_REPLY_BYTES = 16 * 1024 * 1024;
+const encoder = new TextEncoder();
+
+/** Options for {@link call}. */
+export interface CallOptions {
+  /** Wire dialect. Default `go` over TCP, `2.0` over HTTP. */
+  dialect?: Dialect;
+  /** Give up after this long. Default 10000 ms. */
+  timeoutMs?: number;
+}
+
+/** Where to call: a TCP address or an HTTP URL. */
+export type Target = NetAddress | URL;
+
+/**
+ * Calls `method` with `params` (in Go's dialect, the one argument) and
+ * returns the decoded reply; rejects on network failures and timeouts.
+ */
+export async function call(
+  target: Target,
+  method: string,
+  params: unknown,
+  options: CallOptions = {},
+): Promise<DecodedReply> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const signal = AbortSignal.timeout(timeoutMs);
+  if (target instanceof URL) {
+    return await callHttp(
+      target,
+      encodeRequest(options.dialect ?? "2.0", method, params, 1),
+      signal,
+    );
+  }
+  return await callTcp(target, encodeRequest(options.dialect ?? "go", method, params, 1), signal);
+}
+
+async function callTcp(
+  address: NetAddress,
+  request: string,
+  signal: AbortSignal,
+): Promise<DecodedReply> {
+  const where = joinHostPort(address.hostname, address.port);
+  const conn = await Deno.connect({ hostname: address.hostname, port: address.port, signal })
+    .catch((error) => {
+      throw new Error(
+        `Cannot connect to ${where}: ${signal.aborted ? "timed out" : error.message}`,
+      );
+    });
+  const onAbort = () => conn.close();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    await writeAll(conn, encoder.encode(request + "\n"));
+    const reader = new JsonValueReader(conn, { maxValueBytes: MAX_REPLY_BYTES });
+    for await (const item of reader) {
+      if (typeof item !== "string") throw new SyntaxError(`Bad reply: ${item.message}`);
+      const reply = decodeReply(JSON.parse(item));
+      if (reply.id === 1 || reply.id === null) return reply;
+    }
+    throw new Deno.errors.UnexpectedEof("The server closed the connection without replying");
+  } catch (error) {
+    if (signal.aborted) throw new Deno.errors.TimedOut("No reply in time");
+    throw error;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    try {
+      conn.close();
+    } catch {
+      // Closed by the timeout.
+    }
+  }
+}
+
+async function callHttp(url: URL, request: string, signal: AbortSignal): Promise<DecodedReply> {
+  const response = await fetch(url, {
+    method: "POST",
+    body: request,
+    headers: { "content-type": "application/json" },
+    signal,
+  });
+  const text = await response.text();
+  if (response.status === 204) return { id: 1, result: null };
+  try {
+    return decodeReply(JSON.parse(text));
+  } catch {
+    throw new Error(`HTTP ${response.status} ${response.statusText}: ${text.trim().slice(0, 200)}`);
+  }
+}
+
+/** The seeds' sentence for their methods, or null for any other method. */
+export function seedSentence(method: string, params: unknown, result: unknown): string | null {
+  const arg = (names: string[]): unknown[] => {
+    if (Array.isArray(params)) {
+      const first = params[0];
+      if (params.length === 1 && typeof first === "object" && first !== null) {
+        return names.map((n) => (first as Record<string, unknown>)[n]);
+      }
+      return params;
+    }
+    const named = (params ?? {}) as Record<string, unknown>;
+    return names.map((n) => named[n]);
+  };
+  switch (method) {
+    case "Arith.Multiply": {
+      const [a, b] = arg(["A", "B"]);
+      return `Arith: ${a}*${b}=${result}`;
+    }
+    case "Algorithm.Sum": {
+      const [x, y] = arg(["X", "Y"]);
+      return `Algorithm 和为: ${x}+${y}=${result}`;
+    }
+    case "Programmer.GetSkill":
+      return `receive ${result}`;
+  }
+  return null;
+}
+
+const spec = {
+  name: "rpc_client",
+  summary: "Calls a JSON-RPC method over TCP or HTTP and prints the result.",
+  args: "ADDR METHOD PARAMS_JSON  (or --http URL METHOD PARAMS_JSON)",
+  minArgs: 2,
+  maxArgs: 3,
+  options: {
+    http: { type: "string", arg: "URL", description: "call over HTTP POST instead of TCP" },
+    dialect: {
+      type: "string",
+      arg: "go|2.0",
+      description: "wire dialect (default go over TCP, 2.0 over HTTP)",
+    },
+    timeout: {
+      type: "string",
+      arg: "DURATION",
+      default: "10s",
+      description: "give up after this long",
+    },
+  },
+  notes: `PARAMS_JSON is the argument: in Go's dialect one value (sent as [value]),
+in 2.0 an object (named params) or an array (positional).
+
+Examples:
+  rpc_client 127.0.0.1:1234 Arith.Multiply '{"A":7,"B":8}'
+  rpc_client --dialect 2.0 127.0.0.1:1234 Algorithm.Sum '[3,4]'
+  rpc_client --http http://127.0.0.1:8808/rpc Programmer.GetSkill '{"Java":"Java","Go":"Go"}'`,
+} as const;
+
+/** Makes one call and prints its result; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ values, positionals }) => {
+    const http = values.http;
+    if (http === undefined && positionals.length < 3) {
+      throw new UsageError("Missing argument: ADDR METHOD PARAMS_JSON");
+    }
+    if (http !== undefined && positionals.length > 2) {
+      throw new UsageError(`Unexpected argument "${positionals[0]}" with --http`);
+    }
+    const [addrText, method, paramsText] = http === undefined ? positionals : ["", ...positionals];
+    const target: Target = usage(() => {
+      if (http !== undefined) {
+        const url = new URL(http);
+        if (url.protocol !== "http:" && url.protocol !== "https:") {
+          throw new RangeError(`Invalid --http "${http}": expected an http:// or https:// URL`);
+        }
+        return url;
+      }
+      return parseAddress(addrText, { allowUnix: false, requireHost: true }) as NetAddress;
+    });
+    const dialect = values.dialect;
+    if (dialect !== undefined && dialect !== "go" && dialect !== "2.0") {
+      throw new UsageError(`Invalid --dialect "${dialect}": must be go or 2.0`);
+    }
+    const params = usage(() => {
+      try {
+        return JSON.parse(paramsText);
+      } catch (error) {
+        throw new SyntaxError(
+          `Invalid PARAMS_JSON ${JSON.stringify(paramsText)}: ${(error as Error).message}`,
+        );
+      }
+    });
+    const wire = dialect ?? (http === undefined ? "go" : "2.0");
+    if (wire === "2.0" && (typeof params !== "object" || params === null)) {
+      throw new UsageError(`Invalid PARAMS_JSON "${paramsText}": 2.0 needs an object or an array`);
+    }
+    const timeoutMs = parseDurationOption(values.timeout, "timeout");
+    const reply = await call(target, method, params, { dialect: wire, timeoutMs });
+    if (reply.error) {
+      const code = reply.error.code === 0 ? "" : ` (code ${reply.error.code})`;
+      throw new RpcError(reply.error.code, `${method}: ${reply.error.message}${code}`);
+    }
+    console.log(JSON.stringify(reply.result));
+    const sentence = seedSentence(method, params, reply.result);
+    if (sentence !== null) console.log(sentence);
+    return 0;
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,321 @@
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+/**
+ * rpc_server: JSON-RPC over TCP and HTTP, with the seeds' methods
+ * (`Arith.Multiply` of seed 002, `Algorithm.Sum` and
+ * `Programmer.GetSkill` of seed 001). Go's `net/rpc/jsonrpc` clients call
+ * it over TCP as they would a Go `jsonrpc.ServeConn` server; JSON-RPC 2.0
+ * clients use the same port (the dialect is detected per request) or
+ * `POST /rpc` on the HTTP port.
+ *
+ *     deno task rpc_server --port 1234 --http-port 8808
+ *
+ * @module
+ */
+import { type Address, formatAddr, joinHostPort, parseAddress } from "../lib/addr.ts";
+import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli.ts";
+import {
+  DEFAULT_MAX_VALUE_BYTES,
+  JsonSyntaxError,
+  JsonTooLargeError,
+  JsonValueReader,
+} from "../lib/json_stream.ts";
+import {
+  checkedInt,
+  errorReply,
+  INVALID_REQUEST,
+  PARSE_ERROR,
+  parseMessage,
+  RpcRegistry,
+} from "../lib/jsonrpc.ts";
+import { Logger } from "../lib/log.ts";
+import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/server.ts";
+
+/** Where HTTP clients post their requests. */
+export const RPC_PATH = "/rpc";
+
+/** The seeds' methods, each registered in one line. */
+export function seedMethods(registry = new RpcRegistry()): RpcRegistry {
+  return registry
+    .register(
+      "Arith.Multiply",
+      { A: "int", B: "int" },
+      ({ A, B }) => checkedInt(A * B, `${A}*${B}`),
+    )
+    .register("Algorithm.Sum", { X: "int", Y: "int" }, ({ X, Y }) => checkedInt(X + Y, `${X}+${Y}`))
+    .register("Programmer.GetSkill", { Java: "string", Go: "string" }, ({ Java, Go }) =>
+      // Exactly as seed 001 builds it, full-width comma and all.
+      "Skill1:" + Java + "，Skill2" + Go);
+}
+
+/** Options for {@link serveRpc}. */
+export interface RpcServerOptions {
+  /** The methods to offer. Default {@link seedMethods}. */
+  registry?: RpcRegistry;
+  /** TCP address. Default `0.0.0.0:1234`. */
+  address?: Address;
+  /** HTTP address; null for no HTTP server. Default `0.0.0.0:8808`. */
+  httpAddress?: Address | null;
+  /** Longest request (one JSON value, or one HTTP body) in bytes. Default 262144. */
+  maxRequestBytes?: number;
+  /** Most simultaneous TCP clients. Default 10000. */
+  maxConns?: number;
+  /** Close TCP clients silent this long; 0 never. Default 0. */
+  idleTimeoutMs?: number;
+  /** Log nothing per connection. Default false. */
+  quiet?: boolean;
+  /** Aborting it shuts both servers down gracefully. */
+  signal?: AbortSignal;
+  /** Called once each server listens. Default prints the ready lines. */
+  onListen?: (url: string) => void;
+}
+
+/** A running RPC server: its TCP and HTTP addresses and its end. */
+export interface RpcServer extends AsyncDisposable {
+  readonly tcp: TcpServer;
+  readonly http: Deno.HttpServer<Deno.NetAddr> | null;
+  /** Resolves when both servers have stopped. */
+  readonly finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Serves one TCP connection: reads a stream of JSON values and answers each
+ * in order, every reply a read made available leaving in one write, so
+ * pipelined requests are answered without waiting for the client.
+ */
+async function serveConnection(
+  session: Session,
+  registry: RpcRegistry,
+  maxRequestBytes: number,
+  log: Logger,
+): Promise<void> {
+  const reader = new JsonValueReader(session, { maxValueBytes: maxRequestBytes });
+  try {
+    for (let items = await reader.readValues(); items; items = await reader.readValues()) {
+      const out: string[] = [];
+      for (const item of items) {
+        let reply = typeof item === "string"
+          ? registry.answerText(item)
+          : parseErrorReply(item, session, log);
+        if (reply instanceof Promise) reply = await reply;
+        if (reply !== null) out.push(reply);
+      }
+      if (out.length > 0) await session.writeAll(out.join("\n") + "\n");
+    }
+  } catch (error) {
+    if (!(error instanceof JsonTooLargeError)) throw error;
+    log.info(`${session.peer}: ${error.message}, closing`);
+    await session.closeWith(
+      errorReply(null, INVALID_REQUEST, `Invalid Request: ${error.message}`) + "\n",
+    );
+  }
+}
+
+function parseErrorReply(error: JsonSyntaxError, session: Session, log: Logger): string {
+  log.info(`${session.peer}: ${error.message}`);
+  return errorReply(null, PARSE_ERROR, `Parse error: ${error.message}`);
+}
+
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
+
+/** Answers `POST /rpc` with JSON-RPC; other methods 405, other paths 404. */
+async function answerHttp(
+  request: Request,
+  registry: RpcRegistry,
+  maxRequestBytes: number,
+): Promise<Response> {
+  const url = new URL(request.url);
+  if (url.pathname !== RPC_PATH) {
+    return new Response(`Not found: POST JSON-RPC requests to ${RPC_PATH}\n`, { status: 404 });
+  }
+  if (request.method !== "POST") {
+    return new Response(`Method ${request.method} not allowed: use POST\n`, {
+      status: 405,
+      headers: { allow: "POST" },
+    });
+  }
+  const body = await readBody(request, maxRequestBytes);
+  if (body === null) {
+    const message = `Invalid Request: body exceeds the limit of ${maxRequestBytes} bytes`;
+    return new Response(errorReply(null, INVALID_REQUEST, message) + "\n", {
+      status: 413,
+      headers: JSON_HEADERS,
+    });
+  }
+  let message: unknown;
+  try {
+    message = parseMessage(body);
+  } catch (error) {
+    const text = errorReply(null, PARSE_ERROR, `Parse error: ${(error as Error).message}`);
+    return new Response(text + "\n", { status: 400, headers: JSON_HEADERS });
+  }
+  const reply = await registry.answer(message);
+  if (reply === null) return new Response(null, { status: 204 });
+  return new Response(reply + "\n", { headers: JSON_HEADERS });
+}
+
+/** Reads a request body as text, or null once it passes `limit` bytes. */
+async function readBody(request: Request, limit: number): Promise<string | null> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > limit) {
+    await request.body?.cancel();
+    return null;
+  }
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.byteLength;
+    if (size > limit) return null; // leaving the loop cancels the stream
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+/** Starts the TCP server and (unless disabled) the HTTP server. */
+export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServer> {
+  const log = new Logger({ quiet: options.quiet });
+  const registry = options.registry ?? seedMethods();
+  const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_VALUE_BYTES;
+  const controller = new AbortController();
+  options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
+  const onListen = options.onListen ?? ((url: string) => console.log(`Listening on ${url}`));
+  const tcp = await serveTcp(async (session) => {
+    log.info(`Connection from: ${session.peer}`);
+    try {
+      await serveConnection(session, registry, maxRequestBytes, log);
+    } finally {
+      log.info(`Closed: ${session.peer}`);
+    }
+  }, {
+    address: options.address,
+    maxConns: options.maxConns,
+    idleTimeoutMs: options.idleTimeoutMs,
+    idleMessage: "",
+    signal: controller.signal,
+    logger: log,
+    onListen: (addr) => onListen(formatAddr(addr)),
+  });
+  let http: Deno.HttpServer<Deno.NetAddr> | null = null;
+  const httpAddress = options.httpAddress === undefined
+    ? { transport: "tcp", hostname: "0.0.0.0", port: 8808 } as const
+    : options.httpAddress;
+  if (httpAddress !== null) {
+    if (httpAddress.transport !== "tcp") {
+      throw new RangeError("The HTTP server needs a TCP address");
+    }
+    try {
+      http = Deno.serve({
+        hostname: httpAddress.hostname,
+        port: httpAddress.port,
+        signal: controller.signal,
+        onListen: () => {},
+        onError: (error) => {
+          log.error("http:", error);
+          return new Response("Internal server error\n", { status: 500 });
+        },
+      }, (request) => answerHttp(request, registry, maxRequestBytes));
+    } catch (error) {
+      controller.abort();
+      await tcp.finished;
+      throw error;
+    }
+    onListen(`http://${joinHostPort(http.addr.hostname, http.addr.port)}${RPC_PATH}`);
+  }
+  const finished = Promise.all([tcp.finished, http?.finished]).then(() => {});
+  const shutdown = async () => {
+    controller.abort();
+    await finished;
+  };
+  return { tcp, http, finished, shutdown, [Symbol.asyncDispose]: shutdown };
+}
+
+const spec = {
+  name: "rpc_server",
+  summary: "Serves JSON-RPC (Go's net/rpc/jsonrpc dialect and JSON-RPC 2.0) over TCP and HTTP.",
+  args: "",
+  maxArgs: 0,
+  options: {
+    port: { type: "string", short: "p", arg: "PORT", default: "1234", description: "TCP port" },
+    "http-port": {
+      type: "string",
+      arg: "PORT",
+      default: "8808",
+      description: 'HTTP port for POST /rpc ("off" for none)',
+    },
+    host: {
+      type: "string",
+      arg: "HOST",
+      default: "0.0.0.0",
+      description: "address to listen on",
+    },
+    "max-request": {
+      type: "string",
+      arg: "BYTES",
+      default: String(DEFAULT_MAX_VALUE_BYTES),
+      description: "longest request (one JSON value or HTTP body)",
+    },
+    "max-conns": {
+      type: "string",
+      arg: "N",
+      default: "10000",
+      description: "most TCP clients at once",
+    },
+    "idle-timeout": {
+      type: "string",
+      arg: "DURATION",
+      default: "0",
+      description: "close TCP clients silent this long (0 = never)",
+    },
+    quiet: { type: "boolean", short: "q", description: "log nothing per connection" },
+  },
+  notes:
+    `Methods: Arith.Multiply {A,B}, Algorithm.Sum {X,Y} (integers), Programmer.GetSkill {Java,Go}.
+
+TCP carries a stream of JSON values, each a request in Go's dialect
+({"method","params":[arg],"id"}) or JSON-RPC 2.0 ("jsonrpc":"2.0", batches,
+notifications), answered in order, one reply per line.
+
+Examples:
+  rpc_server --port 1234 --http-port 8808
+  echo '{"method":"Arith.Multiply","params":[{"A":7,"B":8}],"id":0}' | ncat 127.0.0.1 1234
+  curl -d '{"jsonrpc":"2.0","method":"Algorithm.Sum","params":[3,4],"id":1}' localhost:8808/rpc`,
+} as const;
+
+/** Runs the RPC server until SIGINT or SIGTERM; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ values }) => {
+    const port = usage(() =>
+      parseAddress(values.port, { defaultHost: values.host, allowUnix: false })
+    );
+    const httpPort = values["http-port"] === "off"
+      ? null
+      : usage(() =>
+        parseAddress(values["http-port"], { defaultHost: values.host, allowUnix: false })
+      );
+    const log = new Logger({ quiet: values.quiet });
+    const controller = new AbortController();
+    using _signals = abortOnSignals(controller);
+    const server = await serveRpc({
+      address: port,
+      httpAddress: httpPort,
+      maxRequestBytes: parseIntOption(values["max-request"], "max-request", { min: 64 }),
+      maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
+      idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
+      quiet: values.quiet,
+      signal: controller.signal,
+    });
+    const tcpAddr = server.tcp.addr;
+    if (tcpAddr.transport === "tcp") log.info(`Serving RPC server on port ${tcpAddr.port}`);
+    await server.finished;
+    return 0;
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

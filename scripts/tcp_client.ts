@@ -1,0 +1,262 @@
+#!/usr/bin/env -S deno run --allow-net
+/**
+ * tcp_client: the interactive line client of seed 000 (tcpC.go and
+ * otherTCPclient.go). Each line typed is sent to the server; every line
+ * the server sends is printed as `->: text` as soon as it arrives (not one
+ * reply per line sent). The prompt `>> ` appears only when stdin is a
+ * terminal. After the exit word (`STOP`, or `--exit-word`) it waits
+ * briefly for the server's answer, prints `TCP client exiting...` and
+ * exits 0. End of input half-closes the connection and waits for the
+ * server to finish, like `nc -N`.
+ *
+ *     deno task tcp_client localhost:1234
+ *     deno task tcp_client --send "Hello, Server!" localhost:8080
+ *     printf 'a\nb\n' | deno task tcp_client --raw localhost:1234
+ *
+ * @module
+ */
+import { parseHostPort } from "../lib/addr.ts";
+import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli.ts";
+import { dial } from "../lib/dial.ts";
+import { LineReader, LineTooLongError, type Reader, writeAll } from "../lib/lines.ts";
+import { printSync } from "../lib/print.ts";
+
+/** The seed's word that ends the session. */
+export const DEFAULT_EXIT_WORD = "STOP";
+/** How long to wait for the server's answer to the exit word. */
+export const EXIT_WAIT_MS = 2_000;
+/** Longest line accepted from the server or from stdin. */
+export const MAX_LINE_BYTES = 1024 * 1024;
+/** Read buffer of `--raw` mode. */
+const RAW_BUFFER_BYTES = 64 * 1024;
+const PROMPT = ">> ";
+/** Carriage return and erase to the end of the line (ANSI). */
+const CLEAR_LINE = "\r\x1b[K";
+const encoder = new TextEncoder();
+
+/** Options for {@link chat}. */
+export interface ChatOptions {
+  /** A line equal to this (trimmed) is sent, then the client exits. Default "STOP". */
+  exitWord?: string;
+  /** Show the `>> ` prompt. Default false. */
+  prompt?: boolean;
+  /** How long to wait for an answer to the exit word. Default 2000 ms. */
+  exitWaitMs?: number;
+  /** Where replies and the prompt go. Default stdout. */
+  print?: (text: string) => void;
+  /** Where notices go. Default stderr. */
+  notice?: (text: string) => void;
+}
+
+/** Resolves when `promise` settles or `ms` pass, whichever comes first. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([promise, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The line session: sends each input line, prints each server line as
+ * `->: text` as it arrives. Resolves with the exit code.
+ */
+export async function chat(
+  conn: Deno.TcpConn,
+  input: Reader,
+  options: ChatOptions = {},
+): Promise<number> {
+  const exitWord = options.exitWord ?? DEFAULT_EXIT_WORD;
+  const print = options.print ?? ((text: string) => printSync(text));
+  const notice = options.notice ?? ((text: string) => printSync(text, Deno.stderr));
+  let waitingForInput = false;
+  let sent = 0;
+  let received = 0;
+  let onLine = null as (() => void) | null;
+  let failure = "";
+
+  const receiving = (async () => {
+    const replies = new LineReader(conn, { maxLineBytes: MAX_LINE_BYTES });
+    try {
+      for await (const line of replies) {
+        received++;
+        // On a terminal, a reply replaces the waiting prompt and the prompt follows it.
+        const showing = options.prompt && waitingForInput;
+        print(`${showing ? CLEAR_LINE : ""}->: ${line}\n${showing ? PROMPT : ""}`);
+        onLine?.();
+      }
+    } catch (error) {
+      failure = error instanceof LineTooLongError
+        ? `Server sent a line over ${MAX_LINE_BYTES} bytes`
+        : `Connection lost: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  })();
+  const serverDone = receiving.then(() => "closed" as const);
+
+  const lines = new LineReader(input, { maxLineBytes: MAX_LINE_BYTES });
+  try {
+    while (true) {
+      if (options.prompt) print(PROMPT);
+      waitingForInput = true;
+      const next = await Promise.race([lines.readLine(), serverDone]);
+      waitingForInput = false;
+      if (next === "closed") {
+        if (options.prompt) print("\n");
+        if (failure) {
+          notice(`tcp_client: ${failure}\n`);
+          return 1;
+        }
+        notice("Connection closed by the server\n");
+        return 0;
+      }
+      if (next === null) {
+        // End of input: half-close, then print what the server still sends.
+        await conn.closeWrite().catch(() => {});
+        await receiving;
+        if (failure) notice(`tcp_client: ${failure}\n`);
+        return failure ? 1 : 0;
+      }
+      const isExit = exitWord !== "" && next.trim() === exitWord;
+      // The answer to the exit word: a line after it, once every line sent
+      // has had one (replies to lines sent just before may still be coming).
+      const before = received;
+      const answered = isExit
+        ? new Promise<void>((resolve) =>
+          onLine = () => received > before && received >= sent && resolve()
+        )
+        : null;
+      await writeAll(conn, encoder.encode(next + "\n"));
+      sent++;
+      if (answered) {
+        await within(Promise.race([answered, receiving]), options.exitWaitMs ?? EXIT_WAIT_MS);
+        print("TCP client exiting...\n");
+        return 0;
+      }
+    }
+  } catch (error) {
+    if (error instanceof LineTooLongError) {
+      notice(`tcp_client: Input line over ${MAX_LINE_BYTES} bytes\n`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+    await receiving;
+  }
+}
+
+/** Copies bytes from `source` to `sink` until end of stream. */
+async function copy(source: Reader, sink: (bytes: Uint8Array) => Promise<void>): Promise<void> {
+  const buf = new Uint8Array(RAW_BUFFER_BYTES);
+  for (let n = await source.read(buf); n !== null; n = await source.read(buf)) {
+    await sink(buf.subarray(0, n));
+  }
+}
+
+/**
+ * `--raw`: bytes both ways, no prompt, no prefix, no exit word. End of
+ * input half-closes; the client exits when the server closes.
+ */
+export async function pipeRaw(conn: Deno.TcpConn, input: Reader): Promise<number> {
+  const receiving = copy(conn, (bytes) => writeAll(Deno.stdout, bytes));
+  const sending = copy(input, (bytes) => writeAll(conn, bytes))
+    .then(() => conn.closeWrite());
+  try {
+    await Promise.race([receiving, sending.then(() => receiving)]);
+    return 0;
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+    sending.catch(() => {});
+  }
+}
+
+/** Sends one line, prints the first line of the answer, and closes (seed 002's client). */
+export async function sendOnce(
+  conn: Deno.TcpConn,
+  text: string,
+  options: { timeoutMs: number; raw: boolean },
+): Promise<number> {
+  try {
+    await writeAll(conn, encoder.encode(text + "\n"));
+    const replies = new LineReader(conn, { maxLineBytes: MAX_LINE_BYTES });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) =>
+      timer = setTimeout(() => resolve("timeout"), options.timeoutMs)
+    );
+    const reply = await Promise.race([replies.readLine(), timeout]).finally(() =>
+      clearTimeout(timer)
+    );
+    if (reply === "timeout") {
+      throw new Deno.errors.TimedOut(`No reply within ${options.timeoutMs} ms`);
+    }
+    if (reply === null) throw new Deno.errors.UnexpectedEof("The server closed without a reply");
+    printSync(options.raw ? `${reply}\n` : `->: ${reply}\n`);
+    return 0;
+  } finally {
+    conn.close();
+  }
+}
+
+const spec = {
+  name: "tcp_client",
+  summary: "Sends the lines you type to a TCP server and prints what it sends back.",
+  args: "HOST:PORT",
+  minArgs: 1,
+  options: {
+    "exit-word": {
+      type: "string",
+      arg: "WORD",
+      default: DEFAULT_EXIT_WORD,
+      description: 'send WORD, wait briefly for the answer and exit ("" = none)',
+    },
+    send: { type: "string", arg: "TEXT", description: "send one line, print the reply, exit" },
+    raw: { type: "boolean", description: "bytes as they are: no prompt, no ->: prefix" },
+    ipv4: { type: "boolean", short: "4", description: "IPv4 addresses only" },
+    ipv6: { type: "boolean", short: "6", description: "IPv6 addresses only" },
+    timeout: {
+      type: "string",
+      arg: "DURATION",
+      default: "10s",
+      description: "give up connecting (and waiting for the --send reply) after this",
+    },
+  },
+  notes: `The prompt ">> " is shown only when stdin is a terminal. Lines from the server
+are printed as "->: text" as they arrive. End of input half-closes the
+connection and waits for the server to finish (like nc -N).
+
+Examples:
+  tcp_client localhost:1234
+  tcp_client --exit-word exit 127.0.0.1:8088
+  tcp_client --send "Hello, Server!" localhost:8080
+  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcp_client --raw example.com:80`,
+} as const;
+
+/** Connects and runs the chosen mode; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ values, positionals }) => {
+    const address = usage(() => parseHostPort(positionals[0], { requireHost: true }));
+    if (values.ipv4 && values.ipv6) throw new UsageError("Give -4 or -6, not both");
+    const timeoutMs = parseDurationOption(values.timeout, "timeout");
+    const family = values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
+    const conn = await dial(address, { family, timeoutMs });
+    if (values.send !== undefined) {
+      return await sendOnce(conn, values.send, { timeoutMs: timeoutMs || 10_000, raw: values.raw });
+    }
+    if (values.raw) return await pipeRaw(conn, Deno.stdin);
+    return await chat(conn, Deno.stdin, {
+      exitWord: values["exit-word"],
+      prompt: Deno.stdin.isTerminal(),
+    });
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

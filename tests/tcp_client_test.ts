@@ -1,0 +1,236 @@
+import assert from "node:assert/strict";
+import { LineReader, writeAll } from "../lib/lines.ts";
+import { delay, missingPeer, runScript, startScript, withTimeout } from "./helpers.ts";
+
+const encoder = new TextEncoder();
+
+/** A free port on 127.0.0.1 for peers that cannot listen on port 0 and tell. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** A one-connection server in the test: `serve` gets the connection, then it is closed. */
+function oneShotServer(serve: (conn: Deno.Conn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const done = (async () => {
+    const conn = await listener.accept();
+    try {
+      await serve(conn);
+    } finally {
+      conn.close();
+      listener.close();
+    }
+  })();
+  return { port: (listener.addr as Deno.NetAddr).port, done };
+}
+
+Deno.test({
+  name: "tcp_client talks to an ncat -l server as tcpC.go does, replies printed as they arrive",
+  ignore: missingPeer("ncat"),
+  async fn() {
+    const port = freePort();
+    const nc = new Deno.Command("ncat", {
+      args: ["-v", "-l", "127.0.0.1", String(port)],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const ncOut = new LineReader(nc.stdout);
+    const ncErr = new LineReader(nc.stderr);
+    const ncIn = nc.stdin.getWriter();
+    try {
+      while (!/Listening on/.test((await withTimeout(ncErr.readLine(), 5000, "ncat")) ?? "")) {
+        // Wait for ncat's listening notice.
+      }
+      await using client = await startScript("tcp_client", [`127.0.0.1:${port}`], {
+        stdin: true,
+        waitReady: false,
+      });
+      // Unasked lines are printed at once, before the user sends anything.
+      await ncIn.write(encoder.encode("Welcome\nto ncat\n"));
+      await client.stdout.waitFor("->: to ncat");
+      await client.write("Hello!\n");
+      assert.equal(await withTimeout(ncOut.readLine(), 5000, "ncat"), "Hello!");
+      await ncIn.write(encoder.encode("Hi from nc -l 1234\n"));
+      await client.stdout.waitFor("->: Hi from nc -l 1234");
+      await client.write("STOP\n");
+      assert.equal(await withTimeout(ncOut.readLine(), 5000, "ncat"), "STOP");
+      await ncIn.write(encoder.encode("Bye!\n"));
+      const status = await client.exit();
+      assert.equal(status.code, 0, client.output);
+      assert.deepEqual(client.stdout.lines, [
+        "->: Welcome",
+        "->: to ncat",
+        "->: Hi from nc -l 1234",
+        "->: Bye!",
+        "TCP client exiting...",
+      ]);
+      // One newline per line sent, not the seed's two.
+      assert.equal(await withTimeout(ncOut.readLine(), 5000, "ncat"), null);
+    } finally {
+      await ncIn.close().catch(() => {});
+      try {
+        nc.kill();
+      } catch {
+        // ncat exits by itself once the client has closed.
+      }
+      await nc.status;
+      // Drain what ncat still printed, so both pipes reach their end.
+      for (const reader of [ncOut, ncErr]) {
+        while (await reader.readLine().catch(() => null) !== null);
+      }
+    }
+  },
+});
+
+Deno.test("tcp_client half-closes at end of input and prints what the server sends after", async () => {
+  const server = await oneShotServer(async (conn) => {
+    const got: string[] = [];
+    for await (const line of new LineReader(conn)) got.push(line);
+    await delay(50);
+    await writeAll(conn, encoder.encode(`got ${got.length} lines: ${got.join(",")}\nbye\n`));
+  });
+  const { code, stdout, stderr } = await runScript("tcp_client", [`127.0.0.1:${server.port}`], {
+    stdin: "a\nb\nno newline",
+  });
+  await server.done;
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, "->: got 3 lines: a,b,no newline\n->: bye");
+});
+
+Deno.test("tcp_client --exit-word exit and --send against conc_tcp_server", async () => {
+  await using server = await startScript("conc_tcp_server", ["-q", "127.0.0.1:0"]);
+  const address = `127.0.0.1:${server.port}`;
+  const once = await runScript("tcp_client", ["--send", "Hello, Server!", address]);
+  assert.deepEqual([once.code, once.stdout], [0, "->: Client number: 0"]);
+  const raw = await runScript("tcp_client", ["--raw", "--send", "hi", address]);
+  assert.deepEqual([raw.code, raw.stdout], [0, "Client number: 1"]);
+  const exit = await runScript("tcp_client", ["--exit-word", "exit", address], {
+    stdin: "one\nSTOP is just a line here\nexit\nnever sent\n",
+  });
+  assert.equal(exit.code, 0, exit.stderr);
+  assert.deepEqual(exit.stdout.split("\n"), [
+    "->: Client number: 2",
+    "->: Client number: 2",
+    "->: Client number: 2",
+    "TCP client exiting...",
+  ]);
+});
+
+Deno.test("tcp_client prints that the server closed, after STOP to a server that just closes", async () => {
+  await using server = await startScript("tcp_time_server", ["-q", "127.0.0.1:0"]);
+  const started = Date.now();
+  const { code, stdout } = await runScript("tcp_client", [`127.0.0.1:${server.port}`], {
+    stdin: "STOP\n",
+  });
+  assert.equal(code, 0);
+  assert.equal(stdout, "TCP client exiting...");
+  assert.ok(Date.now() - started < 1500, "waited for the exit answer though the server closed");
+});
+
+Deno.test("tcp_client --raw passes bytes through unchanged, NULs and invalid UTF-8 included", async () => {
+  await using server = await startScript("tcp_echo_server", ["-q", "127.0.0.1:0"]);
+  const bytes = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 31) % 256);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "scripts/tcp_client.ts", "--raw", `127.0.0.1:${server.port}`],
+    cwd: new URL("../", import.meta.url).pathname,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(bytes);
+  await writer.close();
+  const result = await withTimeout(child.output(), 15_000, "tcp_client --raw");
+  assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
+  assert.deepEqual(result.stdout, bytes);
+});
+
+Deno.test("tcp_client reports a refused connection and a silent server, exit 1", async () => {
+  const port = freePort();
+  const refused = await runScript("tcp_client", [`127.0.0.1:${port}`], { stdin: "" });
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    new RegExp(`Cannot connect to 127.0.0.1:${port}: Connection refused`),
+  );
+  const server = await oneShotServer(async (conn) => {
+    await conn.read(new Uint8Array(64));
+    await delay(600);
+  });
+  const silent = await runScript("tcp_client", [
+    "--timeout",
+    "300ms",
+    "--send",
+    "anyone?",
+    `127.0.0.1:${server.port}`,
+  ]);
+  await server.done;
+  assert.equal(silent.code, 1);
+  assert.match(silent.stderr, /No reply within 300 ms/);
+});
+
+Deno.test("tcp_client -4 resolves localhost to IPv4; bad addresses exit 2", async () => {
+  await using server = await startScript("tcp_time_server", ["-q", "127.0.0.1:0"]);
+  const v4 = await runScript("tcp_client", ["-4", "--send", "x", `localhost:${server.port}`]);
+  assert.equal(v4.code, 0, v4.stderr);
+  const wrong = await runScript("tcp_client", ["-6", "--send", "x", `127.0.0.1:${server.port}`]);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /"127.0.0.1" is not an IPv6 address/);
+  for (
+    const [args, pattern] of [
+      [["localhost"], /Cannot parse address "localhost"/],
+      [["host:99999"], /Cannot parse address "host:99999": port must be 0-65535/],
+      [[":1234"], /Cannot parse address ":1234": the host is missing/],
+      [["-4", "-6", "localhost:1"], /Give -4 or -6, not both/],
+      [["--timeout", "never", "localhost:1"], /Invalid --timeout "never"/],
+      [[], /Missing argument: HOST:PORT/],
+    ] as const
+  ) {
+    const { code, stderr } = await runScript("tcp_client", [...args]);
+    assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+    assert.match(stderr, pattern);
+  }
+});
+
+Deno.test({
+  name: "tcp_client shows the >> prompt on a terminal, a reply replacing the waiting prompt",
+  ignore: missingPeer("script"),
+  async fn() {
+    await using server = await startScript("conc_tcp_server", ["-q", "127.0.0.1:0"]);
+    const command =
+      `${Deno.execPath()} run --allow-net scripts/tcp_client.ts 127.0.0.1:${server.port}`;
+    const pty = new Deno.Command("script", {
+      args: ["-qec", command, "/dev/null"],
+      cwd: new URL("../", import.meta.url).pathname,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const writer = pty.stdin.getWriter();
+    const output = withTimeout(pty.output(), 15_000, "tcp_client under script");
+    await delay(500); // let the client start and print its first prompt
+    await writer.write(encoder.encode("Hello!\n"));
+    await delay(300);
+    await writer.write(encoder.encode("STOP\n"));
+    const { stdout, code } = await output.finally(() => writer.close().catch(() => {}));
+    const text = new TextDecoder().decode(stdout).replaceAll("\r\n", "\n");
+    assert.equal(code, 0, text);
+    assert.match(text, /^>> Hello!\n/);
+    const clearLine = "\r\x1b[K";
+    assert.ok(
+      text.endsWith(`>> ${clearLine}->: Client number: 0\n>> STOP\nTCP client exiting...\n`),
+      JSON.stringify(text),
+    );
+  },
+});
+
+Deno.test("tcp_client --help prints usage and exits 0", async () => {
+  const { code, stdout } = await runScript("tcp_client", ["--help"]);
+  assert.equal(code, 0);
+  assert.match(stdout, /^Usage: tcp_client HOST:PORT/);
+});
