@@ -149,25 +149,31 @@ export async function serveWorkers(options: ServeWorkersOptions): Promise<void> 
     throw error;
   }
   (options.onListen ?? defaultOnListen)(first.addr, count);
-  if (!options.signal.aborted) {
-    await new Promise<void>((resolve) => {
+  // Stop on the signal, or when any thread's server stops by itself (the
+  // book's STOP with --exit-on-stop): the others follow.
+  await Promise.race([
+    new Promise<void>((resolve) => {
+      if (options.signal.aborted) resolve();
       options.signal.addEventListener("abort", () => resolve(), { once: true });
-      // A worker that dies on its own is reported; the others keep serving.
-    });
-  }
+    }),
+    first.finished,
+    ...workers.map((w) => w.stopped),
+  ]);
+  local.abort();
   await Promise.all([first.finished, ...workers.map((w) => w.stop())]);
 }
 
 /** The main thread's side of one worker. */
 class WorkerHandle {
   readonly ready: Promise<void>;
+  /** Resolves once the worker's server has finished (asked to, or by itself). */
+  readonly stopped: Promise<void>;
   #worker: Worker;
-  #stopped: Promise<void>;
   #resolveStopped!: () => void;
 
   constructor(moduleUrl: string | URL, init: ToWorker) {
     this.#worker = new Worker(moduleUrl, { type: "module" });
-    this.#stopped = new Promise((resolve) => this.#resolveStopped = resolve);
+    this.stopped = new Promise((resolve) => this.#resolveStopped = resolve);
     this.ready = new Promise((resolve, reject) => {
       this.#worker.onmessage = (event: MessageEvent<FromWorker>) => {
         const msg = event.data;
@@ -188,7 +194,7 @@ class WorkerHandle {
   /** Asks the worker to drain, waits for it, and ends its thread. */
   async stop(): Promise<void> {
     this.#worker.postMessage({ type: "stop" } satisfies ToWorker);
-    await this.#stopped;
+    await this.stopped;
     this.terminate();
   }
 
