@@ -24,7 +24,7 @@ import {
   type SessionHandler,
   type TcpServer,
 } from "./server.ts";
-import { parseWorkers, serveWorkers, type SharedCounter } from "./workers.ts";
+import { parseWorkers, serveWorkers, type SharedCounter, WORKERS_OPTION } from "./workers.ts";
 
 /** The word that ends a client's connection, as in the seeds. */
 export const STOP_WORD = "STOP";
@@ -189,12 +189,7 @@ export const LINE_SERVER_OPTIONS = {
     description: "longest line accepted",
   },
   quiet: { type: "boolean", short: "q", description: "print nothing per connection or line" },
-  workers: {
-    type: "string",
-    arg: "N",
-    default: "1",
-    description: "threads sharing the port (auto = one per CPU)",
-  },
+  ...WORKERS_OPTION,
 } as const;
 
 /** What every line server takes; each script's options extend it. */

@@ -27,6 +27,8 @@ export interface ServeHttpOptions {
   logger?: Logger;
   /** Called once listening. Default prints `Listening on tcp://H:P`. */
   onListen?: (addr: Deno.NetAddr) => void;
+  /** Share the port with other workers (Linux `SO_REUSEPORT`). Default false. */
+  reusePort?: boolean;
 }
 
 /** A running HTTP server. */
@@ -49,6 +51,7 @@ export function serveHttp(
   const server = Deno.serve({
     hostname: address.hostname,
     port: address.port,
+    ...(options.reusePort ? { reusePort: true } : {}),
     onListen: () => {},
     onError: (error) => {
       logger?.error(`handler: ${error instanceof Error ? error.message : error}`);

@@ -11,6 +11,16 @@
 import { type Address, formatAddr } from "./addr.ts";
 import { UsageError } from "./cli.ts";
 
+/** The `--workers` option of every server that has it, to spread into a command spec. */
+export const WORKERS_OPTION = {
+  workers: {
+    type: "string",
+    arg: "N",
+    default: "1",
+    description: "threads sharing the port (auto = one per CPU)",
+  },
+} as const;
+
 /** Most workers accepted by `--workers`. */
 export const MAX_WORKERS = 64;
 

@@ -25,7 +25,7 @@ import {
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals, type TcpServer } from "../lib/server.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
-import { parseWorkers, serveWorkers } from "../lib/workers.ts";
+import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/workers.ts";
 import {
   CLOSE_POLICY,
   type GuardedSocket,
@@ -292,12 +292,7 @@ const spec = {
     ...TCP_CHAT_OPTIONS,
     ...ROOM_OPTIONS,
     ...BUS_OPTIONS,
-    workers: {
-      type: "string",
-      arg: "N",
-      default: "1",
-      description: "threads sharing the HTTP port, one room (auto = one per CPU)",
-    },
+    ...WORKERS_OPTION,
   },
   notes: `Open http://localhost:8080 in a browser; join from a terminal with
 nc localhost 8081 (first line: your nickname; /who, /nick NAME, /quit).

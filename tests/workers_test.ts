@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { UsageError } from "../lib/cli.ts";
 import { parseWorkers, SharedCounter } from "../lib/workers.ts";
 import { runScript, startScript, TcpPeer } from "./helpers.ts";
+import { OP, RawWsClient, text } from "./ws_raw.ts";
 
 Deno.test("parseWorkers() reads a count or auto, and refuses the rest quoting them", () => {
   assert.equal(parseWorkers("1"), 1);
@@ -77,4 +78,27 @@ Deno.test("--workers with a unix socket is refused with exit 2", async () => {
   const { code, stderr } = await runScript("tcp_echo_server", ["--workers=2", "unix:/tmp/x.sock"]);
   assert.equal(code, 2);
   assert.match(stderr, /--workers 2 needs a TCP port/);
+});
+
+Deno.test("ws_echo_server --workers 2: sockets spread over both, SIGTERM closes all with 1001", async () => {
+  await using server = await startScript("ws_echo_server", ["--workers=2", "127.0.0.1:0"]);
+  const clients: RawWsClient[] = [];
+  try {
+    for (let i = 0; i < 16; i++) {
+      const { client } = await RawWsClient.open(server.port);
+      clients.push(client);
+      await client.sendFrame(OP.text, `hello ${i}`);
+      assert.equal(text(await client.readFrame()), `hello ${i}`);
+    }
+    await server.stderr.waitFor(/Connection from: .* \(worker 0\)/);
+    await server.stderr.waitFor(/Connection from: .* \(worker 1\)/);
+    server.kill("SIGTERM");
+    for (const client of clients) {
+      assert.equal((await client.readClose()).code, 1001);
+      await client.sendClose(1001);
+    }
+    assert.equal((await server.exit()).code, 0, server.output);
+  } finally {
+    for (const client of clients) client.close();
+  }
 });
