@@ -7,14 +7,8 @@
  *
  * @module
  */
-import { type Address, parseAddress } from "./addr.ts";
-import {
-  type OptionValues,
-  parseDurationOption,
-  parseIntOption,
-  usage,
-  UsageError,
-} from "./cli.ts";
+import { type Address, LISTEN_OPTIONS, listenAddress } from "./addr.ts";
+import { type OptionValues, parseDurationOption, parseIntOption, UsageError } from "./cli.ts";
 import { DEFAULT_MAX_LINE_BYTES, LineReader, LineTooLongError, writeAll } from "./lines.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -173,8 +167,7 @@ export function isWord(
 
 /** The command-line options every line server takes; spread them into a command's spec. */
 export const LINE_SERVER_OPTIONS = {
-  port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-  host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+  ...LISTEN_OPTIONS,
   "max-conns": { type: "string", arg: "N", default: "10000", description: "most clients at once" },
   "idle-timeout": {
     type: "string",
@@ -258,12 +251,7 @@ export function lineServerSettings(
   positionals: string[],
   { allowUnix = false } = {},
 ): LineServerSettings {
-  const address = usage(() =>
-    parseAddress(positionals[0] ?? values.port ?? "1234", {
-      defaultHost: values.host,
-      allowUnix,
-    })
-  );
+  const address = listenAddress(positionals, values, 1234, { allowUnix });
   const workers = parseWorkers(values.workers);
   if (workers > 1 && address.transport === "unix") {
     throw new UsageError(

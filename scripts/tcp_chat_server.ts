@@ -11,10 +11,10 @@
  *
  * @module
  */
-import { type Address, parseAddress } from "../lib/addr.ts";
+import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/addr.ts";
 import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat_bus.ts";
 import { ROOM_OPTIONS, roomOptions, TCP_CHAT_OPTIONS, tcpChatOptions } from "../lib/chat_cli.ts";
-import { runCommand, usage } from "../lib/cli.ts";
+import { runCommand } from "../lib/cli.ts";
 import { ChatHub, type HubOptions } from "../lib/hub.ts";
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals, printListening, type TcpServer } from "../lib/server.ts";
@@ -59,8 +59,7 @@ const spec = {
   summary: "A chat room over TCP: the first line is your nickname, then every line is a message.",
   args: "[ADDR]",
   options: {
-    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-    host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+    ...LISTEN_OPTIONS,
     ...TCP_CHAT_OPTIONS,
     ...ROOM_OPTIONS,
     ...BUS_OPTIONS,
@@ -86,12 +85,7 @@ Example:
 /** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address: Address = usage(() =>
-      parseAddress(positionals[0] ?? values.port ?? "8086", {
-        defaultHost: values.host,
-        allowUnix: false,
-      })
-    );
+    const address: Address = listenAddress(positionals, values, 8086);
     const room = roomOptions(values);
     const tcp = tcpChatOptions(values);
     const bus = busConfig(values);

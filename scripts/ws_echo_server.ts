@@ -13,7 +13,8 @@
 import type { NetAddress } from "../lib/addr.ts";
 import { runCommand } from "../lib/cli.ts";
 import { Logger } from "../lib/log.ts";
-import { type HttpServer, LISTEN_OPTIONS, listenAddress, serveHttp } from "../lib/serve_http.ts";
+import { LISTEN_OPTIONS, listenNetAddress } from "../lib/addr.ts";
+import { type HttpServer, serveHttp } from "../lib/serve_http.ts";
 import { abortOnSignals } from "../lib/server.ts";
 import {
   describeClose,
@@ -121,7 +122,7 @@ Examples:
 /** Runs the echo server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = listenAddress(positionals, values, 1234);
+    const address = listenNetAddress(positionals, values, 1234);
     const guard = wsGuardOptions(values);
     const count = parseWorkers(values.workers);
     const controller = new AbortController();
