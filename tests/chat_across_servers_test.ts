@@ -5,10 +5,10 @@
  * ws_chat_server with two workers.
  */
 import assert from "node:assert/strict";
-import { BROKER_URL, brokerMissing, testExchange, withBrokerStopped } from "./broker.ts";
+import { BROKER_URL, brokerMissing, testExchange, withBrokerStopped } from "./rabbitmq.ts";
 import { runScript, type ScriptProcess, startScript, TcpPeer, withTimeout } from "./helpers.ts";
 
-const ignore = await brokerMissing();
+const ignore = brokerMissing;
 /** Short beats so a killed instance is noticed within a second. */
 const BEAT = "--bus-heartbeat=200ms";
 

@@ -1,8 +1,9 @@
 /**
- * The RabbitMQ broker for the mq_* tests: whether it is there (reported
- * as a skip outside CI, a failure in CI), a fresh queue name per test that
- * is deleted afterwards, reading a queue directly, and stopping and
- * starting the broker's application around a block.
+ * The RabbitMQ broker for the tests (mq_* and the chat bus): whether it is
+ * there (reported as a skip outside CI, a failure in CI), a fresh queue or
+ * exchange name per test that is deleted afterwards, reading a queue
+ * directly, and stopping and starting the broker's application around a
+ * block.
  *
  * @module
  */
@@ -154,15 +155,38 @@ export class Broker implements AsyncDisposable {
 }
 
 /**
- * Stops the broker's application (every connection drops), waits
- * `downMs`, and always starts it again, waiting until it accepts logins.
+ * Stops the broker's application (every connection drops), runs `during`,
+ * and always starts it again, waiting until it accepts logins.
  */
-export async function restartBroker(downMs = 1000): Promise<void> {
+export async function withBrokerStopped(during: () => Promise<void>): Promise<void> {
   try {
     await withTimeout(rabbitmqctl("stop_app"), 60_000, "rabbitmqctl stop_app");
-    await delay(downMs);
+    await during();
   } finally {
     await withTimeout(rabbitmqctl("start_app"), 60_000, "rabbitmqctl start_app");
   }
   if (!(await awaitBroker())) throw new Error("The broker did not come back after start_app");
+}
+
+/** Stops the broker's application for `downMs`, then starts it again. */
+export function restartBroker(downMs = 1000): Promise<void> {
+  return withBrokerStopped(() => delay(downMs));
+}
+
+/** A fresh exchange name (`netkit.test.<uuid>`), the exchange deleted when disposed. */
+export function testExchange(): { name: string } & AsyncDisposable {
+  const name = `netkit.test.${crypto.randomUUID()}`;
+  return {
+    name,
+    async [Symbol.asyncDispose]() {
+      if (!(await awaitBroker())) return;
+      const conn = await amqp.connect(BROKER_URL);
+      try {
+        const channel = await conn.createChannel();
+        await channel.deleteExchange(name);
+      } finally {
+        await conn.close();
+      }
+    },
+  };
 }
