@@ -109,6 +109,18 @@ export class Browser implements AsyncDisposable {
     return browser;
   }
 
+  /** Starts Chromium headless and opens `url`, waiting for it to load. */
+  static async open(url: string): Promise<Browser> {
+    const browser = await Browser.launch();
+    try {
+      await browser.goto(url);
+    } catch (error) {
+      await browser[Symbol.asyncDispose]();
+      throw error;
+    }
+    return browser;
+  }
+
   #send(
     method: string,
     params: Record<string, unknown> = {},

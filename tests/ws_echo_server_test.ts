@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Browser } from "./cdp.ts";
+import { Browser } from "./browser.ts";
 import { missingPeer, runScript, startScript, withTimeout } from "./helpers.ts";
 import { OP, RawWsClient, text } from "./ws_raw.ts";
 
