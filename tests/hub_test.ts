@@ -43,7 +43,7 @@ class FakeSink implements MemberSink {
 
   /** Everything received, as JSON events. */
   get events(): ChatEvent[] {
-    return this.chunks.map((c) => JSON.parse(decoder.decode(c)));
+    return this.chunks.flatMap((c) => decoder.decode(c).split("\n").map((l) => JSON.parse(l)));
   }
 
   /** Everything received, as text. */

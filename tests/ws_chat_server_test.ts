@@ -26,7 +26,7 @@ class WsMember implements AsyncDisposable {
     socket.binaryType = "arraybuffer";
     socket.onmessage = (e) => {
       const text = typeof e.data === "string" ? e.data : decoder.decode(e.data);
-      this.events.push(JSON.parse(text));
+      for (const line of text.split("\n")) this.events.push(JSON.parse(line));
       this.#notify();
     };
     this.closed = new Promise((resolve) => {
