@@ -387,7 +387,12 @@ export class Member {
       this.#write(bytes);
       return true;
     }
-    if (this.#queue.length >= maxQueue) return false;
+    // The message bound is for connections that say when a write ends. A
+    // polled socket is bounded by bytes only (queued and buffered, as when
+    // every send went straight to the runtime): what the event loop reads in
+    // one turn is broadcast before any socket can drain, so a message count
+    // would drop readers that keep up with the room.
+    if (this.#writing && this.#queue.length >= maxQueue) return false;
     if (buffered + this.#queuedBytes + bytes.byteLength > maxQueueBytes) return false;
     this.#queue.push(bytes);
     this.#queuedBytes += bytes.byteLength;
