@@ -401,6 +401,22 @@ export class Member {
   }
 
   /**
+   * @internal Writes a new member's welcome and the rest of its list back
+   * to back, in the turn it joined: its socket has nothing pending yet, and
+   * pieces that waited for the socket to drain outlived V8's young
+   * generation (2000 idle members cost 4 KB more each).
+   */
+  greet(chunks: Uint8Array[]): void {
+    for (const bytes of chunks) {
+      if (this.#gone) return;
+      if (this.#writing) {
+        this.#queue.push(bytes);
+        this.#queuedBytes += bytes.byteLength;
+      } else this.#write(bytes);
+    }
+  }
+
+  /**
    * @internal Writes what waits if its polled connection has taken the last
    * write (the hub's drain timer calls this); returns whether something
    * still waits.
@@ -575,7 +591,7 @@ export class ChatHub {
     const [first, ...rest] = member.format === "line"
       ? [names]
       : splitList(names, (n) => n.length + 3);
-    this.#sendTo(member, {
+    const welcome = new Frame({
       type: "welcome",
       time,
       ts: now,
@@ -583,7 +599,12 @@ export class ChatHub {
       requested: wanted,
       members: first,
     });
-    for (const members of rest) this.#sendTo(member, { type: "members", time, ts: now, members });
+    member.greet([
+      welcome.bytes(member.format),
+      ...rest.map((members) =>
+        new Frame({ type: "members", time, ts: now, members }).bytes(member.format)
+      ),
+    ]);
     this.#announce({ event: "join", name });
     this.#bus?.publish({ type: "join", origin: this.instanceId, ts: now, name });
     return member;
