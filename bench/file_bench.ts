@@ -3,7 +3,11 @@
  * receiver writing to disk, SHA-256 on both sides, and compares it in the
  * same run with `cat big > copy`, ncat and socat. Twice: until the last
  * byte is written (the page cache takes it), and until the copy is
- * flushed to disk. Runs alternate and repeat; tables show the medians.
+ * flushed to disk. Runs alternate and repeat; tables show the medians of
+ * the wall time and of the CPU time all processes of a run used (user +
+ * system; on a busy machine the steadier figure), and, for reference, how
+ * long SHA-256 of the same number of bytes takes in memory: the floor of
+ * one side's work, which both sides of a verified transfer pay.
  *
  *     deno task bench file                 # 1 GiB, 3 rounds
  *     deno task bench file -- --mib 256    # (via deno run) a smaller file
@@ -13,7 +17,7 @@
  *
  * @module
  */
-import { randomFillSync } from "node:crypto";
+import { createHash, randomFillSync } from "node:crypto";
 import { parseArgs } from "node:util";
 import { runScript } from "../tests/helpers.ts";
 import { freePort, median, printTable, ratio, startNetkit } from "./yardsticks.ts";
@@ -50,6 +54,32 @@ async function sync(): Promise<void> {
 async function timed(run: () => Promise<void>): Promise<number> {
   const t = performance.now();
   await run();
+  return (performance.now() - t) / 1000;
+}
+
+/**
+ * CPU seconds (user + system) used so far by this process's children that
+ * have ended, from /proc/self/stat (cutime, cstime); NaN where there is none.
+ */
+function childCpuSeconds(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+/** USER_HZ, the unit of /proc times: 100 on every Linux architecture netkit runs on. */
+const CLOCK_TICKS = 100;
+
+/** Seconds node:crypto's streaming SHA-256 takes for `mib` MiB in memory, 256 KiB at a time. */
+function hashSeconds(mib: number): number {
+  const block = randomFillSync(new Uint8Array(256 * 1024));
+  const hash = createHash("sha256");
+  const t = performance.now();
+  for (let done = 0; done < mib * 4; done++) hash.update(block);
+  hash.digest();
   return (performance.now() - t) / 1000;
 }
 
@@ -141,7 +171,14 @@ async function main(args: string[]): Promise<number> {
   const modes = [false, true];
   const label = (name: string, durable: boolean) => `${name}${durable ? ", synced" : ""}`;
   const seconds: Record<string, number[]> = {};
-  for (const durable of modes) for (const n of names) seconds[label(n, durable)] = [];
+  const cpu: Record<string, number[]> = {};
+  const hashing: number[] = [];
+  for (const durable of modes) {
+    for (const n of names) {
+      seconds[label(n, durable)] = [];
+      cpu[label(n, durable)] = [];
+    }
+  }
   try {
     console.log(`Writing ${mib} MiB of random bytes to ${big} ...`);
     await makeRandomFile(big, mib);
@@ -149,21 +186,31 @@ async function main(args: string[]): Promise<number> {
     for (let round = 1; round <= rounds; round++) {
       for (const durable of modes) {
         for (const name of names) {
+          const cpuBefore = childCpuSeconds();
           const s = await contenders[name](big, dir, durable);
+          const used = childCpuSeconds() - cpuBefore;
           const copied = await sizeOf(`${dir}/copy`);
           if (copied !== mib * MIB) throw new Error(`${name}: copy has ${copied} bytes`);
           await Deno.remove(`${dir}/copy`);
           seconds[label(name, durable)].push(s);
-          console.log(`round ${round}: ${label(name, durable)}: ${s.toFixed(2)} s`);
+          cpu[label(name, durable)].push(used);
+          console.log(
+            `round ${round}: ${label(name, durable)}: ${s.toFixed(2)} s, CPU ${used.toFixed(2)} s`,
+          );
           await sync();
         }
       }
+      hashing.push(hashSeconds(mib));
+      console.log(
+        `round ${round}: SHA-256 of ${mib} MiB in memory: ${hashing.at(-1)!.toFixed(2)} s`,
+      );
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
   for (const durable of modes) {
     const base = median(seconds[label("cat big > copy", durable)]);
+    const cpuBase = median(cpu[label("cat big > copy", durable)]);
     const title = durable
       ? "to disk: each run ends when the copy is flushed (sync FILE, file_recv --fsync)"
       : "to the page cache: each run ends when the last byte is written";
@@ -171,16 +218,24 @@ async function main(args: string[]): Promise<number> {
       `${mib} MiB over loopback, ${title}; median of ${rounds} (shared, busy machine)`,
       names.map((name) => {
         const runs = seconds[label(name, durable)];
+        const cpus = cpu[label(name, durable)];
         return {
           way: name,
           seconds: median(runs).toFixed(2),
           "MiB/s": (mib / median(runs)).toFixed(0),
           "vs cat": ratio(median(runs), base),
           runs: runs.map((s) => s.toFixed(2)).join(" "),
+          "CPU s": median(cpus).toFixed(2),
+          "CPU vs cat": ratio(median(cpus), cpuBase),
         };
       }),
     );
   }
+  const hash = median(hashing);
+  console.log(
+    `\nSHA-256 of ${mib} MiB in memory (node:crypto, one side's hashing): ${hash.toFixed(2)} s, ` +
+      `${ratio(hash, median(seconds[label("cat big > copy", false)]))} of cat to the page cache`,
+  );
   return 0;
 }
 

@@ -34,8 +34,14 @@ interface Target extends AsyncDisposable {
   pid: number;
 }
 
-async function netkit(script: string): Promise<Target> {
-  const proc = await startNetkit(script, ["--quiet", "--max-conns", "20000", "127.0.0.1:0"]);
+async function netkit(script: string, extra: string[] = []): Promise<Target> {
+  const proc = await startNetkit(script, [
+    "--quiet",
+    "--max-conns",
+    "20000",
+    ...extra,
+    "127.0.0.1:0",
+  ]);
   return {
     port: proc.port,
     pid: proc.child.pid,
@@ -130,6 +136,14 @@ async function main(args: string[]): Promise<number> {
     await using ours = await netkit("tcp_echo_server");
     await using theirs = await goPeer("echo");
     rows.push(await throughput("echo: tcp_echo_server vs go-tcpecho", ours, theirs, "echo", s));
+  }
+  {
+    // Two worker threads on a 2-core machine: the load generator needs a core too.
+    await using ours = await netkit("tcp_echo_server", ["--workers", "2"]);
+    await using theirs = await goPeer("echo");
+    rows.push(
+      await throughput("echo: tcp_echo_server --workers 2 vs go-tcpecho", ours, theirs, "echo", s),
+    );
   }
   {
     await using ours = await netkit("conc_tcp_server");

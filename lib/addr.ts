@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { usage } from "./cli.ts";
 
 /** A TCP (or UDP) endpoint. */
 export interface NetAddress {
@@ -112,4 +113,37 @@ export function formatAddr(addr: Deno.Addr): string {
 export function formatPeer(addr: Deno.Addr): string {
   if ("hostname" in addr) return joinHostPort(addr.hostname, addr.port);
   return "path" in addr && addr.path ? addr.path : addr.transport;
+}
+
+/** The `--port` and `--host` options of every server, to spread into a command spec. */
+export const LISTEN_OPTIONS = {
+  port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
+  host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+} as const;
+
+/**
+ * The address a server listens on: the `[ADDR]` argument, else `--port`,
+ * else `defaultPort`, on `--host`; a bad value is a `UsageError` quoting it.
+ */
+export function listenAddress(
+  positionals: string[],
+  values: { port?: string; host: string },
+  defaultPort: number,
+  { allowUnix = false } = {},
+): Address {
+  return usage(() =>
+    parseAddress(positionals[0] ?? values.port ?? String(defaultPort), {
+      defaultHost: values.host,
+      allowUnix,
+    })
+  );
+}
+
+/** {@link listenAddress} for servers that listen on TCP or UDP only. */
+export function listenNetAddress(
+  positionals: string[],
+  values: { port?: string; host: string },
+  defaultPort: number,
+): NetAddress {
+  return listenAddress(positionals, values, defaultPort) as NetAddress;
 }

@@ -756,6 +756,16 @@ export class ChatHub {
     }
   }
 
+  /** The member of this instance with this name, if any (the bus settles name clashes). */
+  localMember(name: string): Member | undefined {
+    return this.#members.get(name);
+  }
+
+  /** Sends every member of this instance a notice (the bus says the room is split or whole). */
+  notifyAll(text: string, level: "info" | "error" = "info"): void {
+    for (const member of [...this.#members.values()]) this.notify(member, text, level);
+  }
+
   /**
    * Closes the room: every member hears `text` and is removed (the
    * transports close their connections); joins are refused from now on.

@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { type Address, parseAddress } from "./addr.ts";
-import { type OptionValues, parseDurationOption, parseIntOption, usage } from "./cli.ts";
+import { type Address, LISTEN_OPTIONS, listenAddress } from "./addr.ts";
+import { type OptionValues, parseDurationOption, parseIntOption, UsageError } from "./cli.ts";
 import { DEFAULT_MAX_LINE_BYTES, LineReader, LineTooLongError, writeAll } from "./lines.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -18,6 +18,7 @@ import {
   type SessionHandler,
   type TcpServer,
 } from "./server.ts";
+import { parseWorkers, serveWorkers, type SharedCounter, WORKERS_OPTION } from "./workers.ts";
 
 /** The word that ends a client's connection, as in the seeds. */
 export const STOP_WORD = "STOP";
@@ -166,8 +167,7 @@ export function isWord(
 
 /** The command-line options every line server takes; spread them into a command's spec. */
 export const LINE_SERVER_OPTIONS = {
-  port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-  host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+  ...LISTEN_OPTIONS,
   "max-conns": { type: "string", arg: "N", default: "10000", description: "most clients at once" },
   "idle-timeout": {
     type: "string",
@@ -182,6 +182,7 @@ export const LINE_SERVER_OPTIONS = {
     description: "longest line accepted",
   },
   quiet: { type: "boolean", short: "q", description: "print nothing per connection or line" },
+  ...WORKERS_OPTION,
 } as const;
 
 /** What every line server takes; each script's options extend it. */
@@ -200,6 +201,17 @@ export interface LineServerOptions {
   signal?: AbortSignal;
   /** Called once listening. Default prints the ready line. */
   onListen?: (addr: Deno.Addr) => void;
+  /** Share the port with other workers (`SO_REUSEPORT`). Default false. */
+  reusePort?: boolean;
+  /** Counts clients across every worker (the book's client number). Default per server. */
+  clients?: SharedCounter;
+  /** Added to connection logs when several workers serve the port, e.g. `worker 1`. */
+  workerTag?: string;
+}
+
+/** How logs name a client: its address, and its worker when several serve the port. */
+export function clientName(session: Session, options: LineServerOptions): string {
+  return options.workerTag ? `${session.peer} (${options.workerTag})` : session.peer;
 }
 
 /** Starts a line server: `handler` per client, with the bounds of `options`. */
@@ -213,15 +225,21 @@ export function serveLineServer(
     maxConns: options.maxConns,
     idleTimeoutMs: options.idleTimeoutMs,
     signal: options.signal,
+    reusePort: options.reusePort,
     logger,
     onListen: options.onListen,
   });
 }
 
 /** What {@link lineServerSettings} reads from the command line. */
-export type LineServerSettings = Required<
-  Pick<LineServerOptions, "address" | "maxConns" | "idleTimeoutMs" | "maxLineBytes" | "quiet">
->;
+export type LineServerSettings =
+  & Required<
+    Pick<LineServerOptions, "address" | "maxConns" | "idleTimeoutMs" | "maxLineBytes" | "quiet">
+  >
+  & {
+    /** Threads serving the port (`--workers`). */
+    workers: number;
+  };
 
 /**
  * Reads {@link LINE_SERVER_OPTIONS} and the `[PORT]` argument (also
@@ -233,30 +251,62 @@ export function lineServerSettings(
   positionals: string[],
   { allowUnix = false } = {},
 ): LineServerSettings {
+  const address = listenAddress(positionals, values, 1234, { allowUnix });
+  const workers = parseWorkers(values.workers);
+  if (workers > 1 && address.transport === "unix") {
+    throw new UsageError(
+      `--workers ${values.workers} needs a TCP port: unix sockets are not shared`,
+    );
+  }
   return {
-    address: usage(() =>
-      parseAddress(positionals[0] ?? values.port ?? "1234", {
-        defaultHost: values.host,
-        allowUnix,
-      })
-    ),
+    address,
     maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
     idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
     maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
     quiet: values.quiet,
+    workers,
   };
 }
 
+/** What one worker's server gets from {@link serveUntilSignal}; spread it into the server's options. */
+export interface WorkerRun {
+  address: Address;
+  signal: AbortSignal;
+  reusePort: boolean;
+  clients: SharedCounter;
+  workerTag: string | undefined;
+  /** The ready line is printed once for all workers, so each server prints none. */
+  onListen: (addr: Deno.Addr) => void;
+}
+
 /**
- * Starts a server with a signal aborted by SIGINT or SIGTERM, waits until
- * it has finished, and returns exit code 0.
+ * Runs a line server until SIGINT or SIGTERM: `start` is called once per
+ * worker thread (`settings.workers`, all on one port; see lib/workers.ts),
+ * one ready line is printed when all listen, and every worker drains
+ * before it returns exit code 0. `moduleUrl` is the script's
+ * `import.meta.url`, which each worker thread runs.
  */
 export async function serveUntilSignal(
-  start: (signal: AbortSignal) => Promise<TcpServer>,
+  settings: Pick<LineServerSettings, "address" | "workers">,
+  moduleUrl: string,
+  start: (run: WorkerRun) => Promise<TcpServer>,
 ): Promise<number> {
   const controller = new AbortController();
   using _signals = abortOnSignals(controller);
-  const server = await start(controller.signal);
-  await server.finished;
+  await serveWorkers({
+    count: settings.workers,
+    moduleUrl,
+    address: settings.address,
+    signal: controller.signal,
+    serve: (slot) =>
+      start({
+        address: slot.address,
+        signal: slot.signal,
+        reusePort: slot.reusePort,
+        clients: slot.counter,
+        workerTag: slot.count > 1 ? `worker ${slot.id}` : undefined,
+        onListen: () => {},
+      }),
+  });
   return 0;
 }

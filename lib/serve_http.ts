@@ -7,8 +7,7 @@
  *
  * @module
  */
-import { type NetAddress, parseAddress } from "./addr.ts";
-import { usage } from "./cli.ts";
+import type { NetAddress } from "./addr.ts";
 import type { Logger } from "./log.ts";
 import { printListening } from "./server.ts";
 
@@ -27,6 +26,8 @@ export interface ServeHttpOptions {
   logger?: Logger;
   /** Called once listening. Default prints `Listening on tcp://H:P`. */
   onListen?: (addr: Deno.NetAddr) => void;
+  /** Share the port with other workers (Linux `SO_REUSEPORT`). Default false. */
+  reusePort?: boolean;
 }
 
 /** A running HTTP server. */
@@ -49,6 +50,7 @@ export function serveHttp(
   const server = Deno.serve({
     hostname: address.hostname,
     port: address.port,
+    ...(options.reusePort ? { reusePort: true } : {}),
     onListen: () => {},
     onError: (error) => {
       logger?.error(`handler: ${error instanceof Error ? error.message : error}`);
@@ -79,24 +81,4 @@ export function serveHttp(
   options.signal?.addEventListener("abort", shutdown, { once: true });
   (options.onListen ?? printListening)(addr);
   return { addr, finished, shutdown, [Symbol.asyncDispose]: shutdown };
-}
-
-/** The `--port` and `--host` options of every HTTP server, to spread into a command spec. */
-export const LISTEN_OPTIONS = {
-  port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-  host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
-} as const;
-
-/** The address an HTTP server listens on: `[ADDR]`, else `--port`, else `defaultPort`. */
-export function listenAddress(
-  positionals: string[],
-  values: { port?: string; host: string },
-  defaultPort: number,
-): NetAddress {
-  return usage(() =>
-    parseAddress(positionals[0] ?? values.port ?? String(defaultPort), {
-      defaultHost: values.host,
-      allowUnix: false,
-    })
-  ) as NetAddress;
 }

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { type NetAddress, parseHostPort } from "./addr.ts";
-import { parseIntOption, usage } from "./cli.ts";
+import { LISTEN_OPTIONS, listenNetAddress, type NetAddress } from "./addr.ts";
+import { parseIntOption } from "./cli.ts";
 import { Logger } from "./log.ts";
 import { printListening } from "./server.ts";
 
@@ -260,13 +260,7 @@ export function serveUdp(handler: DatagramHandler, options: ServeUdpOptions = {}
 
 /** The command-line options every UDP server takes, for its `CommandSpec`. */
 export const UDP_SERVER_OPTIONS = {
-  port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-  host: {
-    type: "string",
-    arg: "HOST",
-    default: "0.0.0.0",
-    description: "address to listen on",
-  },
+  ...LISTEN_OPTIONS,
   rate: {
     type: "string",
     arg: "N",
@@ -284,8 +278,6 @@ export function parseUdpServerArgs(
   values: { port?: string; host: string; rate: string },
   positionals: string[],
 ): { address: NetAddress; rate: number } {
-  const address = usage(() =>
-    parseHostPort(positionals[0] ?? values.port ?? "1234", { defaultHost: values.host })
-  );
+  const address = listenNetAddress(positionals, values, 1234);
   return { address, rate: parseIntOption(values.rate, "rate", { min: 0 }) };
 }

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
 /**
  * conc_tcp_server: the concurrent TCP server of seed 000 (concTCP.go) with
  * the book's exercises done. It prints `.` for each new client and every
@@ -37,7 +37,8 @@ export function serveConcurrent(options: ConcServerOptions = {}): Promise<TcpSer
   return serveLineServer(
     async (session) => {
       if (!options.quiet) print(".");
-      const reply = `Client number: ${session.id}`;
+      // Counted across every worker when several serve the port.
+      const reply = `Client number: ${options.clients ? options.clients.next() : session.id}`;
       // Quiet, the lines need not even be decoded: the fast path.
       const answer = options.quiet ? reply : (line: string) => {
         print(`${line.trim()}\n`);
@@ -67,7 +68,11 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, ({ values, positionals }) => {
     const settings = lineServerSettings(values, positionals);
-    return serveUntilSignal((signal) => serveConcurrent({ ...settings, signal }));
+    return serveUntilSignal(
+      settings,
+      import.meta.url,
+      (run) => serveConcurrent({ ...settings, ...run }),
+    );
   });
 }
 

@@ -20,8 +20,8 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { type Address, parseAddress } from "../lib/addr.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage, UsageError } from "../lib/cli.ts";
+import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/addr.ts";
+import { parseDurationOption, parseIntOption, runCommand, UsageError } from "../lib/cli.ts";
 import {
   errorLine,
   MAX_HEADER_BYTES,
@@ -43,7 +43,7 @@ import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/s
 
 /** A sender silent this long is dropped; its `.part` stays for a resume. */
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
-/** Each transfer holds four 1 MiB buffers, so 32 at once cost 128 MiB. */
+/** Each transfer holds eight 256 KiB buffers (2 MiB), so 32 at once cost 64 MiB. */
 const DEFAULT_MAX_CONNS = 32;
 /** How many `name (N).ext` candidates --rename tries. */
 const MAX_RENAME_TRIES = 10_000;
@@ -477,13 +477,7 @@ const spec = {
   args: "[ADDR] --dir DIR",
   options: {
     dir: { type: "string", short: "d", arg: "DIR", description: "directory to save files in" },
-    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-    host: {
-      type: "string",
-      arg: "HOST",
-      default: "0.0.0.0",
-      description: "address to listen on",
-    },
+    ...LISTEN_OPTIONS,
     "max-size": {
       type: "string",
       arg: "SIZE",
@@ -527,12 +521,7 @@ export function main(args: string[]): Promise<number> {
     if (values.overwrite && values.rename) {
       throw new UsageError("Use either --overwrite or --rename, not both");
     }
-    const address = usage(() =>
-      parseAddress(positionals[0] ?? values.port ?? "1234", {
-        defaultHost: values.host,
-        allowUnix: false,
-      })
-    );
+    const address = listenAddress(positionals, values, 1234);
     const options: ReceiverOptions = {
       address,
       maxSize: values["max-size"] === undefined

@@ -11,7 +11,8 @@
 import type { NetAddress } from "../lib/addr.ts";
 import { runCommand } from "../lib/cli.ts";
 import { Logger } from "../lib/log.ts";
-import { type HttpServer, LISTEN_OPTIONS, listenAddress, serveHttp } from "../lib/serve_http.ts";
+import { LISTEN_OPTIONS, listenNetAddress } from "../lib/addr.ts";
+import { type HttpServer, serveHttp } from "../lib/serve_http.ts";
 import { abortOnSignals } from "../lib/server.ts";
 
 /** Options for {@link serveHello}. */
@@ -72,7 +73,7 @@ Example:
 /** Runs the server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = listenAddress(positionals, values, 8080);
+    const address = listenNetAddress(positionals, values, 8080);
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
     const server = serveHello({ address, quiet: values.quiet, signal: controller.signal });

@@ -12,12 +12,11 @@
  *
  * @module
  */
-import { type Address, parseAddress } from "../lib/addr.ts";
+import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/addr.ts";
 import {
   parseDurationOption,
   parseIntOption,
   runCommand,
-  usage,
   UsageError,
   VERSION,
 } from "../lib/cli.ts";
@@ -871,8 +870,7 @@ const spec = {
     "messages, offline messages (JSON lines over TCP).",
   args: "[ADDR]",
   options: {
-    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-    host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+    ...LISTEN_OPTIONS,
     db: {
       type: "string",
       arg: "PATH",
@@ -933,12 +931,7 @@ Protocol: one JSON object per line; see the README for every type. Try:
 /** Runs the IM server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = usage(() =>
-      parseAddress(positionals[0] ?? values.port ?? "8888", {
-        defaultHost: values.host,
-        allowUnix: false,
-      })
-    );
+    const address = listenAddress(positionals, values, 8888);
     const iterations = parseIntOption(values["pbkdf2-iterations"], "pbkdf2-iterations", {
       min: 1,
     });

@@ -11,12 +11,13 @@
  *
  * @module
  */
-import { type Address, parseAddress } from "../lib/addr.ts";
+import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/addr.ts";
+import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat_bus.ts";
 import { ROOM_OPTIONS, roomOptions, TCP_CHAT_OPTIONS, tcpChatOptions } from "../lib/chat_cli.ts";
-import { runCommand, usage } from "../lib/cli.ts";
+import { runCommand } from "../lib/cli.ts";
 import { ChatHub, type HubOptions } from "../lib/hub.ts";
 import { Logger } from "../lib/log.ts";
-import { abortOnSignals, type TcpServer } from "../lib/server.ts";
+import { abortOnSignals, printListening, type TcpServer } from "../lib/server.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
 
 /** Options for {@link serveChat}. */
@@ -58,12 +59,17 @@ const spec = {
   summary: "A chat room over TCP: the first line is your nickname, then every line is a message.",
   args: "[ADDR]",
   options: {
-    port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },
-    host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
+    ...LISTEN_OPTIONS,
     ...TCP_CHAT_OPTIONS,
     ...ROOM_OPTIONS,
+    ...BUS_OPTIONS,
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 8086, as seed 001).
+
+With --bus, servers that share a RabbitMQ exchange and --room form one room:
+each one's members see the others' messages, joins and leaves, and /who lists
+everyone. If the broker goes away each server keeps its own members talking,
+tells them the room is local-only, and rejoins when the broker is back.
 
 Protocol (one line each way): your first line is your nickname (or /nick NAME);
 then each line is a message. Commands: /nick NAME, /who, /quit, /ping (answered
@@ -79,24 +85,35 @@ Example:
 /** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address: Address = usage(() =>
-      parseAddress(positionals[0] ?? values.port ?? "8086", {
-        defaultHost: values.host,
-        allowUnix: false,
-      })
-    );
+    const address: Address = listenAddress(positionals, values, 8086);
     const room = roomOptions(values);
     const tcp = tcpChatOptions(values);
+    const bus = busConfig(values);
+    const logger = new Logger({ quiet: values.quiet });
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
     const chat = await serveChat({
       ...tcp,
       address,
       room,
+      logger,
       quiet: values.quiet,
       signal: controller.signal,
+      onListen: () => {},
     });
+    // Joined (or trying to) before the ready line, so the room spans servers from the start.
+    const link = await connectBus(chat.hub, { ...bus, onLog: (l) => logger.error(l) }, {
+      workers: 1,
+      port: 0,
+    }).catch(async (error) => {
+      await chat.shutdown();
+      throw error;
+    });
+    // After the hub's own listener: the hub closes, then the bus says goodbye.
+    controller.signal.addEventListener("abort", () => link?.close(), { once: true });
+    printListening(chat.server.addr);
     await chat.server.finished;
+    await link?.close();
     return 0;
   });
 }

@@ -14,6 +14,7 @@
 import { runCommand } from "../lib/cli.ts";
 import {
   answerLines,
+  clientName,
   LINE_SERVER_OPTIONS,
   type LineServerOptions,
   lineServerSettings,
@@ -54,7 +55,7 @@ export function serveEcho(options: EchoServerOptions = {}): Promise<TcpServer> {
   const maxLineBytes = options.maxLineBytes ?? 64 * 1024;
   return serveLineServer(
     async (session) => {
-      log.info(`Connection from: ${session.peer}`);
+      log.info(`Connection from: ${clientName(session, options)}`);
       try {
         if (reply === undefined) {
           await echoBytes(session, log);
@@ -66,7 +67,7 @@ export function serveEcho(options: EchoServerOptions = {}): Promise<TcpServer> {
           await answerLines(session, answer, { maxLineBytes, logger: log });
         }
       } finally {
-        log.info(`Closed: ${session.peer}`);
+        log.info(`Closed: ${clientName(session, options)}`);
       }
     },
     options,
@@ -98,7 +99,11 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, ({ values, positionals }) => {
     const settings = lineServerSettings(values, positionals, { allowUnix: true });
-    return serveUntilSignal((signal) => serveEcho({ ...settings, reply: values.reply, signal }));
+    return serveUntilSignal(
+      settings,
+      import.meta.url,
+      (run) => serveEcho({ ...settings, ...run, reply: values.reply }),
+    );
   });
 }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
 /**
  * tcp_random_server: the concurrent random-number server of seed 004 with
  * exercises 1 and 2 of seed 000: each line is answered with a random
@@ -14,6 +14,7 @@
 import { parseIntOption, runCommand, UsageError } from "../lib/cli.ts";
 import {
   answerLines,
+  clientName,
   LINE_SERVER_OPTIONS,
   type LineServerOptions,
   lineServerSettings,
@@ -91,13 +92,13 @@ export function serveRandom(options: RandomServerOptions = {}): Promise<TcpServe
   const print = options.print ?? printSync;
   return serveLineServer(
     async (session) => {
-      log.info(`Connection from: ${session.peer}`);
+      log.info(`Connection from: ${clientName(session, options)}`);
       const range = { min, max };
       await answerLines(session, (line) => {
         if (!options.quiet) print(`-> ${line}\n`);
         return answerRandom(line, range);
       }, { maxLineBytes: options.maxLineBytes, logger: log });
-      log.info(`Closed: ${session.peer}`);
+      log.info(`Closed: ${clientName(session, options)}`);
     },
     options,
     log,
@@ -135,7 +136,11 @@ export function main(args: string[]): Promise<number> {
     const max = parseIntOption(values.max, "max", bound);
     const problem = rangeProblem(min, max);
     if (problem) throw new UsageError(`Invalid --min "${min}" and --max "${max}": ${problem}`);
-    return serveUntilSignal((signal) => serveRandom({ ...settings, min, max, signal }));
+    return serveUntilSignal(
+      settings,
+      import.meta.url,
+      (run) => serveRandom({ ...settings, ...run, min, max }),
+    );
   });
 }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
 /**
  * tcp_time_server: answers each line with the local time in RFC 3339 with
  * its offset (`2023-10-09T20:02:55+03:00`), as tcpS.go of seed 000 does,
@@ -14,6 +14,7 @@
 import { runCommand } from "../lib/cli.ts";
 import {
   answerLines,
+  clientName,
   LINE_SERVER_OPTIONS,
   type LineServerOptions,
   lineServerSettings,
@@ -53,12 +54,12 @@ export function serveTime(options: TimeServerOptions = {}): Promise<TcpServer> {
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
   return serveLineServer(
     async (session) => {
-      log.info(`Connection from: ${session.peer}`);
+      log.info(`Connection from: ${clientName(session, options)}`);
       const end = await answerLines(session, (line) => {
         if (!options.quiet) print(`-> ${line}\n`);
         return rfc3339();
       }, { maxLineBytes: options.maxLineBytes, logger: log });
-      log.info(`Closed: ${session.peer}`);
+      log.info(`Closed: ${clientName(session, options)}`);
       if (end === "stop" && options.exitOnStop) {
         print("Exiting TCP server!\n");
         controller.abort();
@@ -92,8 +93,10 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, ({ values, positionals }) => {
     const settings = lineServerSettings(values, positionals);
-    return serveUntilSignal((signal) =>
-      serveTime({ ...settings, exitOnStop: values["exit-on-stop"], signal })
+    return serveUntilSignal(
+      settings,
+      import.meta.url,
+      (run) => serveTime({ ...settings, ...run, exitOnStop: values["exit-on-stop"] }),
     );
   });
 }

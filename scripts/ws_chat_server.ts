@@ -11,6 +11,7 @@
  * @module
  */
 import { joinHostPort, type NetAddress, parseAddress, parsePort } from "../lib/addr.ts";
+import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat_bus.ts";
 import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat_page.ts";
 import { ROOM_OPTIONS, roomOptions, TCP_CHAT_OPTIONS, tcpChatOptions } from "../lib/chat_cli.ts";
 import { parseDurationOption, runCommand, usage } from "../lib/cli.ts";
@@ -24,6 +25,7 @@ import {
 import { Logger } from "../lib/log.ts";
 import { abortOnSignals, type TcpServer } from "../lib/server.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
+import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/workers.ts";
 import {
   CLOSE_POLICY,
   type GuardedSocket,
@@ -55,6 +57,10 @@ export interface WsChatOptions {
   quiet?: boolean;
   /** Aborting it tells everyone, closes every connection and stops. */
   signal?: AbortSignal;
+  /** Share the HTTP port with other workers (`SO_REUSEPORT`). Default false. */
+  reusePort?: boolean;
+  /** Names this worker in join and leave logs when several serve the port. Default none. */
+  workerTag?: string;
 }
 
 /** A running chat server: the room, its HTTP/WebSocket side and its TCP side. */
@@ -156,7 +162,8 @@ class WsMember implements WsHandlers, MemberSink {
 /** Starts the room with its page, its WebSocket endpoint and its TCP side. */
 export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatServer> {
   const log = new Logger({ quiet: options.quiet });
-  const hub = new ChatHub({ ...options.room, onLog: (line) => log.info(line) });
+  const tag = options.workerTag ? ` (${options.workerTag})` : "";
+  const hub = new ChatHub({ ...options.room, onLog: (line) => log.info(line + tag) });
   const maxMessageBytes = hub.maxMessageBytes;
   const maxQueueBytes = options.room?.maxQueueBytes ?? 256 * 1024;
   const guard = new WsGuard({
@@ -202,6 +209,7 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
   const http = Deno.serve({
     hostname: address.hostname,
     port: address.port,
+    reusePort: options.reusePort,
     onListen: () => {},
     onError: (error) => {
       log.error(`handler: ${error instanceof Error ? error.message : error}`);
@@ -283,6 +291,8 @@ const spec = {
     },
     ...TCP_CHAT_OPTIONS,
     ...ROOM_OPTIONS,
+    ...BUS_OPTIONS,
+    ...WORKERS_OPTION,
   },
   notes: `Open http://localhost:8080 in a browser; join from a terminal with
 nc localhost 8081 (first line: your nickname; /who, /nick NAME, /quit).
@@ -296,7 +306,13 @@ frame holds one or, when the socket was busy, several, newline-separated):
   {"type":"presence","changes":[{"event":"join","name":"carol"}],"count":3,...}
   {"type":"notice","level":"error","text":"Slow down: ...",...}
 A handshake whose Origin names another host than the request's Host gets 403
-unless --allow-origin allows it.`,
+unless --allow-origin allows it.
+
+With --workers N, N threads serve the page and /ws on one port and form one
+room; the TCP side is served by the first. With --bus, servers that share a
+RabbitMQ exchange and --room form one room (each worker joins it); if the
+broker goes away, each keeps its own members talking, tells them the room is
+local-only, and rejoins when the broker is back.`,
 } as const;
 
 /** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
@@ -312,11 +328,7 @@ export function main(args: string[]): Promise<number> {
       port: usage(() => parsePort(values["tcp-port"], "--tcp-port")),
     };
     const tcp = tcpChatOptions(values);
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const chat = await serveWsChat({
-      address,
-      tcpAddress,
+    const options = {
       room: roomOptions(values),
       tcp,
       guard: {
@@ -325,12 +337,47 @@ export function main(args: string[]): Promise<number> {
         maxSockets: tcp.maxConns,
       },
       quiet: values.quiet,
+    };
+    const bus = busConfig(values);
+    const workers = parseWorkers(values.workers);
+    const log = new Logger({ quiet: values.quiet });
+    const controller = new AbortController();
+    using _signals = abortOnSignals(controller);
+    let tcpAddr: Deno.NetAddr | null = null;
+    await serveWorkers({
+      count: workers,
+      moduleUrl: import.meta.url,
+      address,
       signal: controller.signal,
+      serve: async (slot) => {
+        const chat = await serveWsChat({
+          ...options,
+          address: slot.address as NetAddress,
+          // One TCP side per server: the first thread's (the rest share the room).
+          tcpAddress: slot.id === 0 ? tcpAddress : null,
+          reusePort: slot.reusePort,
+          workerTag: workers > 1 ? `worker ${slot.id}` : undefined,
+          signal: slot.signal,
+        });
+        if (slot.id === 0) tcpAddr = chat.tcpAddr;
+        const link = await connectBus(chat.hub, { ...bus, onLog: (l) => log.error(l) }, {
+          workers,
+          port: chat.addr.port,
+        }).catch(async (error) => {
+          await chat.shutdown();
+          throw error;
+        });
+        // After the hub's own listener: the hub closes, then the bus says goodbye.
+        slot.signal.addEventListener("abort", () => link?.close(), { once: true });
+        return { addr: chat.addr, finished: chat.finished.then(() => link?.close()) };
+      },
+      onListen: (addr, count) => {
+        const where = (a: Deno.NetAddr) => joinHostPort(a.hostname, a.port);
+        const threads = count > 1 ? ` (${count} workers)` : "";
+        console.log(`Listening on http://${where(addr as Deno.NetAddr)}${threads}`);
+        if (tcpAddr) console.log(`Listening on tcp://${where(tcpAddr)} (chat over TCP)`);
+      },
     });
-    const where = (a: Deno.NetAddr) => joinHostPort(a.hostname, a.port);
-    console.log(`Listening on http://${where(chat.addr)}`);
-    if (chat.tcpAddr) console.log(`Listening on tcp://${where(chat.tcpAddr)} (chat over TCP)`);
-    await chat.finished;
     return 0;
   });
 }

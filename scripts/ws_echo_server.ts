@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
 /**
  * ws_echo_server: the WebSocket echo server of seed 000 (and `/echo` of
  * seed 002). `/` answers `Welcome!\nPlease use /ws for WebSocket!`, `/ws`
@@ -13,7 +13,8 @@
 import type { NetAddress } from "../lib/addr.ts";
 import { runCommand } from "../lib/cli.ts";
 import { Logger } from "../lib/log.ts";
-import { type HttpServer, LISTEN_OPTIONS, listenAddress, serveHttp } from "../lib/serve_http.ts";
+import { LISTEN_OPTIONS, listenNetAddress } from "../lib/addr.ts";
+import { type HttpServer, serveHttp } from "../lib/serve_http.ts";
 import { abortOnSignals } from "../lib/server.ts";
 import {
   describeClose,
@@ -23,6 +24,7 @@ import {
 } from "../lib/ws_guard.ts";
 import { WS_SERVER_OPTIONS, wsGuardOptions } from "../lib/ws_options.ts";
 import { ECHO_CLIENT_PAGE } from "../lib/ws_echo_page.ts";
+import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/workers.ts";
 
 /** The book's answer to `/`. */
 export const WELCOME = "Welcome!\nPlease use /ws for WebSocket!";
@@ -41,6 +43,10 @@ export interface WsEchoOptions {
   signal?: AbortSignal;
   /** Called once listening. Default prints the ready line. */
   onListen?: (addr: Deno.NetAddr) => void;
+  /** Share the port with other workers (`SO_REUSEPORT`). Default false. */
+  reusePort?: boolean;
+  /** Added to connection logs when several workers serve the port, e.g. `worker 1`. */
+  workerTag?: string;
 }
 
 /** Starts the echo server and returns its handle. */
@@ -48,7 +54,10 @@ export function serveWsEcho(options: WsEchoOptions = {}): HttpServer {
   const log = new Logger({ quiet: options.quiet });
   const guard = new WsGuard({ ...options.guard, logger: options.guard?.logger ?? log });
   const handlers = {
-    onOpen: (client: GuardedSocket) => log.info(`Connection from: ${client.peer}`),
+    onOpen: (client: GuardedSocket) =>
+      log.info(
+        `Connection from: ${client.peer}${options.workerTag ? ` (${options.workerTag})` : ""}`,
+      ),
     onMessage: (client: GuardedSocket, data: string | ArrayBuffer) => {
       if (!log.quiet) {
         log.info(
@@ -84,6 +93,7 @@ export function serveWsEcho(options: WsEchoOptions = {}): HttpServer {
     beforeShutdown: () => guard.closeAll(),
     logger: log,
     onListen: options.onListen,
+    reusePort: options.reusePort,
   });
 }
 
@@ -95,6 +105,7 @@ const spec = {
     ...LISTEN_OPTIONS,
     ...WS_SERVER_OPTIONS,
     quiet: { type: "boolean", short: "q", description: "log nothing per connection or message" },
+    ...WORKERS_OPTION,
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234).
 
@@ -111,12 +122,27 @@ Examples:
 /** Runs the echo server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = listenAddress(positionals, values, 1234);
+    const address = listenNetAddress(positionals, values, 1234);
     const guard = wsGuardOptions(values);
+    const count = parseWorkers(values.workers);
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
-    const server = serveWsEcho({ address, guard, quiet: values.quiet, signal: controller.signal });
-    await server.finished;
+    await serveWorkers({
+      count,
+      moduleUrl: import.meta.url,
+      address,
+      signal: controller.signal,
+      serve: (slot) =>
+        Promise.resolve(serveWsEcho({
+          address: slot.address as NetAddress,
+          guard,
+          quiet: values.quiet,
+          signal: slot.signal,
+          reusePort: slot.reusePort,
+          workerTag: count > 1 ? `worker ${slot.id}` : undefined,
+          onListen: () => {},
+        })),
+    });
     return 0;
   });
 }

@@ -14,7 +14,8 @@
 import type { NetAddress } from "../lib/addr.ts";
 import { parseIntOption, runCommand, UsageError } from "../lib/cli.ts";
 import { Logger } from "../lib/log.ts";
-import { type HttpServer, LISTEN_OPTIONS, listenAddress, serveHttp } from "../lib/serve_http.ts";
+import { LISTEN_OPTIONS, listenNetAddress } from "../lib/addr.ts";
+import { type HttpServer, serveHttp } from "../lib/serve_http.ts";
 import { abortOnSignals } from "../lib/server.ts";
 import {
   CLOSE_NORMAL,
@@ -160,7 +161,7 @@ Example:
 /** Runs the server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = listenAddress(positionals, values, 1234);
+    const address = listenNetAddress(positionals, values, 1234);
     const limit = { min: -(2 ** 31), max: 2 ** 31 - 1 };
     const min = parseIntOption(values.min, "min", limit);
     const max = parseIntOption(values.max, "max", limit);

@@ -32,7 +32,15 @@ Deno.test("answerLines() answers each line, batches, and stops at STOP", async (
 });
 
 Deno.test("lineServerSettings() reads the port argument and the shared options", () => {
-  const parsed = parseCommand(spec, ["--host", "127.0.0.1", "--idle-timeout", "2s", "8000"]);
+  const parsed = parseCommand(spec, [
+    "--host",
+    "127.0.0.1",
+    "--idle-timeout",
+    "2s",
+    "--workers",
+    "2",
+    "8000",
+  ]);
   const settings = lineServerSettings(parsed.values, parsed.positionals);
   assert.deepEqual(settings, {
     address: { transport: "tcp", hostname: "127.0.0.1", port: 8000 },
@@ -40,6 +48,7 @@ Deno.test("lineServerSettings() reads the port argument and the shared options",
     idleTimeoutMs: 2000,
     maxLineBytes: 65536,
     quiet: false,
+    workers: 2,
   });
   const defaults = parseCommand(spec, []);
   assert.deepEqual(lineServerSettings(defaults.values, defaults.positionals).address, {
