@@ -22,7 +22,8 @@ export const ROOM_OPTIONS = {
     type: "string",
     arg: "N",
     default: String(DEFAULT_MAX_QUEUE),
-    description: "messages queued for a slow member before it is dropped",
+    description:
+      "messages queued for a slow member before it is dropped (WebSocket: their byte equivalent)",
   },
   rate: {
     type: "string",

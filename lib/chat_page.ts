@@ -189,11 +189,17 @@ export const CHAT_JS = `"use strict";
     const ws = new WebSocket(url);
     ws.binaryType = "arraybuffer";
     socket = ws;
+    // A frame holds one event per line: the server packs what queued for a
+    // busy socket into one frame.
     ws.onmessage = (e) => {
-      try {
-        onEvent(JSON.parse(typeof e.data === "string" ? e.data : decoder.decode(e.data)));
-      } catch (error) {
-        addLine("sys error", "", "", "Unreadable message from the server: " + error);
+      const data = typeof e.data === "string" ? e.data : decoder.decode(e.data);
+      for (const line of data.split("\\n")) {
+        if (!line) continue;
+        try {
+          onEvent(JSON.parse(line));
+        } catch (error) {
+          addLine("sys error", "", "", "Unreadable message from the server: " + error);
+        }
       }
     };
     ws.onclose = (e) => {

@@ -298,7 +298,8 @@ const spec = {
 nc localhost 8081 (first line: your nickname; /who, /nick NAME, /quit).
 
 WebSocket protocol: /ws?name=NAME; send text frames (at most --max-message
-bytes, larger closes with 1009); receive one JSON object per frame:
+bytes, larger closes with 1009); receive JSON objects, one per line (a
+frame holds one or, when the socket was busy, several, newline-separated):
   {"type":"welcome","name":"alice","requested":"alice","members":[...],...}
   {"type":"members","members":[...]}   (the rest of a large room's list, at once)
   {"type":"message","time":"2006-01-02 15:04:05","ts":...,"name":"bob","text":"hi"}

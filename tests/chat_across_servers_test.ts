@@ -52,7 +52,8 @@ class WsMember implements AsyncDisposable {
     ws.binaryType = "arraybuffer";
     ws.onmessage = (e) => {
       const text = typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data);
-      this.events.push(JSON.parse(text));
+      // A frame holds one event per line (several when the socket was busy).
+      for (const line of text.split("\n")) this.events.push(JSON.parse(line));
       this.#wake?.();
     };
     this.closed = new Promise((resolve) => ws.addEventListener("close", () => resolve()));

@@ -3,6 +3,7 @@ import {
   type BusEvent,
   type ChatEvent,
   ChatHub,
+  DRAIN_POLL_MS,
   type HubOptions,
   type LeaveReason,
   type MemberSink,
@@ -22,6 +23,8 @@ class FakeSink implements MemberSink {
   /** Writes fail, as with a reset connection. */
   broken = false;
   bufferedBytes = 0;
+  /** Writes made while the connection still buffered the last one (a WebSocket must get none). */
+  writesWhileBuffered = 0;
 
   constructor(format: WireFormat = "json") {
     this.format = format;
@@ -29,6 +32,7 @@ class FakeSink implements MemberSink {
 
   write(data: Uint8Array): Promise<void> | void {
     if (this.broken) return Promise.reject(new Deno.errors.ConnectionReset("reset"));
+    if (this.bufferedBytes > 0) this.writesWhileBuffered++;
     this.chunks.push(data);
     if (this.stalled) return new Promise(() => {});
   }
@@ -43,7 +47,7 @@ class FakeSink implements MemberSink {
 
   /** Everything received, as JSON events. */
   get events(): ChatEvent[] {
-    return this.chunks.map((c) => JSON.parse(decoder.decode(c)));
+    return this.chunks.flatMap((c) => decoder.decode(c).split("\n").map((l) => JSON.parse(l)));
   }
 
   /** Everything received, as text. */
@@ -348,5 +352,85 @@ Deno.test("ChatHub splits a crowd's announcement into frames of about 2 KiB, in 
   assert.deepEqual(joined, ["watcher", ...crowd.map((m) => m.name)]);
   assert.ok(frames.length >= 3, `${frames.length} frames`);
   for (const frame of frames) assert.ok(frame.byteLength <= 2560, `${frame.byteLength} bytes`);
+  hub.close();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test("ChatHub never writes to a WebSocket whose last write is pending; what queued goes as one frame of lines", async () => {
+  const { hub } = testHub({ rate: 0 });
+  const ws = new FakeSink();
+  hub.join("ws", ws);
+  const sender = hub.join("sender", new FakeSink());
+  const before = ws.chunks.length;
+  ws.bufferedBytes = 100; // the runtime still holds the last frame
+  for (let i = 0; i < 5; i++) hub.broadcast(sender, `m${i}`);
+  assert.equal(ws.chunks.length, before, "nothing is written while the socket is busy");
+  ws.bufferedBytes = 0;
+  hub.broadcast(sender, "m5"); // the next send finds it drained
+  assert.equal(ws.chunks.length, before + 1);
+  const frame = decoder.decode(ws.chunks.at(-1)!);
+  assert.deepEqual(
+    frame.split("\n").map((l) => JSON.parse(l).text),
+    ["m0", "m1", "m2", "m3", "m4", "m5"],
+  );
+
+  ws.bufferedBytes = 100;
+  hub.broadcast(sender, "m6");
+  hub.broadcast(sender, "m7");
+  ws.bufferedBytes = 0;
+  await sleep(DRAIN_POLL_MS * 20); // nobody speaks: the hub's drain timer writes them
+  assert.equal(ws.chunks.length, before + 2);
+  assert.deepEqual(ws.messages().slice(-2), ["sender: m6", "sender: m7"]);
+  assert.equal(ws.writesWhileBuffered, 0);
+  hub.close();
+});
+
+Deno.test("ChatHub cuts a WebSocket's backlog into frames of about 2 KiB, in order", async () => {
+  const { hub } = testHub({ rate: 0 });
+  const ws = new FakeSink();
+  hub.join("ws", ws);
+  const sender = hub.join("sender", new FakeSink(), { echo: false });
+  const before = ws.chunks.length;
+  ws.bufferedBytes = 1;
+  for (let i = 0; i < 100; i++) hub.broadcast(sender, `message number ${i}`);
+  ws.bufferedBytes = 0;
+  // Each drain writes one frame and leaves the socket busy until the next look.
+  const frames = () => ws.chunks.slice(before);
+  for (let tries = 0; ws.messages().length < 100 && tries < 200; tries++) {
+    await sleep(DRAIN_POLL_MS * 2);
+  }
+  assert.deepEqual(
+    ws.messages(),
+    Array.from({ length: 100 }, (_, i) => `sender: message number ${i}`),
+  );
+  assert.ok(frames().length >= 5, `${frames().length} frames`);
+  for (const frame of frames()) assert.ok(frame.byteLength <= 2048, `${frame.byteLength} bytes`);
+  hub.close();
+});
+
+Deno.test("ChatHub drops a busy WebSocket only when its queue passes the byte bound", () => {
+  const { hub } = testHub({ rate: 0, maxQueue: 4, maxQueueBytes: 4096 });
+  const ws = new FakeSink();
+  const member = hub.join("ws", ws);
+  const sender = hub.join("sender", new FakeSink(), { echo: false });
+  ws.bufferedBytes = 100; // never drains: the peer does not read
+  let sent = 0;
+  const text = (i: number) => `message ${String(i).padStart(4, "0")}`;
+  while (member.present && sent < 1000) hub.broadcast(sender, text(sent++));
+  // A burst read in one turn of the event loop lands in the queue before the
+  // socket can drain, so WebSocket queues count bytes, not messages.
+  assert.ok(sent > 4, `dropped after ${sent} messages`);
+  assert.equal(member.present, false);
+  assert.equal(ws.closed, "too slow");
+  const event = new TextEncoder().encode(JSON.stringify({
+    type: "message",
+    time: "2024-01-02 03:04:05",
+    ts: Date.UTC(2024, 0, 2, 3, 4, 5),
+    name: "sender",
+    text: text(0),
+  })).byteLength;
+  assert.equal(sent, Math.floor((4096 - 100) / event) + 1, "dropped by the message that passed it");
+  assert.equal(ws.writesWhileBuffered, 0);
   hub.close();
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { ChatEvent } from "../lib/hub.ts";
+import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat_page.ts";
 import { Browser, CHROMIUM } from "./browser.ts";
 import {
   missingPeer,
@@ -9,6 +10,7 @@ import {
   TcpPeer,
   withTimeout,
 } from "./helpers.ts";
+import { OP, RawWsClient, text } from "./ws_raw.ts";
 
 const decoder = new TextDecoder();
 
@@ -26,7 +28,7 @@ class WsMember implements AsyncDisposable {
     socket.binaryType = "arraybuffer";
     socket.onmessage = (e) => {
       const text = typeof e.data === "string" ? e.data : decoder.decode(e.data);
-      this.events.push(JSON.parse(text));
+      for (const line of text.split("\n")) this.events.push(JSON.parse(line));
       this.#notify();
     };
     this.closed = new Promise((resolve) => {
@@ -425,4 +427,84 @@ Deno.test("ws_chat_server tells everyone on SIGTERM, closes with 1001 and exits 
   } finally {
     await server[Symbol.asyncDispose]();
   }
+});
+
+Deno.test("ws_chat_server: a member that sends but never reads reaches everyone, and is kept", async () => {
+  // Deno does not read a WebSocket while writes to it pile up, so echoing to
+  // a peer that never reads used to lose its messages under load; the hub
+  // now writes to a busy socket only once it drains, in one frame.
+  await using server = await startChat(["-q", "--rate=0"]);
+  await using a = await WsMember.join(server.port, "a");
+  await using b = await WsMember.join(server.port, "b");
+  const { client: mute } = await RawWsClient.open(server.port, "/ws?name=mute");
+  await using _mute = mute;
+  await b.waitFor((e) => e.type === "presence" && e.changes.some((c) => c.name === "mute"), "mute");
+  const sent = Array.from({ length: 400 }, (_, i) => `mute: #${i}#`);
+  for (let i = 0; i < sent.length; i++) await mute.sendFrame(OP.text, `#${i}#`);
+  await a.waitMessage(sent.at(-1)!);
+  await b.waitMessage(sent.at(-1)!);
+  assert.deepEqual(a.messages(), sent);
+  assert.deepEqual(b.messages(), sent);
+  assert.ok(
+    !a.events.some((e) => e.type === "presence" && e.changes.some((c) => c.event === "leave")),
+    "nobody was dropped: the mute member's queue stayed within its bound",
+  );
+  // Now it reads: every echo is there, several per frame when its socket was busy.
+  const echoes: string[] = [];
+  let frames = 0;
+  while (echoes.length < sent.length) {
+    const frame = await mute.readFrame();
+    assert.ok(frame && frame.opcode !== OP.close, "the mute member is still connected");
+    frames++;
+    for (const line of text(frame)!.split("\n")) {
+      const event = JSON.parse(line) as ChatEvent;
+      if (event.type === "message") echoes.push(`${event.name}: ${event.text}`);
+    }
+  }
+  assert.deepEqual(echoes, sent);
+  assert.ok(frames > 0);
+});
+
+Deno.test({
+  name: "the chat page shows each event of a frame that holds several, one per line",
+  ignore: missingPeer(CHROMIUM),
+  async fn() {
+    const time = "2024-01-02 03:04:05";
+    const events = [
+      { type: "welcome", time, ts: 1, name: "me", requested: "me", members: ["me", "x"] },
+      { type: "message", time, ts: 2, name: "x", text: "first" },
+      { type: "message", time, ts: 3, name: "x", text: "<b>second</b>" },
+      { type: "presence", time, ts: 4, changes: [{ event: "join", name: "y" }], count: 3 },
+      { type: "message", time, ts: 5, name: "y", text: "third" },
+    ];
+    const frame = new TextEncoder().encode(events.map((e) => JSON.stringify(e)).join("\n"));
+    await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/ws") {
+        const { socket, response } = Deno.upgradeWebSocket(req);
+        socket.onopen = () => socket.send(frame);
+        return response;
+      }
+      const [body, type] = path === "/chat.js"
+        ? [CHAT_JS, "text/javascript"]
+        : path === "/chat.css"
+        ? [CHAT_CSS, "text/css"]
+        : [CHAT_HTML, "text/html"];
+      return new Response(body, { headers: { "content-type": type } });
+    });
+    await using browser = await Browser.launch();
+    await browser.goto(`http://127.0.0.1:${server.addr.port}/?name=me`);
+    const shown = await browser.waitFor<string[]>(
+      `(() => { const m = [...document.querySelectorAll("#log .msg")].map((d) =>
+        d.querySelector(".name").textContent + " " + d.querySelector(".text").textContent);
+        return m.length === 3 && m; })()`,
+    );
+    assert.deepEqual(shown, ["x: first", "x: <b>second</b>", "y: third"]);
+    const page = await browser.evaluate<{ members: string[]; bold: number; errors: number }>(
+      `({ members: [...document.querySelectorAll("#members li")].map((li) => li.textContent),
+          bold: document.querySelectorAll("#log b").length,
+          errors: document.querySelectorAll("#log .error").length })`,
+    );
+    assert.deepEqual(page, { members: ["me", "x", "y"], bold: 0, errors: 0 });
+  },
 });
