@@ -164,18 +164,36 @@ Deno.test("tcp_chat_server drops a member that never reads; the others keep rece
   await until(reader, /stuck joined/);
   const payload = "p".repeat(7000);
   let droppedAt = -1;
+  let got = 0;
+  let readerDone = false;
+  let wake = () => {};
   const counting = (async () => {
-    let got = 0;
-    while (got < 3000) {
-      const line = await reader.readLine(30_000);
-      if (line === null) throw new Error("reader closed");
-      if (line.endsWith(payload)) got++;
-      else if (/\* stuck left \(too slow\)$/.test(line)) droppedAt = got;
+    try {
+      while (true) {
+        const line = await reader.readLine(30_000);
+        if (line === null) throw new Error("reader closed");
+        if (line.endsWith("sender: END")) return got;
+        if (line.endsWith(payload)) {
+          got++;
+          wake();
+        } else if (/\* stuck left \(too slow\)$/.test(line)) droppedAt = got;
+      }
+    } finally {
+      readerDone = true;
+      wake();
     }
-    return got;
   })();
-  for (let sent = 0; sent < 3000; sent++) await sender.send(`${sent} ${payload}\n`);
-  assert.equal(await counting, 3000, "the reader got every message");
+  // Far more than stuck's socket buffers and queue hold; stop 50 messages
+  // after it is dropped.
+  let sent = 0;
+  for (; sent < 3000 && !readerDone && (droppedAt < 0 || sent < droppedAt + 50); sent++) {
+    await sender.send(`${sent} ${payload}\n`);
+    // Keep the reader (this test process) within 8 messages, far inside its
+    // queue of 16, so that only stuck, which reads nothing, can fall behind.
+    while (sent + 1 - got > 8 && !readerDone) await new Promise<void>((r) => wake = r);
+  }
+  await sender.send("END\n");
+  assert.equal(await counting, sent, "the reader got every message");
   assert.ok(droppedAt >= 0, "stuck was dropped");
   // stuck's connection was closed: reading what it has ends in end-of-stream.
   await stuck.readAll(10_000).catch(() => {});
