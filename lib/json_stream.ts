@@ -15,15 +15,12 @@
  * @module
  */
 import { type Reader, toReader } from "./lines.ts";
+import { INITIAL_BUFFER_BYTES, readMore } from "./read_buffer.ts";
 
 /** Default bound on one JSON value, in bytes. */
 export const DEFAULT_MAX_VALUE_BYTES = 256 * 1024;
 /** Default bound on nesting; deeper values are syntax errors, not stack overflows. */
 export const DEFAULT_MAX_DEPTH = 64;
-/** First read buffer: small, so that an idle connection costs little memory. */
-const INITIAL_BUFFER_BYTES = 2 * 1024;
-/** Reads grow their buffer up to this size while the peer keeps it full. */
-const MAX_READ_BUFFER_BYTES = 64 * 1024;
 
 /** A value that is not JSON; the reader skips it and goes on. */
 export class JsonSyntaxError extends SyntaxError {
@@ -483,39 +480,11 @@ export class JsonValueReader {
   }
 
   async #fill(): Promise<void> {
-    if (this.#start === this.#end) {
-      this.#start = this.#pos = this.#end = 0;
-    } else if (this.#end === this.#buf.byteLength) {
-      // Full: move the unfinished value to the front, into a bigger buffer
-      // when it fills more than half. #scan keeps it within the bound.
-      const pending = this.#end - this.#start;
-      const shift = this.#start;
-      if (pending * 2 > this.#buf.byteLength) {
-        const cap = Math.max(MAX_READ_BUFFER_BYTES, this.maxValueBytes + 1);
-        const bigger = new Uint8Array(Math.min(this.#buf.byteLength * 2, cap));
-        bigger.set(this.#buf.subarray(this.#start, this.#end));
-        this.#buf = bigger;
-      } else {
-        this.#buf.copyWithin(0, this.#start, this.#end);
-      }
-      this.#start = 0;
-      this.#pos -= shift;
-      this.#end = pending;
-    }
-    const n = await this.#source.read(this.#buf.subarray(this.#end));
-    if (n === null) {
-      this.#eof = true;
-      return;
-    }
-    this.#end += n;
-    // A full read hints at a busy peer: give the next read more room.
-    if (this.#end === this.#buf.byteLength && this.#buf.byteLength < MAX_READ_BUFFER_BYTES) {
-      const bigger = new Uint8Array(Math.min(this.#buf.byteLength * 2, MAX_READ_BUFFER_BYTES));
-      bigger.set(this.#buf.subarray(this.#start, this.#end));
-      this.#pos -= this.#start;
-      this.#end -= this.#start;
-      this.#start = 0;
-      this.#buf = bigger;
-    }
+    const w = { buf: this.#buf, start: this.#start, end: this.#end };
+    if (!(await readMore(this.#source, w, this.maxValueBytes))) this.#eof = true;
+    this.#pos -= this.#start - w.start; // the kept bytes may have moved to the front
+    this.#buf = w.buf;
+    this.#start = w.start;
+    this.#end = w.end;
   }
 }

@@ -8,13 +8,10 @@
  *
  * @module
  */
+import { INITIAL_BUFFER_BYTES, readMore } from "./read_buffer.ts";
 
 /** The default bound on one line, in bytes, newline excluded. */
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
-/** First read buffer: small, so that an idle connection costs little memory. */
-const INITIAL_BUFFER_BYTES = 2 * 1024;
-/** Reads grow their buffer up to this size while the peer keeps filling it. */
-const MAX_READ_BUFFER_BYTES = 64 * 1024;
 const LF = 0x0a;
 const CR = 0x0d;
 
@@ -280,37 +277,12 @@ export class LineReader {
   }
 
   async #fill(): Promise<void> {
-    if (this.#start === this.#end) {
-      this.#start = this.#end = 0;
-    } else if (this.#end === this.#buf.byteLength) {
-      // Full: move the unfinished line to the front, into a bigger buffer
-      // when it fills more than half. #checkPending keeps it below the cap.
-      const pending = this.#end - this.#start;
-      const cap = Math.max(MAX_READ_BUFFER_BYTES, this.maxLineBytes + 2);
-      if (pending * 2 > this.#buf.byteLength) {
-        const bigger = new Uint8Array(Math.min(this.#buf.byteLength * 2, cap));
-        bigger.set(this.#buf.subarray(this.#start, this.#end));
-        this.#buf = bigger;
-      } else {
-        this.#buf.copyWithin(0, this.#start, this.#end);
-      }
-      this.#start = 0;
-      this.#end = pending;
-    }
-    const n = await this.#source.read(this.#buf.subarray(this.#end));
-    if (n === null) {
-      this.#eof = true;
-      return;
-    }
-    this.#end += n;
-    // A full read hints at a busy peer: give the next read more room.
-    if (this.#end === this.#buf.byteLength && this.#buf.byteLength < MAX_READ_BUFFER_BYTES) {
-      const bigger = new Uint8Array(Math.min(this.#buf.byteLength * 2, MAX_READ_BUFFER_BYTES));
-      bigger.set(this.#buf.subarray(this.#start, this.#end));
-      this.#end -= this.#start;
-      this.#start = 0;
-      this.#buf = bigger;
-    }
+    // The pending line may be one byte over the bound: the "\r" of a "\r\n".
+    const w = { buf: this.#buf, start: this.#start, end: this.#end };
+    if (!(await readMore(this.#source, w, this.maxLineBytes + 1))) this.#eof = true;
+    this.#buf = w.buf;
+    this.#start = w.start;
+    this.#end = w.end;
   }
 }
 
