@@ -93,7 +93,18 @@ export const CHAT_JS = `"use strict";
   const text = $("text"), left = $("left");
   const encoder = new TextEncoder(), decoder = new TextDecoder();
   let socket = null, me = "", wanted = "", retries = 0, retryTimer = 0;
+  // The room's size; the server lists only the first names and changes of a
+  // large room unasked, and the page asks for the rest with /who.
+  let roomCount = 0, whoTimer = 0, whoShown = false;
   const members = new Set();
+
+  function askWho(delay) {
+    if (whoTimer) return;
+    whoTimer = setTimeout(() => {
+      whoTimer = 0;
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send("/who");
+    }, delay);
+  }
 
   function setStatus(label, on) {
     statusEl.textContent = label;
@@ -137,13 +148,21 @@ export const CHAT_JS = `"use strict";
       if (name === me) li.className = "me";
       return li;
     }));
-    $("count").textContent = String(members.size);
+    $("count").textContent = String(Math.max(roomCount, members.size));
   }
 
   function describe(change) {
     if (change.event === "join") return change.name + " joined";
     if (change.event === "rename") return change.from + " is now known as " + change.name;
     return change.name + " left" + (change.reason === "quit" ? "" : " (" + change.reason + ")");
+  }
+
+  function describeMore(more) {
+    const parts = [];
+    if (more.joined) parts.push(more.joined + " more joined");
+    if (more.left) parts.push(more.left + " more left");
+    if (more.renamed) parts.push(more.renamed + " more changed their name");
+    return "and " + parts.join(", ");
   }
 
   function onEvent(event) {
@@ -153,14 +172,24 @@ export const CHAT_JS = `"use strict";
         retries = 0;
         members.clear();
         for (const name of event.members) members.add(name);
+        roomCount = event.count || members.size;
+        if (roomCount > members.size) askWho(0);
         renderMembers();
         setStatus("connected as " + me, true);
         addLine("sys", event.time, "", "You are " + me +
           (event.name !== event.requested ? " (" + event.requested + " is taken)" : ""));
         break;
-      case "members": // the rest of a large room's welcome list
+      case "members": // the answer to /who, in pieces
+        if (event.offset === 0) members.clear();
         for (const name of event.members) members.add(name);
+        roomCount = event.count;
         renderMembers();
+        if (whoShown && event.offset + event.members.length >= event.count) {
+          whoShown = false;
+          const names = [...members].sort();
+          addLine("sys", event.time, "", event.count + " online: " + names.slice(0, 100).join(", ") +
+            (names.length > 100 ? ", and " + (names.length - 100) + " more" : ""));
+        }
         break;
       case "message":
         addLine("msg", event.time, event.name, event.text);
@@ -171,6 +200,11 @@ export const CHAT_JS = `"use strict";
           else if (change.event === "leave") members.delete(change.name);
           else { members.delete(change.from); members.add(change.name); }
           addLine("sys", event.time, "", describe(change));
+        }
+        roomCount = event.count;
+        if (event.more) {
+          addLine("sys", event.time, "", describeMore(event.more));
+          askWho(2000);
         }
         renderMembers();
         break;
@@ -206,6 +240,7 @@ export const CHAT_JS = `"use strict";
       if (socket !== ws) return;
       socket = null;
       members.clear();
+      roomCount = 0;
       renderMembers();
       if (e.code === 1008 && /name/i.test(e.reason)) {
         setStatus("not connected", false);
@@ -252,6 +287,7 @@ export const CHAT_JS = `"use strict";
       addLine("sys error", "", "", "Not connected: the message was not sent");
       return;
     }
+    if (value === "/who") whoShown = true;
     socket.send(value);
     text.value = "";
     updateLeft();

@@ -30,12 +30,22 @@ export const DEFAULT_BURST = 20;
 /** Joins and leaves within this window go out as one announcement, so a crowd joining costs O(n). */
 export const DEFAULT_PRESENCE_DELAY_MS = 50;
 /**
- * About the longest frame the hub makes of a list (a welcome's member list,
- * a batch of joins and leaves); a longer list goes out over several frames.
- * Deno keeps a write buffer per WebSocket as large as the largest frame it
- * has sent it, so one 20 KB welcome to each of 2000 members held 40 MB.
+ * About the longest frame the hub makes of a list a member asked for (the
+ * whole room, `/who`) or of a backlog; a longer one goes out over several
+ * frames. Deno keeps a write buffer per WebSocket as large as the largest
+ * frame it has sent it, so one 20 KB welcome to each of 2000 members held
+ * 40 MB.
  */
 export const MAX_LIST_FRAME_BYTES = 2048;
+/**
+ * About the longest list every member gets unasked: the names in a
+ * welcome, the changes in one announcement of joins and leaves (the rest
+ * are counted, and `/who` gives the whole room). Measured with 2000 idle
+ * members joining at once: lists of 2 KiB, several frames per
+ * announcement, cost each member 7 KB (write buffers, and the churn of
+ * queued frames); lists of 512 bytes, one frame per announcement, 2 KB.
+ */
+export const MAX_UNASKED_LIST_BYTES = 512;
 
 /** How a member receives the room: JSON objects (WebSocket) or text lines (TCP). */
 export type WireFormat = "json" | "line";
@@ -55,12 +65,22 @@ export type PresenceChange =
   | { event: "leave"; name: string; reason: LeaveReason }
   | { event: "rename"; from: string; name: string };
 
+/** Changes of one announcement that were counted, not listed. */
+export interface PresenceMore {
+  joined: number;
+  left: number;
+  renamed: number;
+}
+
 /**
  * What a member receives, before encoding. `time` is `2006-01-02 15:04:05`,
- * `ts` ms since the epoch. A WebSocket member of a large room gets the
- * welcome's member list in pieces: the welcome holds the first names and
- * `members` events with the rest follow it at once, each frame about
- * {@link MAX_LIST_FRAME_BYTES} at most; TCP members get one welcome line.
+ * `ts` ms since the epoch, `count` everyone in the room. A WebSocket
+ * member's welcome lists the first names (sorted) up to about
+ * {@link MAX_UNASKED_LIST_BYTES}, and an announcement the changes up to
+ * that size, counting the rest in `more`; the whole room comes on request
+ * (`/who`) as `members` events of about {@link MAX_LIST_FRAME_BYTES},
+ * `offset` being the number of names sent before (0 starts the list). TCP
+ * members get one welcome line with up to 100 names.
  */
 export type ChatEvent =
   | {
@@ -70,10 +90,18 @@ export type ChatEvent =
     name: string;
     requested: string;
     members: string[];
+    count: number;
   }
-  | { type: "members"; time: string; ts: number; members: string[] }
+  | { type: "members"; time: string; ts: number; members: string[]; offset: number; count: number }
   | { type: "message"; time: string; ts: number; name: string; text: string }
-  | { type: "presence"; time: string; ts: number; changes: PresenceChange[]; count: number }
+  | {
+    type: "presence";
+    time: string;
+    ts: number;
+    changes: PresenceChange[];
+    more?: PresenceMore;
+    count: number;
+  }
   | { type: "notice"; time: string; ts: number; level: "info" | "error"; text: string };
 
 /** What hubs tell each other through a {@link HubBus}; `origin` names the hub that saw it happen. */
@@ -167,12 +195,14 @@ export function formatLines(event: ChatEvent): string {
   switch (event.type) {
     case "message":
       return `${event.time} ${event.name}: ${escapeControls(event.text)}\n`;
-    case "presence":
-      return event.changes.map((c) => `${event.time} * ${describeChange(c)}\n`).join("");
+    case "presence": {
+      const lines = event.changes.map((c) => `${event.time} * ${describeChange(c)}\n`).join("");
+      return event.more ? `${lines}${event.time} * and ${describeMore(event.more)}\n` : lines;
+    }
     case "notice":
       return `${event.level === "error" ? "ERROR" : "*"} ${escapeControls(event.text)}\n`;
     case "members":
-      return "";
+      return event.offset === 0 ? `* ${onlineText(event.members, event.count)}\n` : "";
     case "welcome": {
       const given = event.name === event.requested
         ? ""
@@ -196,27 +226,36 @@ export function describeChange(change: PresenceChange): string {
   }
 }
 
+/** `40 more joined, 3 more left` (the changes an announcement counted). */
+export function describeMore(more: PresenceMore): string {
+  return [
+    more.joined ? `${more.joined} more joined` : "",
+    more.left ? `${more.left} more left` : "",
+    more.renamed ? `${more.renamed} more changed their name` : "",
+  ].filter(Boolean).join(", ");
+}
+
 /** Most names listed in one `/who` answer; the rest are counted. */
 const MAX_LISTED = 100;
 
 /** `3 online: alice, bob, carol` (at most 100 names, then `and N more`). */
-export function onlineText(names: readonly string[]): string {
+export function onlineText(names: readonly string[], count = names.length): string {
   const listed = names.slice(0, MAX_LISTED).join(", ");
-  const more = names.length > MAX_LISTED ? `, and ${names.length - MAX_LISTED} more` : "";
-  return `${names.length} online: ${listed}${more}`;
+  const more = count > MAX_LISTED ? `, and ${count - Math.min(MAX_LISTED, names.length)} more` : "";
+  return `${count} online: ${listed}${more}`;
 }
 
 /**
- * Splits a list into runs whose JSON is about {@link MAX_LIST_FRAME_BYTES}
- * at most, by an estimate of each item's length; always at least one run.
+ * Splits a list into runs whose JSON is about `limit` bytes at most, by an
+ * estimate of each item's length; always at least one run.
  */
-function splitList<T>(items: T[], length: (item: T) => number): T[][] {
+function splitList<T>(items: T[], length: (item: T) => number, limit: number): T[][] {
   const runs: T[][] = [];
   let run: T[] = [];
   let bytes = 0;
   for (const item of items) {
     const n = length(item);
-    if (run.length > 0 && bytes + n > MAX_LIST_FRAME_BYTES) {
+    if (run.length > 0 && bytes + n > limit) {
       runs.push(run);
       run = [];
       bytes = 0;
@@ -238,6 +277,22 @@ function changeLength(change: PresenceChange): number {
     case "rename":
       return change.from.length + change.name.length + 40;
   }
+}
+
+/** About the JSON length of a name in a list: `"name",`. */
+function nameLength(name: string): number {
+  return name.length + 3;
+}
+
+/** Counts changes by kind. */
+function countChanges(changes: PresenceChange[]): PresenceMore {
+  const more = { joined: 0, left: 0, renamed: 0 };
+  for (const change of changes) {
+    if (change.event === "join") more.joined++;
+    else if (change.event === "leave") more.left++;
+    else more.renamed++;
+  }
+  return more;
 }
 
 /** A token bucket: `rate` per second, at most `burst` at once. */
@@ -400,20 +455,9 @@ export class Member {
     return true;
   }
 
-  /**
-   * @internal Writes a new member's welcome and the rest of its list back
-   * to back, in the turn it joined: its socket has nothing pending yet, and
-   * pieces that waited for the socket to drain outlived V8's young
-   * generation (2000 idle members cost 4 KB more each).
-   */
-  greet(chunks: Uint8Array[]): void {
-    for (const bytes of chunks) {
-      if (this.#gone) return;
-      if (this.#writing) {
-        this.#queue.push(bytes);
-        this.#queuedBytes += bytes.byteLength;
-      } else this.#write(bytes);
-    }
+  /** @internal Writes a new member's welcome: its connection has nothing pending yet. */
+  greet(bytes: Uint8Array): void {
+    this.#write(bytes);
   }
 
   /**
@@ -585,26 +629,21 @@ export class ChatHub {
     );
     this.#members.set(name, member);
     this.#log(`${name} joined (${this.#members.size + this.#remote.size} in the room)`);
-    const time = chatTime(new Date(now));
     const names = this.names();
-    // TCP gets one line (at most 100 names listed); WebSocket the whole list, in pieces.
-    const [first, ...rest] = member.format === "line"
+    // TCP gets one line (at most 100 names listed); WebSocket the first names, `/who` the rest.
+    const [first] = member.format === "line"
       ? [names]
-      : splitList(names, (n) => n.length + 3);
+      : splitList(names, nameLength, MAX_UNASKED_LIST_BYTES);
     const welcome = new Frame({
       type: "welcome",
-      time,
+      time: chatTime(new Date(now)),
       ts: now,
       name,
       requested: wanted,
       members: first,
+      count: names.length,
     });
-    member.greet([
-      welcome.bytes(member.format),
-      ...rest.map((members) =>
-        new Frame({ type: "members", time, ts: now, members }).bytes(member.format)
-      ),
-    ]);
+    member.greet(welcome.bytes(member.format));
     this.#announce({ event: "join", name });
     this.#bus?.publish({ type: "join", origin: this.instanceId, ts: now, name });
     return member;
@@ -663,20 +702,7 @@ export class ChatHub {
       return false;
     }
     const now = this.#now();
-    if (!member.limit.take(now)) {
-      if (!member.refusing) {
-        member.refusing = true;
-        this.#log(`${member.name}: over the rate limit, refusing messages`);
-        this.notify(
-          member,
-          `Slow down: at most ${this.#rate} messages per second (${this.#burst} at once); ` +
-            "messages are refused until you do",
-          "error",
-        );
-      }
-      return false;
-    }
-    member.refusing = false;
+    if (!this.#withinRate(member, now)) return false;
     this.#publishMessage(member.name, clean, now, member.echo ? undefined : member);
     this.#bus?.publish({
       type: "message",
@@ -685,6 +711,36 @@ export class ChatHub {
       name: member.name,
       text: clean,
     });
+    return true;
+  }
+
+  /**
+   * Sends a member everyone in the room (its `/who`): `members` events of
+   * about {@link MAX_LIST_FRAME_BYTES} each for WebSocket, one line of up
+   * to 100 names for TCP. It counts against the member's rate like a
+   * message; returns false when refused.
+   */
+  who(member: Member): boolean {
+    if (!member.present) return false;
+    const now = this.#now();
+    if (!this.#withinRate(member, now)) return false;
+    const time = chatTime(new Date(now));
+    const names = this.names();
+    const pieces = member.format === "line"
+      ? [names]
+      : splitList(names, nameLength, MAX_LIST_FRAME_BYTES);
+    let offset = 0;
+    for (const members of pieces) {
+      this.#sendTo(member, {
+        type: "members",
+        time,
+        ts: now,
+        members,
+        offset,
+        count: names.length,
+      });
+      offset += members.length;
+    }
     return true;
   }
 
@@ -798,6 +854,25 @@ export class ChatHub {
     this.#drainTimer = undefined;
   }
 
+  /** Takes one from the member's rate; the first refusal of a streak tells it why. */
+  #withinRate(member: Member, now: number): boolean {
+    if (member.limit.take(now)) {
+      member.refusing = false;
+      return true;
+    }
+    if (!member.refusing) {
+      member.refusing = true;
+      this.#log(`${member.name}: over the rate limit, refusing messages`);
+      this.notify(
+        member,
+        `Slow down: at most ${this.#rate} messages per second (${this.#burst} at once); ` +
+          "messages are refused until you do",
+        "error",
+      );
+    }
+    return false;
+  }
+
   /** The requested name if free, else the first free `name-2`, `name-3`, ... */
   #freeName(wanted: string): string {
     const taken = (n: string) => this.#members.has(n) || this.#remote.has(n);
@@ -833,9 +908,11 @@ export class ChatHub {
     const now = this.#now();
     const time = chatTime(new Date(now));
     const count = this.#members.size + this.#remote.size;
-    for (const changes of splitList(pending, changeLength)) {
-      this.#deliver(new Frame({ type: "presence", time, ts: now, changes, count }));
-    }
+    // One frame, small for everyone: what does not fit is counted (`/who` lists it).
+    const [changes, ...rest] = splitList(pending, changeLength, MAX_UNASKED_LIST_BYTES);
+    const event: ChatEvent = { type: "presence", time, ts: now, changes, count };
+    if (rest.length > 0) event.more = countChanges(rest.flat());
+    this.#deliver(new Frame(event));
   }
 
   #sendTo(member: Member, event: ChatEvent): void {

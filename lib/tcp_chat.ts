@@ -95,7 +95,8 @@ class Connection {
           await this.session.closeWith("* Bye\n");
           return false;
         case "who":
-          await this.say(`* ${onlineText(hub.names())}`);
+          if (this.member) hub.who(this.member);
+          else await this.session.writeAll(`* ${onlineText(hub.names())}\n`);
           return true;
         case "help":
           await this.say(HELP);

@@ -149,7 +149,8 @@ class WsMember implements WsHandlers, MemberSink {
       this.#hub.notify(member, "Binary messages are not supported: send text", "error");
       return;
     }
-    this.#hub.broadcast(member, data);
+    if (data.trim() === "/who") this.#hub.who(member);
+    else this.#hub.broadcast(member, data);
   }
 
   onClose(_client: GuardedSocket, code: number): void {
@@ -300,11 +301,14 @@ nc localhost 8081 (first line: your nickname; /who, /nick NAME, /quit).
 WebSocket protocol: /ws?name=NAME; send text frames (at most --max-message
 bytes, larger closes with 1009); receive JSON objects, one per line (a
 frame holds one or, when the socket was busy, several, newline-separated):
-  {"type":"welcome","name":"alice","requested":"alice","members":[...],...}
-  {"type":"members","members":[...]}   (the rest of a large room's list, at once)
+  {"type":"welcome","name":"alice","requested":"alice","members":[...],"count":3,...}
   {"type":"message","time":"2006-01-02 15:04:05","ts":...,"name":"bob","text":"hi"}
   {"type":"presence","changes":[{"event":"join","name":"carol"}],"count":3,...}
   {"type":"notice","level":"error","text":"Slow down: ...",...}
+  {"type":"members","members":[...],"offset":0,"count":3,...}   (answers /who)
+The welcome lists the first names up to about 512 bytes and an announcement
+the changes up to that size, counting the rest in "more":{"joined":N,...};
+send the text /who for everyone in the room, in pieces of about 2 KiB.
 A handshake whose Origin names another host than the request's Host gets 403
 unless --allow-origin allows it.
 

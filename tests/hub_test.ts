@@ -88,6 +88,7 @@ Deno.test("ChatHub.join() assigns names, suffixing taken ones, and greets with w
     assert.equal(welcome.name, "alice-3");
     assert.equal(welcome.requested, "alice");
     assert.deepEqual(welcome.members, ["alice", "alice-2", "alice-3"]);
+    assert.equal(welcome.count, 3);
   }
   hub.close();
 });
@@ -176,7 +177,13 @@ Deno.test("ChatHub announces joins, leaves and renames; a crowd joining makes on
   await new Promise((r) => setTimeout(r, 60));
   const presence = sinks[0].events.filter((e) => e.type === "presence");
   assert.equal(presence.length, 1, "one announcement for 51 joins");
-  assert.equal(presence[0].type === "presence" && presence[0].changes.length, 51);
+  const [crowdJoined] = presence;
+  assert.ok(crowdJoined.type === "presence");
+  const listed = crowdJoined.changes.length;
+  assert.ok(listed > 5 && listed < 51, `${listed} of 51 joins listed`);
+  assert.deepEqual(crowdJoined.more, { joined: 51 - listed, left: 0, renamed: 0 });
+  assert.equal(crowdJoined.count, 51);
+  assert.match(a.text, new RegExp(`\\* and ${51 - listed} more joined\\n$`));
   hub.leave(crowd[1], "timed out");
   hub.rename(crowd[2], "alice"); // taken: gets a suffix
   hub.broadcast(crowd[3], "after"); // flushes the announcement first
@@ -317,41 +324,69 @@ Deno.test("ChatHub.close() tells everyone and refuses new members", () => {
   assert.throws(() => hub.join("bob", new FakeSink()), /closed/);
 });
 
-Deno.test("ChatHub sends a large room's member list and joins in frames of about 2 KiB", () => {
+Deno.test("ChatHub greets a large room's member with its first names; /who sends everyone in pieces of about 2 KiB", () => {
   const { hub } = testHub();
   for (let i = 0; i < 400; i++) hub.join(`member-${String(i).padStart(3, "0")}`, new FakeSink());
   const ws = new FakeSink();
   const line = new FakeSink("line");
-  hub.join("ws", ws);
-  hub.join("tcp", line);
-  const [welcome, ...rest] = ws.events;
-  assert.equal(welcome.type, "welcome");
-  const lists = rest.filter((e) => e.type === "members");
-  assert.ok(lists.length >= 2, `${lists.length} members frames`);
-  const names = [welcome, ...lists].flatMap((e) =>
-    e.type === "welcome" || e.type === "members" ? e.members : []
-  );
-  assert.equal(names.length, 401);
-  assert.deepEqual(names, [...names].sort());
-  for (const chunk of ws.chunks) assert.ok(chunk.byteLength <= 2560, `${chunk.byteLength} bytes`);
+  const wsMember = hub.join("ws", ws);
+  const tcpMember = hub.join("tcp", line);
+  const [welcome] = ws.events;
+  assert.ok(welcome.type === "welcome");
+  assert.equal(welcome.count, 401);
+  assert.deepEqual(welcome.members, welcome.members.toSorted());
+  assert.ok(welcome.members.length > 10 && welcome.members.length < 401);
+  assert.ok(ws.chunks[0].byteLength <= 768, `a welcome of ${ws.chunks[0].byteLength} bytes`);
   assert.match(line.text, /^\* Welcome, tcp\. 402 online: /);
+
+  const before = ws.chunks.length;
+  assert.equal(hub.who(wsMember), true);
+  const pieces = ws.events.slice(before).filter((e) => e.type === "members");
+  assert.ok(pieces.length >= 2, `${pieces.length} members frames`);
+  const names = pieces.flatMap((e) => e.type === "members" ? e.members : []);
+  assert.deepEqual(names, hub.names());
+  assert.equal(names.length, 402);
+  let offset = 0;
+  for (const piece of pieces) {
+    assert.ok(piece.type === "members");
+    assert.equal(piece.offset, offset);
+    assert.equal(piece.count, 402);
+    offset += piece.members.length;
+  }
+  for (const chunk of ws.chunks) assert.ok(chunk.byteLength <= 2560, `${chunk.byteLength} bytes`);
+
+  hub.who(tcpMember);
+  assert.match(line.text, /\n\* 402 online: member-000, .*, and 302 more\n$/);
   hub.close();
 });
 
-Deno.test("ChatHub splits a crowd's announcement into frames of about 2 KiB, in order", async () => {
+Deno.test("ChatHub.who() counts against the member's rate, like a message", () => {
+  const { hub } = testHub({ rate: 1, burst: 2 });
+  const sink = new FakeSink();
+  const member = hub.join("asker", sink);
+  assert.deepEqual([hub.who(member), hub.who(member), hub.who(member)], [true, true, false]);
+  assert.match(sink.notices().join(), /Slow down/);
+  hub.close();
+});
+
+Deno.test("ChatHub announces a crowd in one small frame: the first changes in order, the rest counted", async () => {
   const hub = new ChatHub({ presenceDelayMs: 20 });
   const watcher = new FakeSink();
   hub.join("watcher", watcher);
-  await new Promise((r) => setTimeout(r, 40));
+  const early = Array.from({ length: 150 }, (_, i) => hub.join(`early-${i}`, new FakeSink()));
+  await new Promise((r) => setTimeout(r, 60));
   const crowd = Array.from({ length: 200 }, (_, i) => hub.join(`person-${i}`, new FakeSink()));
+  for (const member of early.slice(0, 30)) hub.leave(member, "quit");
   await new Promise((r) => setTimeout(r, 60));
   const frames = watcher.chunks.slice(1);
-  const joined = watcher.events.flatMap((e) =>
-    e.type === "presence" ? e.changes.map((c) => c.name) : []
-  );
-  assert.deepEqual(joined, ["watcher", ...crowd.map((m) => m.name)]);
-  assert.ok(frames.length >= 3, `${frames.length} frames`);
-  for (const frame of frames) assert.ok(frame.byteLength <= 2560, `${frame.byteLength} bytes`);
+  assert.equal(frames.length, 2, "one frame per announcement");
+  for (const frame of frames) assert.ok(frame.byteLength <= 768, `${frame.byteLength} bytes`);
+  const [, , second] = watcher.events;
+  assert.ok(second.type === "presence");
+  const listed = second.changes.map((c) => c.name);
+  assert.deepEqual(listed, crowd.slice(0, listed.length).map((m) => m.name));
+  assert.deepEqual(second.more, { joined: 200 - listed.length, left: 30, renamed: 0 });
+  assert.equal(second.count, 1 + 150 + 200 - 30);
   hub.close();
 });
 

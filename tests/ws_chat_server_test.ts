@@ -476,13 +476,23 @@ Deno.test({
       { type: "message", time, ts: 3, name: "x", text: "<b>second</b>" },
       { type: "presence", time, ts: 4, changes: [{ event: "join", name: "y" }], count: 3 },
       { type: "message", time, ts: 5, name: "y", text: "third" },
+      {
+        type: "presence",
+        time,
+        ts: 6,
+        changes: [{ event: "join", name: "z" }],
+        more: { joined: 40, left: 2, renamed: 0 },
+        count: 45,
+      },
     ];
+    const received: string[] = [];
     const frame = new TextEncoder().encode(events.map((e) => JSON.stringify(e)).join("\n"));
     await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
       const path = new URL(req.url).pathname;
       if (path === "/ws") {
         const { socket, response } = Deno.upgradeWebSocket(req);
         socket.onopen = () => socket.send(frame);
+        socket.onmessage = (e) => received.push(e.data);
         return response;
       }
       const [body, type] = path === "/chat.js"
@@ -505,6 +515,61 @@ Deno.test({
           bold: document.querySelectorAll("#log b").length,
           errors: document.querySelectorAll("#log .error").length })`,
     );
-    assert.deepEqual(page, { members: ["me", "x", "y"], bold: 0, errors: 0 });
+    assert.deepEqual(page, { members: ["me", "x", "y", "z"], bold: 0, errors: 0 });
+    const counted = await browser.evaluate<string[]>(
+      `[document.querySelector("#log .sys:last-child .text").textContent,
+        document.getElementById("count").textContent]`,
+    );
+    assert.deepEqual(counted, ["and 40 more joined, 2 more left", "45"]);
+    // The list is incomplete: the page asks for the whole room, once.
+    await withTimeout(
+      (async () => {
+        while (received.length === 0) await new Promise((r) => setTimeout(r, 50));
+      })(),
+      5_000,
+      "the page's /who",
+    );
+    assert.deepEqual(received, ["/who"]);
+  },
+});
+
+Deno.test({
+  name:
+    "ws_chat_server: a large room's welcome lists the first names; /who, which the page sends itself, lists everyone",
+  ignore: missingPeer(CHROMIUM),
+  async fn() {
+    await using server = await startChat();
+    const crowd: WsMember[] = [];
+    try {
+      for (let i = 0; i < 60; i++) {
+        crowd.push(await WsMember.join(server.port, `a-rather-long-member-name-${i}`));
+      }
+      await using late = await WsMember.join(server.port, "late");
+      const welcome = await late.waitFor((e) => e.type === "welcome", "the welcome");
+      assert.ok(welcome.type === "welcome");
+      assert.equal(welcome.count, 61);
+      assert.ok(welcome.members.length < 61, `${welcome.members.length} names in the welcome`);
+
+      late.socket.send("/who");
+      const all = await late.waitFor(
+        (e) => e.type === "members" && e.offset + e.members.length === e.count,
+        "the last piece of the list",
+      );
+      assert.ok(all.type === "members" && all.count === 61);
+      const names = late.events.flatMap((e) => e.type === "members" ? e.members : []);
+      assert.equal(names.length, 61);
+      assert.ok(names.includes("late") && names.includes("a-rather-long-member-name-59"));
+      assert.deepEqual(late.messages(), [], "/who is a command, not a message to the room");
+
+      await using browser = await Browser.launch();
+      await browser.goto(`http://127.0.0.1:${server.port}/?name=browser`);
+      const shown = await browser.waitFor<{ listed: number; count: string }>(
+        `(() => { const listed = document.querySelectorAll("#members li").length;
+          return listed === 62 && { listed, count: document.getElementById("count").textContent }; })()`,
+      );
+      assert.deepEqual(shown, { listed: 62, count: "62" });
+    } finally {
+      for (const member of crowd) await member[Symbol.asyncDispose]();
+    }
   },
 });
