@@ -252,35 +252,49 @@ export class GuardedSocket {
   /** Wires the socket's events to the handlers. */
   attach(): void {
     const socket = this.socket;
-    const max = this.#guard.maxMessageBytes;
     socket.binaryType = "arraybuffer";
-    socket.onopen = () => {
-      try {
-        this.#handlers.onOpen?.(this);
-      } catch (error) {
-        this.#guard.logger?.error(`${this.peer}: onOpen: ${error}`);
-        this.close(1011, "server error");
-      }
-    };
-    socket.onmessage = (event: MessageEvent) => {
-      if (this.#closed || this.#closingSince) return;
-      const data = event.data as string | ArrayBuffer;
-      if (exceeds(data, max)) {
-        this.#guard.logger?.error(`${this.peer}: message above ${max} bytes, closing`);
-        this.close(CLOSE_TOO_BIG, `message too big: limit is ${max} bytes`);
+    // This object is the listener: no closure or handler wrapper per
+    // socket (about 0.5 KB each of 2000 idle members). An error is always
+    // followed by a close event, so it has no listener of its own.
+    socket.addEventListener("open", this);
+    socket.addEventListener("message", this);
+    socket.addEventListener("close", this);
+  }
+
+  /** The socket's events (`EventListener`): open, message and close. */
+  handleEvent(event: Event): void {
+    switch (event.type) {
+      case "open":
+        try {
+          this.#handlers.onOpen?.(this);
+        } catch (error) {
+          this.#guard.logger?.error(`${this.peer}: onOpen: ${error}`);
+          this.close(1011, "server error");
+        }
         return;
-      }
-      try {
-        this.#handlers.onMessage(this, data);
-      } catch (error) {
-        this.#guard.logger?.error(`${this.peer}: onMessage: ${error}`);
-        this.close(1011, "server error");
-      }
-    };
-    socket.onerror = () => {
-      // A close event follows; nothing to do twice.
-    };
-    socket.onclose = (event: CloseEvent) => this.finish(event.code, event.reason);
+      case "message":
+        this.#message((event as MessageEvent).data);
+        return;
+      case "close":
+        this.finish((event as CloseEvent).code, (event as CloseEvent).reason);
+        return;
+    }
+  }
+
+  #message(data: string | ArrayBuffer): void {
+    if (this.#closed || this.#closingSince) return;
+    const max = this.#guard.maxMessageBytes;
+    if (exceeds(data, max)) {
+      this.#guard.logger?.error(`${this.peer}: message above ${max} bytes, closing`);
+      this.close(CLOSE_TOO_BIG, `message too big: limit is ${max} bytes`);
+      return;
+    }
+    try {
+      this.#handlers.onMessage(this, data);
+    } catch (error) {
+      this.#guard.logger?.error(`${this.peer}: onMessage: ${error}`);
+      this.close(1011, "server error");
+    }
   }
 }
 
