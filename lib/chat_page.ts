@@ -184,7 +184,7 @@ export const CHAT_JS = `"use strict";
         for (const name of event.members) members.add(name);
         roomCount = event.count;
         renderMembers();
-        if (whoShown && event.offset + event.members.length >= event.count) {
+        if (whoShown && event.end) {
           whoShown = false;
           const names = [...members].sort();
           addLine("sys", event.time, "", event.count + " online: " + names.slice(0, 100).join(", ") +

@@ -79,8 +79,10 @@ export interface PresenceMore {
  * {@link MAX_UNASKED_LIST_BYTES}, and an announcement the changes up to
  * that size, counting the rest in `more`; the whole room comes on request
  * (`/who`) as `members` events of about {@link MAX_LIST_FRAME_BYTES},
- * `offset` being the number of names sent before (0 starts the list). TCP
- * members get one welcome line with up to 100 names.
+ * `offset` being the number of names sent before (0 starts the list) and
+ * `end` marking the last (in a room too large for a quarter of the member's
+ * queue bound, it lists fewer than `count`). TCP members get one welcome
+ * line with up to 100 names.
  */
 export type ChatEvent =
   | {
@@ -92,7 +94,15 @@ export type ChatEvent =
     members: string[];
     count: number;
   }
-  | { type: "members"; time: string; ts: number; members: string[]; offset: number; count: number }
+  | {
+    type: "members";
+    time: string;
+    ts: number;
+    members: string[];
+    offset: number;
+    count: number;
+    end?: true;
+  }
   | { type: "message"; time: string; ts: number; name: string; text: string }
   | {
     type: "presence";
@@ -716,8 +726,10 @@ export class ChatHub {
 
   /**
    * Sends a member everyone in the room (its `/who`): `members` events of
-   * about {@link MAX_LIST_FRAME_BYTES} each for WebSocket, one line of up
-   * to 100 names for TCP. It counts against the member's rate like a
+   * about {@link MAX_LIST_FRAME_BYTES} each for WebSocket, the last marked
+   * `end`, and no more than a quarter of the member's queue bound in all
+   * (64 KiB, some 3000 names: a larger room is listed in part); one line of
+   * up to 100 names for TCP. It counts against the member's rate like a
    * message; returns false when refused.
    */
   who(member: Member): boolean {
@@ -729,16 +741,26 @@ export class ChatHub {
     const pieces = member.format === "line"
       ? [names]
       : splitList(names, nameLength, MAX_LIST_FRAME_BYTES);
+    // The pieces queue up behind each other: a quarter of the member's
+    // queue bound at most, so that asking never gets it dropped.
+    const budget = this.#maxQueueBytes / 4;
+    let bytes = 0;
     let offset = 0;
-    for (const members of pieces) {
-      this.#sendTo(member, {
+    for (let i = 0; i < pieces.length; i++) {
+      const members = pieces[i];
+      bytes += members.reduce((sum, name) => sum + nameLength(name), 0);
+      const end = i === pieces.length - 1 || bytes > budget;
+      const event: ChatEvent = {
         type: "members",
         time,
         ts: now,
         members,
         offset,
         count: names.length,
-      });
+      };
+      if (end) event.end = true;
+      this.#sendTo(member, event);
+      if (end) break;
       offset += members.length;
     }
     return true;

@@ -305,10 +305,11 @@ frame holds one or, when the socket was busy, several, newline-separated):
   {"type":"message","time":"2006-01-02 15:04:05","ts":...,"name":"bob","text":"hi"}
   {"type":"presence","changes":[{"event":"join","name":"carol"}],"count":3,...}
   {"type":"notice","level":"error","text":"Slow down: ...",...}
-  {"type":"members","members":[...],"offset":0,"count":3,...}   (answers /who)
+  {"type":"members","members":[...],"offset":0,"count":3,"end":true,...}   (answers /who)
 The welcome lists the first names up to about 512 bytes and an announcement
 the changes up to that size, counting the rest in "more":{"joined":N,...};
-send the text /who for everyone in the room, in pieces of about 2 KiB.
+send the text /who for everyone in the room, in pieces of about 2 KiB (at
+most 64 KiB in all), the last with "end":true.
 A handshake whose Origin names another host than the request's Host gets 403
 unless --allow-origin allows it.
 

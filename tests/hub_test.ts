@@ -351,12 +351,31 @@ Deno.test("ChatHub greets a large room's member with its first names; /who sends
     assert.ok(piece.type === "members");
     assert.equal(piece.offset, offset);
     assert.equal(piece.count, 402);
+    assert.equal(piece.end, piece === pieces.at(-1) ? true : undefined);
     offset += piece.members.length;
   }
   for (const chunk of ws.chunks) assert.ok(chunk.byteLength <= 2560, `${chunk.byteLength} bytes`);
 
   hub.who(tcpMember);
   assert.match(line.text, /\n\* 402 online: member-000, .*, and 302 more\n$/);
+  hub.close();
+});
+
+Deno.test("ChatHub.who() in a room too large for its queue lists a quarter of the bound and keeps the member", async () => {
+  const { hub } = testHub({ maxQueueBytes: 16 * 1024 });
+  for (let i = 0; i < 2000; i++) hub.join(`someone-with-a-long-name-${i}`, new FakeSink());
+  const sink = new FakeSink();
+  const asker = hub.join("asker", sink);
+  sink.bufferedBytes = 1; // its socket is busy: every piece waits in its queue
+  assert.equal(hub.who(asker), true);
+  assert.equal(asker.present, true, "asking did not get it dropped (the whole list is 60 KB)");
+  sink.bufferedBytes = 0;
+  await asker.flushed();
+  const pieces = sink.events.filter((e) => e.type === "members");
+  const last = pieces.at(-1)!;
+  assert.ok(last.type === "members" && last.end === true && last.count === 2001);
+  const listed = pieces.reduce((n, e) => n + (e.type === "members" ? e.members.length : 0), 0);
+  assert.ok(listed > 50 && listed < 2001, `${listed} names listed`);
   hub.close();
 });
 

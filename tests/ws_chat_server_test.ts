@@ -552,7 +552,7 @@ Deno.test({
 
       late.socket.send("/who");
       const all = await late.waitFor(
-        (e) => e.type === "members" && e.offset + e.members.length === e.count,
+        (e) => e.type === "members" && e.end === true,
         "the last piece of the list",
       );
       assert.ok(all.type === "members" && all.count === 61);
