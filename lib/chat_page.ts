@@ -188,7 +188,7 @@ export const CHAT_JS = `"use strict";
           whoShown = false;
           const names = [...members].sort();
           addLine("sys", event.time, "", event.count + " online: " + names.slice(0, 100).join(", ") +
-            (names.length > 100 ? ", and " + (names.length - 100) + " more" : ""));
+            (event.count > 100 ? ", and " + (event.count - Math.min(100, names.length)) + " more" : ""));
         }
         break;
       case "message":
