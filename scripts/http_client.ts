@@ -9,6 +9,7 @@
  * @module
  */
 import { parseDurationOption, parseIntOption, runCommand, UsageError } from "../lib/cli.ts";
+import { readAtMost } from "../lib/bounded_read.ts";
 
 /** Exit codes beyond 0, 1 and 2 would surprise scripts; every failure is 1. */
 const EXIT_FAILURE = 1;
@@ -38,23 +39,10 @@ export async function fetchBody(url: URL, options: FetchOptions = {}): Promise<F
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
     const response = await fetch(url, { method: options.method, signal: controller.signal });
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    if (response.body) {
-      for await (const chunk of response.body) {
-        size += chunk.byteLength;
-        if (size > maxBytes) {
-          controller.abort();
-          throw new RangeError(`The body of ${url} exceeds ${maxBytes} bytes (--max-bytes)`);
-        }
-        chunks.push(chunk);
-      }
-    }
-    const body = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      body.set(chunk, offset);
-      offset += chunk.byteLength;
+    const body = response.body ? await readAtMost(response.body, maxBytes) : new Uint8Array(0);
+    if (body === null) {
+      controller.abort();
+      throw new RangeError(`The body of ${url} exceeds ${maxBytes} bytes (--max-bytes)`);
     }
     return { status: response.status, statusText: response.statusText, body };
   } catch (error) {

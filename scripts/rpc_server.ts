@@ -12,6 +12,7 @@
  * @module
  */
 import { type Address, formatAddr, joinHostPort, parseAddress } from "../lib/addr.ts";
+import { readAtMost } from "../lib/bounded_read.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli.ts";
 import {
   DEFAULT_MAX_VALUE_BYTES,
@@ -162,20 +163,8 @@ async function readBody(request: Request, limit: number): Promise<string | null>
     return null;
   }
   if (!request.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.byteLength;
-    if (size > limit) return null; // leaving the loop cancels the stream
-    chunks.push(chunk);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  const bytes = await readAtMost(request.body, limit);
+  return bytes && new TextDecoder().decode(bytes);
 }
 
 /** Starts the TCP server and (unless disabled) the HTTP server. */
