@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { missingPeer, runScript, type ScriptProcess, startScript, TcpPeer } from "./helpers.ts";
+import {
+  missingPeer,
+  runNcat,
+  runScript,
+  type ScriptProcess,
+  startScript,
+  TcpPeer,
+} from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const hexOf = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
@@ -321,16 +328,10 @@ Deno.test({
   async fn() {
     await using box = new Sandbox();
     await using server = await receiver(box);
-    const nc = new Deno.Command("ncat", {
-      args: ["127.0.0.1", String(server.port)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    const w = nc.stdin.getWriter();
-    await w.write(encoder.encode("just some file content\n"));
-    await w.close();
-    const out = new TextDecoder().decode((await nc.output()).stdout);
+    const { stdout: out } = await runNcat(
+      ["127.0.0.1", String(server.port)],
+      "just some file content\n",
+    );
     assert.equal(out, 'error Expected "FILE <size> <name>", got "just some file content"\n');
     assert.deepEqual(box.inbox(), []);
   },

@@ -3,6 +3,7 @@ import { compileArgs } from "../tools/compile.ts";
 import {
   delay,
   missingPeer,
+  runNcat,
   runScript,
   type ScriptProcess,
   startScript,
@@ -307,30 +308,24 @@ Deno.test({
     await using server = await startServer(null);
     await using ivy = await ImPeer.connect(server.port);
     await ivy.join("ivy");
-    const nc = new Deno.Command("ncat", {
-      args: ["127.0.0.1", String(server.port)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = nc.stdin.getWriter();
-    await w.write(new TextEncoder().encode([
-      `{"type":"register","user":"jack","password":"jack-password","name":"Jack"}`,
-      `{"type":"login","user":"jack","password":"jack-password"}`,
-      `{"type":"users"}`,
-      `{"type":"send","to":"ivy","text":"hi from ncat"}`,
-      `{"type":"broadcast","text":"hello all"}`,
-      `not json`,
-      `{"type":"logout","id":"bye"}`,
-      "",
-    ].join("\n")));
+    const nc = runNcat(
+      ["127.0.0.1", String(server.port)],
+      [
+        `{"type":"register","user":"jack","password":"jack-password","name":"Jack"}`,
+        `{"type":"login","user":"jack","password":"jack-password"}`,
+        `{"type":"users"}`,
+        `{"type":"send","to":"ivy","text":"hi from ncat"}`,
+        `{"type":"broadcast","text":"hello all"}`,
+        `not json`,
+        `{"type":"logout","id":"bye"}`,
+        "",
+      ].join("\n"),
+    );
     const [m1, m2] = await ivy.messages(2);
     assert.deepEqual([m1.scope, m1.from, m1.text], ["private", "jack", "hi from ncat"]);
     assert.deepEqual([m2.scope, m2.text], ["group", "hello all"]);
     await ivy.next((l) => l.type === "presence" && l.user === "jack" && l.status === "offline");
-    await w.close();
-    const out = await nc.output();
-    const lines = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l));
+    const lines = (await nc).stdout.trim().split("\n").map((l) => JSON.parse(l));
     assert.deepEqual(lines.map((l) => l.type), [
       "hello",
       "registered",
