@@ -18,6 +18,22 @@ import { LineReader, LineTooLongError } from "../lib/lines.ts";
 import { goLogTime, Logger } from "../lib/log.ts";
 import { describeClose } from "../lib/ws_guard.ts";
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A received message as the seed prints it, `Received: text`; a binary one
+ * shows its text when it is UTF-8 (ws_chat_server's room frames are),
+ * otherwise its size.
+ */
+export function describeMessage(data: string | ArrayBuffer): string {
+  if (typeof data === "string") return `Received: ${data}`;
+  try {
+    return `Received (binary): ${utf8.decode(data)}`;
+  } catch {
+    return `Received: (binary, ${data.byteLength} bytes)`;
+  }
+}
+
 /** How long Ctrl-C waits for the server's close frame, as the seed does. */
 const CLOSE_WAIT_MS = 2_000;
 const encoder = new TextEncoder();
@@ -146,8 +162,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
       out.write(typeof data === "string" ? encoder.encode(data + "\n") : new Uint8Array(data));
       return;
     }
-    const text = typeof data === "string" ? data : `(binary, ${data.byteLength} bytes)`;
-    out.write(encoder.encode(`${goLogTime()} Received: ${text}\n`));
+    out.write(encoder.encode(`${goLogTime()} ${describeMessage(data)}\n`));
   };
 
   /** Sends close 1000 once and waits up to 2 s for the server's close. */

@@ -1,5 +1,34 @@
 import assert from "node:assert/strict";
+import { describeMessage } from "../scripts/ws_client.ts";
 import { runScript, startScript } from "./helpers.ts";
+
+Deno.test("ws_client shows text, a binary message's UTF-8 text, or else its size", () => {
+  const bytes = (...b: number[]) => Uint8Array.from(b).buffer;
+  assert.equal(describeMessage("hi"), "Received: hi");
+  assert.equal(
+    describeMessage(new TextEncoder().encode("h\u00e9").buffer),
+    "Received (binary): h\u00e9",
+  );
+  assert.equal(describeMessage(bytes(0xff, 0xfe, 0x00)), "Received: (binary, 3 bytes)");
+});
+
+Deno.test("ws_client joins ws_chat_server and shows the room's JSON events", async () => {
+  await using server = await startScript("ws_chat_server", [
+    "--host=127.0.0.1",
+    "--port=0",
+    "--tcp-port=off",
+  ]);
+  await using client = await startScript("ws_client", [
+    `ws://127.0.0.1:${server.port}/ws?name=cli`,
+  ], { stdin: true, waitReady: false });
+  await client.stdout.waitFor(/Received \(binary\): \{"type":"welcome",.*"name":"cli"/);
+  await client.write("hello room\n");
+  await client.stdout.waitFor(
+    /Received \(binary\): \{"type":"message",.*"name":"cli","text":"hello room"\}/,
+  );
+  client.kill("SIGINT");
+  assert.equal((await client.exit()).code, 0, client.output);
+});
 
 Deno.test("ws_client prompts 'Please give me input! N' six times, then closes with 1000", async () => {
   await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
