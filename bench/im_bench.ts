@@ -18,7 +18,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { LineReader, writeAll } from "../lib/lines.ts";
+import { LineReader, writeAll } from "../lib/io/lines.ts";
 import type { ScriptProcess } from "../tests/helpers.ts";
 import { printTable, ratio, runLoad, startGoPeer, startNetkit } from "./yardsticks.ts";
 

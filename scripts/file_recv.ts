@@ -5,7 +5,7 @@
  * file transfer, made safe): only plain file names, content written to
  * `NAME.part` and renamed into place once size and SHA-256 match, a broken
  * transfer resumed from its `.part`, existing files never overwritten
- * silently. The protocol is described in lib/file_protocol.ts.
+ * silently. The protocol is described in lib/file/file_protocol.ts.
  *
  *     deno task file_recv 9000 --dir ./inbox
  *
@@ -20,8 +20,8 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/addr.ts";
-import { parseDurationOption, parseIntOption, runCommand, UsageError } from "../lib/cli.ts";
+import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/net/addr.ts";
+import { parseDurationOption, parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
 import {
   errorLine,
   MAX_HEADER_BYTES,
@@ -34,12 +34,12 @@ import {
   PART_SUFFIX,
   ProtocolError,
   quoteName,
-} from "../lib/file_protocol.ts";
-import { copyHashed, sha256 } from "../lib/hashed_copy.ts";
-import { LineReader, LineTooLongError } from "../lib/lines.ts";
-import { Logger } from "../lib/log.ts";
-import { formatBytes, ProgressBoard } from "../lib/progress.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/server.ts";
+} from "../lib/file/file_protocol.ts";
+import { copyHashed, sha256 } from "../lib/file/hashed_copy.ts";
+import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { formatBytes, ProgressBoard } from "../lib/cli/progress.ts";
+import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
 
 /** A sender silent this long is dropped; its `.part` stays for a resume. */
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;

@@ -5,15 +5,15 @@
  * with the size in the header and the SHA-256 of the whole file in a
  * trailer; it reports success only when the receiver's digest matches its
  * own. A transfer broken half way resumes where it stopped on the next
- * send. The protocol is described in lib/file_protocol.ts.
+ * send. The protocol is described in lib/file/file_protocol.ts.
  *
  *     deno task file_send localhost:9000 report.pdf photos.tar
  *
  * @module
  */
 import { basename } from "node:path";
-import { type NetAddress, parseHostPort } from "../lib/addr.ts";
-import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli.ts";
+import { type NetAddress, parseHostPort } from "../lib/net/addr.ts";
+import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import {
   formatHeader,
   formatTrailer,
@@ -22,12 +22,12 @@ import {
   parseAnswer,
   parseVerdict,
   quoteName,
-} from "../lib/file_protocol.ts";
-import { copyHashed, sha256 } from "../lib/hashed_copy.ts";
-import { LineReader, writeAll } from "../lib/lines.ts";
-import { Logger } from "../lib/log.ts";
-import { formatBytes, formatRate, ProgressBoard } from "../lib/progress.ts";
-import { isDisconnect } from "../lib/server.ts";
+} from "../lib/file/file_protocol.ts";
+import { copyHashed, sha256 } from "../lib/file/hashed_copy.ts";
+import { LineReader, writeAll } from "../lib/io/lines.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { formatBytes, formatRate, ProgressBoard } from "../lib/cli/progress.ts";
+import { isDisconnect } from "../lib/net/server.ts";
 
 /** Give up when the receiver answers nothing, or takes no bytes, for this long. */
 const DEFAULT_TIMEOUT_MS = 60_000;

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { parseDurationOption, parseIntOption, runCommand, UsageError } from "../lib/cli.ts";
-import { readAtMost } from "../lib/bounded_read.ts";
+import { parseDurationOption, parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
+import { readAtMost } from "../lib/io/bounded_read.ts";
 
 /** Exit codes beyond 0, 1 and 2 would surprise scripts; every failure is 1. */
 const EXIT_FAILURE = 1;

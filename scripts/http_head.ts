@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { joinHostPort, type NetAddress, parseHostPort } from "../lib/addr.ts";
-import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli.ts";
-import { dial } from "../lib/dial.ts";
-import { writeAll } from "../lib/lines.ts";
+import { joinHostPort, type NetAddress, parseHostPort } from "../lib/net/addr.ts";
+import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
+import { dial } from "../lib/net/dial.ts";
+import { writeAll } from "../lib/io/lines.ts";
 
 /** The most bytes a response head may take. */
 export const MAX_HEAD_BYTES = 64 * 1024;

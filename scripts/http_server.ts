@@ -8,12 +8,12 @@
  *
  * @module
  */
-import type { NetAddress } from "../lib/addr.ts";
-import { runCommand } from "../lib/cli.ts";
-import { Logger } from "../lib/log.ts";
-import { LISTEN_OPTIONS, listenNetAddress } from "../lib/addr.ts";
-import { type HttpServer, serveHttp } from "../lib/serve_http.ts";
-import { abortOnSignals } from "../lib/server.ts";
+import type { NetAddress } from "../lib/net/addr.ts";
+import { runCommand } from "../lib/cli/cli.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
+import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
+import { abortOnSignals } from "../lib/net/server.ts";
 
 /** Options for {@link serveHello}. */
 export interface HelloServerOptions {

@@ -14,16 +14,16 @@
  *
  * @module
  */
-import { parseHostPort } from "../lib/addr.ts";
-import { runCommand, usage, UsageError } from "../lib/cli.ts";
+import { parseHostPort } from "../lib/net/addr.ts";
+import { runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import {
   checkName,
   checkPassword,
   checkUserId,
   ProtocolError,
   type RequestId,
-} from "../lib/im_protocol.ts";
-import { LineReader, writeAll } from "../lib/lines.ts";
+} from "../lib/im/im_protocol.ts";
+import { LineReader, writeAll } from "../lib/io/lines.ts";
 
 /** The client accepts long server lines: an online list of thousands of users is one line. */
 const MAX_SERVER_LINE_BYTES = 16 * 1024 * 1024;

@@ -12,14 +12,14 @@
  *
  * @module
  */
-import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/addr.ts";
+import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/net/addr.ts";
 import {
   parseDurationOption,
   parseIntOption,
   runCommand,
   UsageError,
   VERSION,
-} from "../lib/cli.ts";
+} from "../lib/cli/cli.ts";
 import {
   type ChatMessage,
   DEFAULT_MAX_TEXT_BYTES,
@@ -29,11 +29,16 @@ import {
   type Request,
   type RequestId,
   requestIdOf,
-} from "../lib/im_protocol.ts";
-import { DEFAULT_MAX_LINE_BYTES, LineReader, LineTooLongError, LineWriter } from "../lib/lines.ts";
-import { Logger } from "../lib/log.ts";
-import { DEFAULT_ITERATIONS, PasswordHasher, type PasswordRecord } from "../lib/password.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/server.ts";
+} from "../lib/im/im_protocol.ts";
+import {
+  DEFAULT_MAX_LINE_BYTES,
+  LineReader,
+  LineTooLongError,
+  LineWriter,
+} from "../lib/io/lines.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { DEFAULT_ITERATIONS, PasswordHasher, type PasswordRecord } from "../lib/im/password.ts";
+import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
 
 /** Default bound on messages waiting for one offline user. */
 export const DEFAULT_MAX_OFFLINE = 1_000;

@@ -13,12 +13,12 @@
  *
  * @module
  */
-import { AMQP_OPTIONS, resolveAmqpUrl } from "../lib/amqp.ts";
-import { QueueConsumer } from "../lib/amqp_consumer.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli.ts";
-import { writeAll } from "../lib/lines.ts";
-import { Logger } from "../lib/log.ts";
-import { abortOnSignals } from "../lib/server.ts";
+import { AMQP_OPTIONS, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
+import { QueueConsumer } from "../lib/amqp/amqp_consumer.ts";
+import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
+import { writeAll } from "../lib/io/lines.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { abortOnSignals } from "../lib/net/server.ts";
 
 const encoder = new TextEncoder();
 

@@ -26,12 +26,18 @@ import {
   formatQueue,
   resolveAmqpUrl,
   untilWritten,
-} from "../lib/amqp.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage, UsageError } from "../lib/cli.ts";
-import { LineReader, LineTooLongError, writeAll } from "../lib/lines.ts";
-import { PublishBatch } from "../lib/amqp_publish.ts";
-import { Logger } from "../lib/log.ts";
-import { abortOnSignals } from "../lib/server.ts";
+} from "../lib/amqp/amqp.ts";
+import {
+  parseDurationOption,
+  parseIntOption,
+  runCommand,
+  usage,
+  UsageError,
+} from "../lib/cli/cli.ts";
+import { LineReader, LineTooLongError, writeAll } from "../lib/io/lines.ts";
+import { PublishBatch } from "../lib/amqp/amqp_publish.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { abortOnSignals } from "../lib/net/server.ts";
 
 /** The book's message. */
 export const DEFAULT_MESSAGE = "Writing to RabbitMQ!";

@@ -17,13 +17,19 @@
  * @module
  */
 import type { ConsumeMessage } from "amqplib";
-import { type NetAddress, parseHostPort } from "../lib/addr.ts";
-import { AMQP_OPTIONS, backoffDelay, resolveAmqpUrl } from "../lib/amqp.ts";
-import { QueueConsumer, type Settle } from "../lib/amqp_consumer.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage, UsageError } from "../lib/cli.ts";
-import { LineReader, writeAll } from "../lib/lines.ts";
-import { Logger } from "../lib/log.ts";
-import { abortOnSignals } from "../lib/server.ts";
+import { type NetAddress, parseHostPort } from "../lib/net/addr.ts";
+import { AMQP_OPTIONS, backoffDelay, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
+import { QueueConsumer, type Settle } from "../lib/amqp/amqp_consumer.ts";
+import {
+  parseDurationOption,
+  parseIntOption,
+  runCommand,
+  usage,
+  UsageError,
+} from "../lib/cli/cli.ts";
+import { LineReader, writeAll } from "../lib/io/lines.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { abortOnSignals } from "../lib/net/server.ts";
 
 const encoder = new TextEncoder();
 const LF = 0x0a;

@@ -12,9 +12,9 @@
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { joinHostPort, parsePort } from "../lib/addr.ts";
-import { runCommand, UsageError } from "../lib/cli.ts";
-import { writeAll } from "../lib/lines.ts";
+import { joinHostPort, parsePort } from "../lib/net/addr.ts";
+import { runCommand, UsageError } from "../lib/cli/cli.ts";
+import { writeAll } from "../lib/io/lines.ts";
 
 /** The networks Go's ResolveTCPAddr and ResolveUDPAddr accept. */
 export const NETWORKS = ["tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"] as const;

@@ -11,17 +11,17 @@
  *
  * @module
  */
-import { joinHostPort, type NetAddress, parseAddress } from "../lib/addr.ts";
-import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli.ts";
-import { JsonValueReader } from "../lib/json_stream.ts";
+import { joinHostPort, type NetAddress, parseAddress } from "../lib/net/addr.ts";
+import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
+import { JsonValueReader } from "../lib/rpc/json_stream.ts";
 import {
   type DecodedReply,
   decodeReply,
   type Dialect,
   encodeRequest,
   RpcError,
-} from "../lib/jsonrpc.ts";
-import { writeAll } from "../lib/lines.ts";
+} from "../lib/rpc/jsonrpc.ts";
+import { writeAll } from "../lib/io/lines.ts";
 
 /** Bound on one reply, in bytes. */
 const MAX_REPLY_BYTES = 16 * 1024 * 1024;

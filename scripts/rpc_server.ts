@@ -11,15 +11,15 @@
  *
  * @module
  */
-import { type Address, formatAddr, joinHostPort, parseAddress } from "../lib/addr.ts";
-import { readAtMost } from "../lib/bounded_read.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli.ts";
+import { type Address, formatAddr, joinHostPort, parseAddress } from "../lib/net/addr.ts";
+import { readAtMost } from "../lib/io/bounded_read.ts";
+import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import {
   DEFAULT_MAX_VALUE_BYTES,
   JsonSyntaxError,
   JsonTooLargeError,
   JsonValueReader,
-} from "../lib/json_stream.ts";
+} from "../lib/rpc/json_stream.ts";
 import {
   checkedInt,
   errorReply,
@@ -27,9 +27,9 @@ import {
   PARSE_ERROR,
   parseMessage,
   RpcRegistry,
-} from "../lib/jsonrpc.ts";
-import { Logger } from "../lib/log.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/server.ts";
+} from "../lib/rpc/jsonrpc.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
 
 /** Where HTTP clients post their requests. */
 export const RPC_PATH = "/rpc";

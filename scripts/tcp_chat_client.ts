@@ -10,11 +10,11 @@
  *
  * @module
  */
-import { joinHostPort, parseHostPort } from "../lib/addr.ts";
-import { escapeControls } from "../lib/chat_text.ts";
-import { parseDurationOption, runCommand, usage } from "../lib/cli.ts";
-import { LineReader, LineWriter } from "../lib/lines.ts";
-import { PROMPT } from "../lib/tcp_chat.ts";
+import { joinHostPort, parseHostPort } from "../lib/net/addr.ts";
+import { escapeControls } from "../lib/chat/chat_text.ts";
+import { parseDurationOption, runCommand, usage } from "../lib/cli/cli.ts";
+import { LineReader, LineWriter } from "../lib/io/lines.ts";
+import { PROMPT } from "../lib/chat/tcp_chat.ts";
 
 /** Most bytes of one line from the server (its lines stay far below this). */
 const MAX_LINE_BYTES = 64 * 1024;

@@ -11,14 +11,19 @@
  *
  * @module
  */
-import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/addr.ts";
-import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat_bus.ts";
-import { ROOM_OPTIONS, roomOptions, TCP_CHAT_OPTIONS, tcpChatOptions } from "../lib/chat_cli.ts";
-import { runCommand } from "../lib/cli.ts";
-import { ChatHub, type HubOptions } from "../lib/hub.ts";
-import { Logger } from "../lib/log.ts";
-import { abortOnSignals, printListening, type TcpServer } from "../lib/server.ts";
-import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
+import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/net/addr.ts";
+import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat/chat_bus.ts";
+import {
+  ROOM_OPTIONS,
+  roomOptions,
+  TCP_CHAT_OPTIONS,
+  tcpChatOptions,
+} from "../lib/chat/chat_cli.ts";
+import { runCommand } from "../lib/cli/cli.ts";
+import { ChatHub, type HubOptions } from "../lib/chat/hub.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { abortOnSignals, printListening, type TcpServer } from "../lib/net/server.ts";
+import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/chat/tcp_chat.ts";
 
 /** Options for {@link serveChat}. */
 export interface ChatServerOptions extends TcpChatOptions {

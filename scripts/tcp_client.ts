@@ -15,11 +15,11 @@
  *
  * @module
  */
-import { parseHostPort } from "../lib/addr.ts";
-import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli.ts";
-import { dial } from "../lib/dial.ts";
-import { LineReader, LineTooLongError, type Reader, writeAll } from "../lib/lines.ts";
-import { printSync } from "../lib/print.ts";
+import { parseHostPort } from "../lib/net/addr.ts";
+import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
+import { dial } from "../lib/net/dial.ts";
+import { LineReader, LineTooLongError, type Reader, writeAll } from "../lib/io/lines.ts";
+import { printSync } from "../lib/io/print.ts";
 
 /** The seed's word that ends the session. */
 export const DEFAULT_EXIT_WORD = "STOP";

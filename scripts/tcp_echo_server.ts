@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { runCommand } from "../lib/cli.ts";
+import { runCommand } from "../lib/cli/cli.ts";
 import {
   answerLines,
   clientName,
@@ -20,10 +20,10 @@ import {
   lineServerSettings,
   serveLineServer,
   serveUntilSignal,
-} from "../lib/line_server.ts";
-import { writeAll } from "../lib/lines.ts";
-import { Logger } from "../lib/log.ts";
-import type { Session, TcpServer } from "../lib/server.ts";
+} from "../lib/net/line_server.ts";
+import { writeAll } from "../lib/io/lines.ts";
+import { Logger } from "../lib/cli/log.ts";
+import type { Session, TcpServer } from "../lib/net/server.ts";
 
 /** The first read buffer of a connection: small, so idle clients cost little. */
 const FIRST_BUFFER_BYTES = 256;

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { runCommand } from "../lib/cli.ts";
+import { runCommand } from "../lib/cli/cli.ts";
 import {
   answerLines,
   clientName,
@@ -20,10 +20,10 @@ import {
   lineServerSettings,
   serveLineServer,
   serveUntilSignal,
-} from "../lib/line_server.ts";
-import { Logger } from "../lib/log.ts";
-import { printSync } from "../lib/print.ts";
-import type { TcpServer } from "../lib/server.ts";
+} from "../lib/net/line_server.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { printSync } from "../lib/io/print.ts";
+import type { TcpServer } from "../lib/net/server.ts";
 
 /** Options for {@link serveTime}. */
 export interface TimeServerOptions extends LineServerOptions {

@@ -12,10 +12,10 @@
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { joinHostPort, parseHostPort } from "../lib/addr.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli.ts";
-import { LineReader, LineTooLongError, writeAll } from "../lib/lines.ts";
-import { MAX_UDP_PAYLOAD, previewDatagram, RECEIVE_BUFFER_BYTES } from "../lib/udp.ts";
+import { joinHostPort, parseHostPort } from "../lib/net/addr.ts";
+import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
+import { LineReader, LineTooLongError, writeAll } from "../lib/io/lines.ts";
+import { MAX_UDP_PAYLOAD, previewDatagram, RECEIVE_BUFFER_BYTES } from "../lib/net/udp.ts";
 
 const encoder = new TextEncoder();
 /** Longest line read from stdin; a longer one cannot be a datagram anyway. */

@@ -10,17 +10,17 @@
  *
  * @module
  */
-import { joinHostPort, type NetAddress } from "../lib/addr.ts";
-import { runCommand, UsageError } from "../lib/cli.ts";
-import { Logger } from "../lib/log.ts";
-import { abortOnSignals } from "../lib/server.ts";
+import { joinHostPort, type NetAddress } from "../lib/net/addr.ts";
+import { runCommand, UsageError } from "../lib/cli/cli.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { abortOnSignals } from "../lib/net/server.ts";
 import {
   parseUdpServerArgs,
   previewDatagram,
   serveUdp,
   UDP_SERVER_OPTIONS,
   type UdpServer,
-} from "../lib/udp.ts";
+} from "../lib/net/udp.ts";
 
 /** The reply of seed 001's server. */
 export const DEFAULT_REPLY = "I am server";

@@ -10,17 +10,17 @@
  *
  * @module
  */
-import type { NetAddress } from "../lib/addr.ts";
-import { runCommand } from "../lib/cli.ts";
-import { Logger } from "../lib/log.ts";
-import { abortOnSignals } from "../lib/server.ts";
+import type { NetAddress } from "../lib/net/addr.ts";
+import { runCommand } from "../lib/cli/cli.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { abortOnSignals } from "../lib/net/server.ts";
 import {
   parseUdpServerArgs,
   previewDatagram,
   serveUdp,
   UDP_SERVER_OPTIONS,
   type UdpServer,
-} from "../lib/udp.ts";
+} from "../lib/net/udp.ts";
 
 /** The replies, encoded once: index N holds the text of N. */
 const NUMBERS: readonly Uint8Array[] = Array.from(

@@ -10,22 +10,27 @@
  *
  * @module
  */
-import { joinHostPort, type NetAddress, parseAddress, parsePort } from "../lib/addr.ts";
-import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat_bus.ts";
-import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat_page.ts";
-import { ROOM_OPTIONS, roomOptions, TCP_CHAT_OPTIONS, tcpChatOptions } from "../lib/chat_cli.ts";
-import { parseDurationOption, runCommand, usage } from "../lib/cli.ts";
+import { joinHostPort, type NetAddress, parseAddress, parsePort } from "../lib/net/addr.ts";
+import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat/chat_bus.ts";
+import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat/chat_page.ts";
+import {
+  ROOM_OPTIONS,
+  roomOptions,
+  TCP_CHAT_OPTIONS,
+  tcpChatOptions,
+} from "../lib/chat/chat_cli.ts";
+import { parseDurationOption, runCommand, usage } from "../lib/cli/cli.ts";
 import {
   ChatHub,
   type HubOptions,
   type LeaveReason,
   type Member,
   type MemberSink,
-} from "../lib/hub.ts";
-import { Logger } from "../lib/log.ts";
-import { abortOnSignals, type TcpServer } from "../lib/server.ts";
-import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/tcp_chat.ts";
-import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/workers.ts";
+} from "../lib/chat/hub.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { abortOnSignals, type TcpServer } from "../lib/net/server.ts";
+import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/chat/tcp_chat.ts";
+import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/net/workers.ts";
 import {
   CLOSE_POLICY,
   type GuardedSocket,
@@ -33,7 +38,7 @@ import {
   WsGuard,
   type WsGuardOptions,
   type WsHandlers,
-} from "../lib/ws_guard.ts";
+} from "../lib/ws/ws_guard.ts";
 
 /** How long shutdown waits for HTTP requests in flight. */
 const HTTP_SHUTDOWN_TIMEOUT_MS = 3_000;

@@ -12,11 +12,17 @@
  *
  * @module
  */
-import { parseHostPort } from "../lib/addr.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage, UsageError } from "../lib/cli.ts";
-import { LineReader, LineTooLongError } from "../lib/lines.ts";
-import { goLogTime, Logger } from "../lib/log.ts";
-import { describeClose } from "../lib/ws_guard.ts";
+import { parseHostPort } from "../lib/net/addr.ts";
+import {
+  parseDurationOption,
+  parseIntOption,
+  runCommand,
+  usage,
+  UsageError,
+} from "../lib/cli/cli.ts";
+import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
+import { goLogTime, Logger } from "../lib/cli/log.ts";
+import { describeClose } from "../lib/ws/ws_guard.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 

@@ -10,21 +10,21 @@
  *
  * @module
  */
-import type { NetAddress } from "../lib/addr.ts";
-import { runCommand } from "../lib/cli.ts";
-import { Logger } from "../lib/log.ts";
-import { LISTEN_OPTIONS, listenNetAddress } from "../lib/addr.ts";
-import { type HttpServer, serveHttp } from "../lib/serve_http.ts";
-import { abortOnSignals } from "../lib/server.ts";
+import type { NetAddress } from "../lib/net/addr.ts";
+import { runCommand } from "../lib/cli/cli.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
+import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
+import { abortOnSignals } from "../lib/net/server.ts";
 import {
   describeClose,
   type GuardedSocket,
   WsGuard,
   type WsGuardOptions,
-} from "../lib/ws_guard.ts";
-import { WS_SERVER_OPTIONS, wsGuardOptions } from "../lib/ws_options.ts";
-import { ECHO_CLIENT_PAGE } from "../lib/ws_echo_page.ts";
-import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/workers.ts";
+} from "../lib/ws/ws_guard.ts";
+import { WS_SERVER_OPTIONS, wsGuardOptions } from "../lib/ws/ws_options.ts";
+import { ECHO_CLIENT_PAGE } from "../lib/ws/ws_echo_page.ts";
+import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/net/workers.ts";
 
 /** The book's answer to `/`. */
 export const WELCOME = "Welcome!\nPlease use /ws for WebSocket!";

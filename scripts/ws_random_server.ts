@@ -11,12 +11,12 @@
  *
  * @module
  */
-import type { NetAddress } from "../lib/addr.ts";
-import { parseIntOption, runCommand, UsageError } from "../lib/cli.ts";
-import { Logger } from "../lib/log.ts";
-import { LISTEN_OPTIONS, listenNetAddress } from "../lib/addr.ts";
-import { type HttpServer, serveHttp } from "../lib/serve_http.ts";
-import { abortOnSignals } from "../lib/server.ts";
+import type { NetAddress } from "../lib/net/addr.ts";
+import { parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
+import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
+import { abortOnSignals } from "../lib/net/server.ts";
 import {
   CLOSE_NORMAL,
   CLOSE_POLICY,
@@ -24,8 +24,8 @@ import {
   type GuardedSocket,
   WsGuard,
   type WsGuardOptions,
-} from "../lib/ws_guard.ts";
-import { WS_SERVER_OPTIONS, wsGuardOptions } from "../lib/ws_options.ts";
+} from "../lib/ws/ws_guard.ts";
+import { WS_SERVER_OPTIONS, wsGuardOptions } from "../lib/ws/ws_options.ts";
 
 /** Most integers one client may ask for. */
 export const MAX_COUNT = 100_000;

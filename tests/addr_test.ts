@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { formatAddr, joinHostPort, parseAddress, parseHostPort, parsePort } from "../lib/addr.ts";
+import {
+  formatAddr,
+  joinHostPort,
+  parseAddress,
+  parseHostPort,
+  parsePort,
+} from "../lib/net/addr.ts";
 
 Deno.test("parseAddress() reads a bare port, :port, host:port, [v6]:port and unix:path", () => {
   assert.deepEqual(parseAddress("1234"), { transport: "tcp", hostname: "0.0.0.0", port: 1234 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { QueueConsumer } from "../lib/amqp_consumer.ts";
-import { Logger } from "../lib/log.ts";
+import { QueueConsumer } from "../lib/amqp/amqp_consumer.ts";
+import { Logger } from "../lib/cli/log.ts";
 import { delay } from "./helpers.ts";
 import { Broker, BROKER_URL, brokerMissing, testQueue } from "./rabbitmq.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import amqp from "amqplib";
-import { encodePublish, PublishBatch, publishSize } from "../lib/amqp_publish.ts";
+import { encodePublish, PublishBatch, publishSize } from "../lib/amqp/amqp_publish.ts";
 import { BROKER_URL, brokerMissing, testQueue } from "./rabbitmq.ts";
 
 const encoder = new TextEncoder();

@@ -10,8 +10,8 @@ import {
   parseAmqpUrl,
   redactUrl,
   resolveAmqpUrl,
-} from "../lib/amqp.ts";
-import { Logger } from "../lib/log.ts";
+} from "../lib/amqp/amqp.ts";
+import { Logger } from "../lib/cli/log.ts";
 import { freePort } from "../bench/yardsticks.ts";
 import { BROKER_URL, brokerMissing } from "./rabbitmq.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readAtMost } from "../lib/bounded_read.ts";
+import { readAtMost } from "../lib/io/bounded_read.ts";
 
 /** A stream of the given chunks that records whether it was cancelled. */
 function source(chunks: string[]) {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { LineReader } from "../lib/lines.ts";
+import { LineReader } from "../lib/io/lines.ts";
 import { withTimeout } from "./helpers.ts";
 
 /** The Chromium that Debian installs. */

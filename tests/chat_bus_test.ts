@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { AmqpChatBus, type AmqpChatBusOptions, busFailure } from "../lib/chat_bus.ts";
-import { ChatHub } from "../lib/hub.ts";
+import { AmqpChatBus, type AmqpChatBusOptions, busFailure } from "../lib/chat/chat_bus.ts";
+import { ChatHub } from "../lib/chat/hub.ts";
 import { BROKER_URL, brokerMissing, testExchange, withBrokerStopped } from "./rabbitmq.ts";
 import { LineSink, waitUntil } from "./line_sink.ts";
 

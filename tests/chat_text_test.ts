@@ -6,7 +6,7 @@ import {
   escapeControls,
   MessageError,
   NameError,
-} from "../lib/chat_text.ts";
+} from "../lib/chat/chat_text.ts";
 
 Deno.test("checkName() trims and accepts any visible name of 1-32 characters", () => {
   assert.equal(checkName("  alice "), "alice");

@@ -10,7 +10,7 @@ import {
   usage,
   usageText,
   VERSION,
-} from "../lib/cli.ts";
+} from "../lib/cli/cli.ts";
 import denoConfig from "../deno.json" with { type: "json" };
 
 const spec = {

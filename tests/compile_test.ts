@@ -6,7 +6,7 @@ import { OutputLines } from "./helpers.ts";
 const denort = Deno.env.get("DENORT_BIN");
 
 Deno.test("every script has a task, and compile bakes in that task's permissions", () => {
-  const scripts = [...Deno.readDirSync(new URL("../scripts/", import.meta.url))]
+  const scripts = [...Deno.readDirSync(new URL("../scripts", import.meta.url))]
     .map((e) => e.name.replace(/\.ts$/, ""))
     .sort();
   assert.deepEqual(scriptNames().sort(), scripts);

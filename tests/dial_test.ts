@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { dial, ipVersion, resolveFamily } from "../lib/dial.ts";
+import { dial, ipVersion, resolveFamily } from "../lib/net/dial.ts";
 
 Deno.test("ipVersion() tells IPv4 and IPv6 literals from host names", () => {
   assert.equal(ipVersion("127.0.0.1"), 4);

@@ -10,7 +10,7 @@ import {
   parseTrailer,
   parseVerdict,
   ProtocolError,
-} from "../lib/file_protocol.ts";
+} from "../lib/file/file_protocol.ts";
 
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 

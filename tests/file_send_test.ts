@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { LineReader, writeAll } from "../lib/lines.ts";
+import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { hasCommand, ROOT, runScript, startScript, taskArgs } from "./helpers.ts";
 
 const encoder = new TextEncoder();

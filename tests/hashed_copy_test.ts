@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { copyHashed, readFull, sha256 } from "../lib/hashed_copy.ts";
-import type { Reader, Writer } from "../lib/lines.ts";
+import { copyHashed, readFull, sha256 } from "../lib/file/hashed_copy.ts";
+import type { Reader, Writer } from "../lib/io/lines.ts";
 
 /** A reader that hands out `data` in pieces of at most `piece` bytes. */
 function pieces(data: Uint8Array, piece: number): Reader {

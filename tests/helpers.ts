@@ -6,7 +6,7 @@
  * @module
  */
 import denoConfig from "../deno.json" with { type: "json" };
-import { LineReader, writeAll } from "../lib/lines.ts";
+import { LineReader, writeAll } from "../lib/io/lines.ts";
 
 /** The project root, where deno.json is. */
 export const ROOT = new URL("../", import.meta.url).pathname;

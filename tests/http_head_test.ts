@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { headRequest, parseTarget } from "../scripts/http_head.ts";
-import { writeAll } from "../lib/lines.ts";
+import { writeAll } from "../lib/io/lines.ts";
 import { delay, ROOT, runScript, taskArgs } from "./helpers.ts";
 
 const encoder = new TextEncoder();

@@ -8,8 +8,8 @@ import {
   type LeaveReason,
   type MemberSink,
   type WireFormat,
-} from "../lib/hub.ts";
-import { NameError } from "../lib/chat_text.ts";
+} from "../lib/chat/hub.ts";
+import { NameError } from "../lib/chat/chat_text.ts";
 
 const decoder = new TextDecoder();
 

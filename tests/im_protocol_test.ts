@@ -7,7 +7,7 @@ import {
   ProtocolError,
   quote,
   requestIdOf,
-} from "../lib/im_protocol.ts";
+} from "../lib/im/im_protocol.ts";
 
 function codeOf(fn: () => unknown): string {
   try {

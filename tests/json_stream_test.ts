@@ -5,7 +5,7 @@ import {
   JsonTooLargeError,
   JsonValueReader,
   type JsonValueReaderOptions,
-} from "../lib/json_stream.ts";
+} from "../lib/rpc/json_stream.ts";
 
 const encoder = new TextEncoder();
 

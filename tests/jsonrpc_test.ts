@@ -11,7 +11,7 @@ import {
   RpcError,
   RpcRegistry,
   SERVER_ERROR,
-} from "../lib/jsonrpc.ts";
+} from "../lib/rpc/jsonrpc.ts";
 
 function registry(): RpcRegistry {
   return new RpcRegistry({ maxBatch: 3 })

@@ -4,9 +4,9 @@ import {
   isWord,
   LINE_SERVER_OPTIONS,
   lineServerSettings,
-} from "../lib/line_server.ts";
-import { parseCommand, UsageError } from "../lib/cli.ts";
-import { serveTcp } from "../lib/server.ts";
+} from "../lib/net/line_server.ts";
+import { parseCommand, UsageError } from "../lib/cli/cli.ts";
+import { serveTcp } from "../lib/net/server.ts";
 import { TcpPeer } from "./helpers.ts";
 
 const spec = { name: "t", summary: "", args: "[PORT]", options: { ...LINE_SERVER_OPTIONS } };

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { LeaveReason, MemberSink } from "../lib/hub.ts";
+import type { LeaveReason, MemberSink } from "../lib/chat/hub.ts";
 import { delay } from "./helpers.ts";
 
 const decoder = new TextDecoder();

@@ -7,7 +7,7 @@ import {
   readLines,
   writeAll,
   type Writer,
-} from "../lib/lines.ts";
+} from "../lib/io/lines.ts";
 
 const encoder = new TextEncoder();
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { goLogTime, Logger } from "../lib/log.ts";
+import { goLogTime, Logger } from "../lib/cli/log.ts";
 
 function sink() {
   const lines: string[] = [];

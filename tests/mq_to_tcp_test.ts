@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LineReader, writeAll } from "../lib/lines.ts";
+import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { freePort } from "../bench/yardsticks.ts";
 import { runScript, startScript, withTimeout } from "./helpers.ts";
 import { Broker, brokerMissing, deleteQueues, onQueue, testQueue } from "./rabbitmq.ts";

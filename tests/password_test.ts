@@ -5,7 +5,7 @@ import {
   PasswordHasher,
   SALT_BYTES,
   timingSafeEqual,
-} from "../lib/password.ts";
+} from "../lib/im/password.ts";
 
 Deno.test("PasswordHasher refuses fewer than 600,000 iterations unless told it is a test", () => {
   assert.equal(new PasswordHasher().iterations, MIN_ITERATIONS);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { printSync } from "../lib/print.ts";
+import { printSync } from "../lib/io/print.ts";
 
 Deno.test("printSync() loops over partial writes until everything is written", () => {
   const chunks: number[][] = [];

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { formatBytes, formatEta, formatRate, ProgressBoard } from "../lib/progress.ts";
-import { Logger } from "../lib/log.ts";
+import { formatBytes, formatEta, formatRate, ProgressBoard } from "../lib/cli/progress.ts";
+import { Logger } from "../lib/cli/log.ts";
 
 function sink() {
   const chunks: string[] = [];

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { type ByteWindow, MAX_READ_BUFFER_BYTES, readMore } from "../lib/read_buffer.ts";
-import type { Reader } from "../lib/lines.ts";
+import { type ByteWindow, MAX_READ_BUFFER_BYTES, readMore } from "../lib/io/read_buffer.ts";
+import type { Reader } from "../lib/io/lines.ts";
 
 /** A source that hands out `chunk` bytes per read, `total` in all. */
 function source(total: number, chunk = Infinity): Reader & { sent: number } {

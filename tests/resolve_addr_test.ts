@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/cli.ts";
+import { UsageError } from "../lib/cli/cli.ts";
 import { resolveAddr, ResolveError, splitHostPort } from "../scripts/resolve_addr.ts";
 import { runScript } from "./helpers.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ChatHub } from "../lib/hub.ts";
-import { checkLinkMessage, type LinkMessage, RoomLink } from "../lib/room_link.ts";
+import { ChatHub } from "../lib/chat/hub.ts";
+import { checkLinkMessage, type LinkMessage, RoomLink } from "../lib/chat/room_link.ts";
 import { LineSink, waitUntil } from "./line_sink.ts";
 
 /** A fan-out transport in memory: every message reaches every link, its sender included. */

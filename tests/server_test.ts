@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { LineReader } from "../lib/lines.ts";
-import { Logger } from "../lib/log.ts";
-import { removeStaleSocket, serveTcp, type Session } from "../lib/server.ts";
+import { LineReader } from "../lib/io/lines.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { removeStaleSocket, serveTcp, type Session } from "../lib/net/server.ts";
 import { delay, TcpPeer } from "./helpers.ts";
 
 const quiet = new Logger({ quiet: true, sink: { writeSync: (p) => p.byteLength } });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LineReader, writeAll } from "../lib/lines.ts";
+import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { delay, missingPeer, runScript, startScript, withTimeout } from "./helpers.ts";
 
 const encoder = new TextEncoder();

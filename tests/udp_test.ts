@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { Logger } from "../lib/log.ts";
-import { UsageError } from "../lib/cli.ts";
+import { Logger } from "../lib/cli/log.ts";
+import { UsageError } from "../lib/cli/cli.ts";
 import {
   MAX_UDP_PAYLOAD,
   parseUdpServerArgs,
@@ -8,7 +8,7 @@ import {
   RateLimiter,
   serveUdp,
   type ServeUdpOptions,
-} from "../lib/udp.ts";
+} from "../lib/net/udp.ts";
 import { UdpPeer } from "./udp_peer.ts";
 
 const encoder = new TextEncoder();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ChatHub } from "../lib/hub.ts";
-import { WorkerBus, workerChannelName } from "../lib/worker_bus.ts";
+import { ChatHub } from "../lib/chat/hub.ts";
+import { WorkerBus, workerChannelName } from "../lib/chat/worker_bus.ts";
 import { LineSink, waitUntil } from "./line_sink.ts";
 
 Deno.test("WorkerBus: hubs on one channel form one room; another port's room stays apart", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/cli.ts";
-import { parseWorkers, SharedCounter } from "../lib/workers.ts";
+import { UsageError } from "../lib/cli/cli.ts";
+import { parseWorkers, SharedCounter } from "../lib/net/workers.ts";
 import { runScript, startScript, TcpPeer } from "./helpers.ts";
 import { OP, RawWsClient, text } from "./ws_raw.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { ChatEvent } from "../lib/hub.ts";
-import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat_page.ts";
+import type { ChatEvent } from "../lib/chat/hub.ts";
+import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat/chat_page.ts";
 import { Browser, CHROMIUM } from "./browser.ts";
 import {
   missingPeer,
@@ -288,7 +288,7 @@ Deno.test("ws_chat_server serves the page under a strict CSP, and 404 elsewhere"
 });
 
 Deno.test("the chat page's script never writes HTML", async () => {
-  const { CHAT_JS } = await import("../lib/chat_page.ts");
+  const { CHAT_JS } = await import("../lib/chat/chat_page.ts");
   assert.doesNotMatch(CHAT_JS, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
 });
 

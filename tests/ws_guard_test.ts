@@ -7,7 +7,7 @@ import {
   WsGuard,
   type WsGuardOptions,
   type WsHandlers,
-} from "../lib/ws_guard.ts";
+} from "../lib/ws/ws_guard.ts";
 import { delay, withTimeout } from "./helpers.ts";
 import { OP, RawWsClient, text } from "./ws_raw.ts";
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { writeAll } from "../lib/lines.ts";
+import { writeAll } from "../lib/io/lines.ts";
 import { withTimeout } from "./helpers.ts";
 
 const encoder = new TextEncoder();

@@ -11,7 +11,7 @@
  */
 import type { Channel, ChannelModel, ConsumeMessage, Replies } from "amqplib";
 import { AmqpFatalError, AmqpLink, type BackoffOptions } from "./amqp.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../cli/log.ts";
 
 /** How a handler settles the messages of its batch. */
 export interface Settle {

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { parseDurationOption, parseIntOption, usage } from "./cli.ts";
-import type { Logger } from "./log.ts";
+import { parseDurationOption, parseIntOption, usage } from "../cli/cli.ts";
+import type { Logger } from "../cli/log.ts";
 import { parseAllowedOrigins, type WsGuardOptions } from "./ws_guard.ts";
 
 /** Options to spread into a WebSocket server's `CommandSpec.options`. */

@@ -13,12 +13,12 @@
  *
  * @module
  */
-import type { Address } from "./addr.ts";
+import type { Address } from "../net/addr.ts";
 import { escapeControls, NameError } from "./chat_text.ts";
 import { type ChatHub, type Member, onlineText } from "./hub.ts";
-import { LineReader, LineTooLongError } from "./lines.ts";
-import { Logger } from "./log.ts";
-import { serveTcp, type Session, type TcpServer } from "./server.ts";
+import { LineReader, LineTooLongError } from "../io/lines.ts";
+import { Logger } from "../cli/log.ts";
+import { serveTcp, type Session, type TcpServer } from "../net/server.ts";
 
 /** Seed 001's heartbeat expiry. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5_000;

@@ -7,8 +7,8 @@
  * @module
  */
 import { LISTEN_OPTIONS, listenNetAddress, type NetAddress } from "./addr.ts";
-import { parseIntOption } from "./cli.ts";
-import { Logger } from "./log.ts";
+import { parseIntOption } from "../cli/cli.ts";
+import { Logger } from "../cli/log.ts";
 import { printListening } from "./server.ts";
 
 /** The largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header). */

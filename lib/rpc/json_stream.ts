@@ -14,8 +14,8 @@
  *
  * @module
  */
-import { type Reader, toReader } from "./lines.ts";
-import { INITIAL_BUFFER_BYTES, readMore } from "./read_buffer.ts";
+import { type Reader, toReader } from "../io/lines.ts";
+import { INITIAL_BUFFER_BYTES, readMore } from "../io/read_buffer.ts";
 
 /** Default bound on one JSON value, in bytes. */
 export const DEFAULT_MAX_VALUE_BYTES = 256 * 1024;

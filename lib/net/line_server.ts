@@ -8,9 +8,9 @@
  * @module
  */
 import { type Address, LISTEN_OPTIONS, listenAddress } from "./addr.ts";
-import { type OptionValues, parseDurationOption, parseIntOption, UsageError } from "./cli.ts";
-import { DEFAULT_MAX_LINE_BYTES, LineReader, LineTooLongError, writeAll } from "./lines.ts";
-import type { Logger } from "./log.ts";
+import { type OptionValues, parseDurationOption, parseIntOption, UsageError } from "../cli/cli.ts";
+import { DEFAULT_MAX_LINE_BYTES, LineReader, LineTooLongError, writeAll } from "../io/lines.ts";
+import type { Logger } from "../cli/log.ts";
 import {
   abortOnSignals,
   serveTcp,
@@ -281,7 +281,7 @@ export interface WorkerRun {
 
 /**
  * Runs a line server until SIGINT or SIGTERM: `start` is called once per
- * worker thread (`settings.workers`, all on one port; see lib/workers.ts),
+ * worker thread (`settings.workers`, all on one port; see lib/net/workers.ts),
  * one ready line is printed when all listen, and every worker drains
  * before it returns exit code 0. `moduleUrl` is the script's
  * `import.meta.url`, which each worker thread runs.

@@ -17,7 +17,7 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
-import { type Reader, writeAll, type Writer } from "./lines.ts";
+import { type Reader, writeAll, type Writer } from "../io/lines.ts";
 
 /** Fits the CPU cache with the other chunks in flight; big enough that per-operation costs vanish. */
 export const DEFAULT_CHUNK_BYTES = 256 * 1024;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { usage } from "./cli.ts";
+import { usage } from "../cli/cli.ts";
 
 /** A TCP (or UDP) endpoint. */
 export interface NetAddress {

@@ -23,8 +23,8 @@
  *
  * @module
  */
-import { formatPeer } from "./addr.ts";
-import type { Logger } from "./log.ts";
+import { formatPeer } from "../net/addr.ts";
+import type { Logger } from "../cli/log.ts";
 
 /** Normal closure. */
 export const CLOSE_NORMAL = 1000;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type OptionSpec, parseDurationOption, parseIntOption, UsageError } from "./cli.ts";
+import { type OptionSpec, parseDurationOption, parseIntOption, UsageError } from "../cli/cli.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./chat_text.ts";
 import { DEFAULT_BURST, DEFAULT_MAX_QUEUE, DEFAULT_RATE, type HubOptions } from "./hub.ts";
 import type { TcpChatOptions } from "./tcp_chat.ts";

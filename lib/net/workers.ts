@@ -9,7 +9,7 @@
  * @module
  */
 import { type Address, formatAddr } from "./addr.ts";
-import { UsageError } from "./cli.ts";
+import { UsageError } from "../cli/cli.ts";
 
 /** The `--workers` option of every server that has it, to spread into a command spec. */
 export const WORKERS_OPTION = {

@@ -8,7 +8,7 @@
  * @module
  */
 import type { NetAddress } from "./addr.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../cli/log.ts";
 import { printListening } from "./server.ts";
 
 /** How long shutdown waits for in-flight HTTP requests before giving up on them. */

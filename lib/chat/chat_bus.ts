@@ -23,9 +23,9 @@ import {
   classifyAmqpError,
   parseAmqpUrl,
   redactUrl,
-} from "./amqp.ts";
+} from "../amqp/amqp.ts";
 import { Buffer } from "node:buffer";
-import { type OptionSpec, parseDurationOption, UsageError } from "./cli.ts";
+import { type OptionSpec, parseDurationOption, UsageError } from "../cli/cli.ts";
 import type { ChatHub } from "./hub.ts";
 import {
   checkLinkMessage,
@@ -63,7 +63,7 @@ export interface AmqpChatBusOptions extends RoomLinkOptions {
 
 /**
  * Why joining the room failed, for people, and whether retrying can help:
- * lib/amqp.ts's classification, plus Deno's net permission (which no retry
+ * lib/amqp/amqp.ts's classification, plus Deno's net permission (which no retry
  * fixes) with a hint on how to grant it.
  */
 export function busFailure(error: unknown, url: string): AmqpFailure {

@@ -11,7 +11,7 @@
  */
 import amqp from "amqplib";
 import type { ChannelModel, RecoveringChannelModel } from "amqplib";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../cli/log.ts";
 
 /** The broker the book's programs use. */
 export const DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/";

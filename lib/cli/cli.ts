@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import denoConfig from "../deno.json" with { type: "json" };
+import denoConfig from "../../deno.json" with { type: "json" };
 
 /** netkit's version, from deno.json. */
 export const VERSION: string = denoConfig.version;

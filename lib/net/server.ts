@@ -7,8 +7,8 @@
  * @module
  */
 import { type Address, formatAddr, formatPeer } from "./addr.ts";
-import { Logger } from "./log.ts";
-import { type Reader, writeAll, type Writer } from "./lines.ts";
+import { Logger } from "../cli/log.ts";
+import { type Reader, writeAll, type Writer } from "../io/lines.ts";
 
 /** Default bound on simultaneous connections. */
 export const DEFAULT_MAX_CONNS = 10_000;
