@@ -22,7 +22,7 @@ import {
 } from "../lib/cli/cli.ts";
 import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
 import { goLogTime, Logger } from "../lib/cli/log.ts";
-import { describeClose } from "../lib/ws/ws_guard.ts";
+import { describeClose } from "../lib/ws/ws_frame.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 

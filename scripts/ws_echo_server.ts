@@ -14,15 +14,10 @@ import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
-import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
-import {
-  describeClose,
-  type GuardedSocket,
-  WsGuard,
-  type WsGuardOptions,
-} from "../lib/ws/ws_guard.ts";
-import { WS_SERVER_OPTIONS, wsGuardOptions } from "../lib/ws/ws_options.ts";
+import { abortOnSignals, listenOn, printListening } from "../lib/net/server.ts";
+import { describeClose, OP_BINARY, OP_TEXT } from "../lib/ws/ws_frame.ts";
+import { WsServer, type WsServerOptions, type WsSocket } from "../lib/ws/ws_server.ts";
+import { WS_SERVER_OPTIONS, wsServerOptions } from "../lib/ws/ws_options.ts";
 import { ECHO_CLIENT_PAGE } from "../lib/ws/ws_echo_page.ts";
 import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/net/workers.ts";
 
@@ -35,8 +30,8 @@ const ECHO_PATHS = new Set(["/ws", "/echo"]);
 export interface WsEchoOptions {
   /** Where to listen. Default `0.0.0.0:1234`. */
   address?: NetAddress;
-  /** The guard's bounds and Origin policy. Default {@link WsGuard}'s defaults. */
-  guard?: WsGuardOptions;
+  /** The engine's bounds and Origin policy. Default {@link WsServer}'s defaults. */
+  guard?: WsServerOptions;
   /** Log nothing per connection or message. Default false. */
   quiet?: boolean;
   /** Aborting it closes every socket with 1001 and stops the server. */
@@ -50,15 +45,12 @@ export interface WsEchoOptions {
 }
 
 /** Starts the echo server and returns its handle. */
-export function serveWsEcho(options: WsEchoOptions = {}): HttpServer {
+export async function serveWsEcho(options: WsEchoOptions = {}): Promise<WsServer> {
   const log = new Logger({ quiet: options.quiet });
-  const guard = new WsGuard({ ...options.guard, logger: options.guard?.logger ?? log });
+  const tag = options.workerTag ? ` (${options.workerTag})` : "";
   const handlers = {
-    onOpen: (client: GuardedSocket) =>
-      log.info(
-        `Connection from: ${client.peer}${options.workerTag ? ` (${options.workerTag})` : ""}`,
-      ),
-    onMessage: (client: GuardedSocket, data: string | ArrayBuffer) => {
+    onOpen: (client: WsSocket) => log.info(`Connection from: ${client.peer}${tag}`),
+    onMessage: (client: WsSocket, data: string | Uint8Array, payload: Uint8Array) => {
       if (!log.quiet) {
         log.info(
           typeof data === "string"
@@ -66,17 +58,20 @@ export function serveWsEcho(options: WsEchoOptions = {}): HttpServer {
             : `Received: ${data.byteLength} bytes (binary)`,
         );
       }
-      client.send(data);
+      // The bytes as they came, with their type: no decoding and encoding again.
+      client.send(payload, typeof data === "string" ? OP_TEXT : OP_BINARY);
     },
-    onClose: (client: GuardedSocket, code: number, reason: string) =>
+    onClose: (client: WsSocket, code: number, reason: string) =>
       log.info(
         `From ${client.peer} read websocket: close ${describeClose(code)}` +
           (reason ? ` ${reason}` : ""),
       ),
   };
-  return serveHttp((request, info) => {
+  const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 };
+  const listener = await listenOn(address, options.reusePort);
+  const server = new WsServer(listener, (request) => {
     const path = new URL(request.url).pathname;
-    if (ECHO_PATHS.has(path)) return guard.upgrade(request, info, handlers);
+    if (ECHO_PATHS.has(path)) return handlers;
     if (path === "/client") {
       return new Response(ECHO_CLIENT_PAGE, {
         headers: {
@@ -87,14 +82,9 @@ export function serveWsEcho(options: WsEchoOptions = {}): HttpServer {
       });
     }
     return new Response(WELCOME, { headers: { "content-type": "text/plain; charset=utf-8" } });
-  }, {
-    address: options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 },
-    signal: options.signal,
-    beforeShutdown: () => guard.closeAll(),
-    logger: log,
-    onListen: options.onListen,
-    reusePort: options.reusePort,
-  });
+  }, { ...options.guard, logger: options.guard?.logger ?? log, signal: options.signal });
+  (options.onListen ?? printListening)(server.addr);
+  return server;
 }
 
 const spec = {
@@ -123,7 +113,7 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
     const address = listenNetAddress(positionals, values, 1234);
-    const guard = wsGuardOptions(values);
+    const guard = wsServerOptions(values);
     const count = parseWorkers(values.workers);
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
@@ -133,7 +123,7 @@ export function main(args: string[]): Promise<number> {
       address,
       signal: controller.signal,
       serve: (slot) =>
-        Promise.resolve(serveWsEcho({
+        serveWsEcho({
           address: slot.address as NetAddress,
           guard,
           quiet: values.quiet,
@@ -141,7 +131,7 @@ export function main(args: string[]): Promise<number> {
           reusePort: slot.reusePort,
           workerTag: count > 1 ? `worker ${slot.id}` : undefined,
           onListen: () => {},
-        })),
+        }),
     });
     return 0;
   });

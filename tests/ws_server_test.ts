@@ -1,44 +1,42 @@
 import assert from "node:assert/strict";
+import { CLOSE_ABNORMAL } from "../lib/ws/ws_frame.ts";
+import { originAllowed, parseAllowedOrigins } from "../lib/ws/ws_http.ts";
 import {
-  CLOSE_ABNORMAL,
-  type GuardedSocket,
-  originAllowed,
-  parseAllowedOrigins,
-  WsGuard,
-  type WsGuardOptions,
   type WsHandlers,
-} from "../lib/ws/ws_guard.ts";
+  WsServer,
+  type WsServerOptions,
+  type WsSocket,
+} from "../lib/ws/ws_server.ts";
 import { delay, withTimeout } from "./helpers.ts";
 import { OP, RawWsClient, text } from "./ws_raw.ts";
-
-const info = { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 5555 } as Deno.Addr };
 
 function request(headers: Record<string, string>): Request {
   return new Request("http://127.0.0.1:8080/ws", { headers });
 }
 
-/** An in-process server whose every request goes through a guard. */
-function serveGuarded(options: WsGuardOptions, handlers: Partial<WsHandlers> = {}) {
-  const guard = new WsGuard(options);
+/** An in-process echo server on the engine: /ws upgrades, anything else is a page. */
+function serveEngine(options: WsServerOptions, handlers: Partial<WsHandlers> = {}) {
   const closes: Array<{ code: number; reason: string }> = [];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req, i) =>
-      guard.upgrade(req, i, {
-        onMessage: (client, data) => client.send(data),
-        ...handlers,
-        onClose: (client, code, reason) => {
-          closes.push({ code, reason });
-          handlers.onClose?.(client, code, reason);
-        },
-      }),
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const all: WsHandlers = {
+    onMessage: (client, _data, payload) =>
+      client.send(payload, typeof _data === "string" ? OP.text : OP.binary),
+    ...handlers,
+    onClose: (client, code, reason) => {
+      closes.push({ code, reason });
+      handlers.onClose?.(client, code, reason);
+    },
+  };
+  const server = new WsServer(
+    listener,
+    (req) => new URL(req.url).pathname === "/ws" ? all : new Response("page\n"),
+    options,
   );
   return {
-    guard,
+    server,
     closes,
     port: server.addr.port,
     async [Symbol.asyncDispose]() {
-      await guard.closeAll();
       await server.shutdown();
     },
   };
@@ -66,24 +64,22 @@ Deno.test("originAllowed() allows no Origin and the request's own host, refuses 
   assert.equal(originAllowed(request({ ...host, origin: "null" }), "*"), true);
 });
 
-Deno.test("WsGuard.upgrade() answers 403 to a foreign Origin and 426 to a plain request", async () => {
-  const guard = new WsGuard();
-  const onMessage = () => {};
-  const foreign = guard.upgrade(
-    request({ host: "127.0.0.1:8080", origin: "http://evil.example", upgrade: "websocket" }),
-    info,
-    { onMessage },
-  );
-  assert.equal(foreign.status, 403);
-  assert.match(await foreign.text(), /Origin "http:\/\/evil.example" is not allowed/);
-  const plain = guard.upgrade(request({ host: "127.0.0.1:8080" }), info, { onMessage });
+Deno.test("WsServer answers 403 to a foreign Origin, 426 to a plain GET, pages to others", async () => {
+  await using server = serveEngine({});
+  const foreign = await RawWsClient.open(server.port, "/ws", { Origin: "http://evil.example" });
+  foreign.client.close();
+  assert.equal(foreign.reply.status, 403);
+  const plain = await fetch(`http://127.0.0.1:${server.port}/ws`);
   assert.equal(plain.status, 426);
+  assert.equal(plain.headers.get("sec-websocket-version"), "13");
   await plain.body?.cancel();
-  assert.equal(guard.size, 0);
+  const page = await fetch(`http://127.0.0.1:${server.port}/`);
+  assert.equal(await page.text(), "page\n");
+  assert.equal(server.server.size, 0);
 });
 
-Deno.test("WsGuard echoes text and binary and closes an oversize message with 1009", async () => {
-  await using server = serveGuarded({ maxMessageBytes: 1000 });
+Deno.test("WsServer echoes text and binary and closes an oversize message with 1009", async () => {
+  await using server = serveEngine({ maxMessageBytes: 1000 });
   const { client, reply } = await RawWsClient.open(server.port);
   await using _client = client;
   assert.equal(reply.status, 101, reply.head);
@@ -109,16 +105,16 @@ Deno.test("WsGuard echoes text and binary and closes an oversize message with 10
   assert.equal(server.closes.length, 1);
 });
 
-Deno.test("WsGuard reports a close once, however many times it is asked to close", async () => {
-  let clientSide: GuardedSocket | null = null;
-  await using server = serveGuarded({}, {
+Deno.test("WsSocket reports a close once, however many times it is asked to close", async () => {
+  let clientSide: WsSocket | null = null;
+  await using server = serveEngine({}, {
     onOpen: (client) => clientSide = client,
   });
   const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
   const closed = new Promise<CloseEvent>((resolve) => ws.onclose = resolve);
   await new Promise((resolve) => ws.onopen = resolve);
   while (!clientSide) await delay(5);
-  const socket = clientSide as GuardedSocket;
+  const socket = clientSide as WsSocket;
   socket.close(1000, "bye");
   socket.close(1001, "again");
   ws.close();
@@ -130,11 +126,11 @@ Deno.test("WsGuard reports a close once, however many times it is asked to close
   assert.equal(socket.send("late"), false);
 });
 
-Deno.test("WsGuard gives up a peer that never reads, once its unread bytes pass the bound", async () => {
+Deno.test("WsServer drops a peer that never reads once its unread bytes pass the bound", async () => {
   const chunk = new Uint8Array(256 * 1024);
   let sent = 0;
   let refused = false;
-  await using server = serveGuarded({ maxBufferedBytes: 1 << 20, closeTimeoutMs: 300 }, {
+  await using server = serveEngine({ maxBufferedBytes: 1 << 20, closeTimeoutMs: 300 }, {
     onOpen(client) {
       // Far more than loopback buffers hold: the runtime must queue the rest.
       for (let i = 0; i < 200 && !refused; i++) {
@@ -155,24 +151,26 @@ Deno.test("WsGuard gives up a peer that never reads, once its unread bytes pass 
   assert.equal(refused, true);
   assert.ok(sent < 200, `sent ${sent} chunks`);
   assert.equal(server.closes[0].code, CLOSE_ABNORMAL);
-  assert.equal(server.guard.size, 0);
-  client.close(); // lets the runtime release what it still holds
-  await delay(100);
+  assert.equal(server.server.size, 0);
+  // The server closed the TCP connection: the client reads to its end.
+  await withTimeout(
+    (async () => {
+      while ((await client.conn.read(new Uint8Array(1 << 16))) !== null) { /* drain */ }
+    })(),
+    5_000,
+    "the server to close the connection",
+  );
+  client.close();
 });
 
-Deno.test("WsGuard.closeAll() closes every socket with 1001 and refuses new ones", async () => {
-  await using server = serveGuarded({});
+Deno.test("WsServer.shutdown() closes every socket with 1001", async () => {
+  await using server = serveEngine({});
   const sockets = [0, 1, 2].map(() => new WebSocket(`ws://127.0.0.1:${server.port}/ws`));
   await Promise.all(sockets.map((ws) => new Promise((resolve) => ws.onopen = resolve)));
   const codes = Promise.all(
     sockets.map((ws) => new Promise<number>((resolve) => ws.onclose = (e) => resolve(e.code))),
   );
-  await server.guard.closeAll();
+  await server.server.shutdown();
   assert.deepEqual(await codes, [1001, 1001, 1001]);
-  assert.equal(server.guard.size, 0);
-  const late = await fetch(`http://127.0.0.1:${server.port}/ws`, {
-    headers: { upgrade: "websocket" },
-  });
-  assert.equal(late.status, 503);
-  await late.body?.cancel();
+  assert.equal(server.server.size, 0);
 });
