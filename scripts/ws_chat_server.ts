@@ -31,7 +31,7 @@ import { Logger } from "../lib/cli/log.ts";
 import { abortOnSignals, listenOn, type TcpServer } from "../lib/net/server.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/chat/tcp_chat.ts";
 import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/net/workers.ts";
-import { CLOSE_POLICY } from "../lib/ws/ws_frame.ts";
+import { CLOSE_POLICY, type WsMessage } from "../lib/ws/ws_frame.ts";
 import { parseAllowedOrigins } from "../lib/ws/ws_http.ts";
 import {
   type WsHandlers,
@@ -144,18 +144,19 @@ class WsMember implements WsHandlers, MemberSink {
     }
   }
 
-  onMessage(client: WsSocket, data: string | Uint8Array): void {
+  onMessage(client: WsSocket, message: WsMessage): void {
     const member = this.#member;
     if (!member) {
       this.#log.error(`${client.peer}: message before joining, dropped`);
       return;
     }
-    if (typeof data !== "string") {
+    if (message.binary) {
       this.#hub.notify(member, "Binary messages are not supported: send text", "error");
       return;
     }
-    if (data.trim() === "/who") this.#hub.who(member);
-    else this.#hub.broadcast(member, data);
+    const text = message.text;
+    if (text.trim() === "/who") this.#hub.who(member);
+    else this.#hub.broadcast(member, text);
   }
 
   onClose(_client: WsSocket, code: number): void {

@@ -15,7 +15,7 @@ import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
 import { abortOnSignals, listenOn, printListening } from "../lib/net/server.ts";
-import { describeClose, OP_BINARY, OP_TEXT } from "../lib/ws/ws_frame.ts";
+import { describeClose, OP_BINARY, OP_TEXT, type WsMessage } from "../lib/ws/ws_frame.ts";
 import { WsServer, type WsServerOptions, type WsSocket } from "../lib/ws/ws_server.ts";
 import { WS_SERVER_OPTIONS, wsServerOptions } from "../lib/ws/ws_options.ts";
 import { ECHO_CLIENT_PAGE } from "../lib/ws/ws_echo_page.ts";
@@ -50,16 +50,16 @@ export async function serveWsEcho(options: WsEchoOptions = {}): Promise<WsServer
   const tag = options.workerTag ? ` (${options.workerTag})` : "";
   const handlers = {
     onOpen: (client: WsSocket) => log.info(`Connection from: ${client.peer}${tag}`),
-    onMessage: (client: WsSocket, data: string | Uint8Array, payload: Uint8Array) => {
+    onMessage: (client: WsSocket, message: WsMessage) => {
       if (!log.quiet) {
         log.info(
-          typeof data === "string"
-            ? `Received: ${data}`
-            : `Received: ${data.byteLength} bytes (binary)`,
+          message.binary
+            ? `Received: ${message.payload.byteLength} bytes (binary)`
+            : `Received: ${message.text}`,
         );
       }
       // The bytes as they came, with their type: no decoding and encoding again.
-      client.send(payload, typeof data === "string" ? OP_TEXT : OP_BINARY);
+      client.send(message.payload, message.binary ? OP_BINARY : OP_TEXT);
     },
     onClose: (client: WsSocket, code: number, reason: string) =>
       log.info(

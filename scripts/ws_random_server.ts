@@ -16,7 +16,7 @@ import { parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
 import { abortOnSignals, listenOn, printListening } from "../lib/net/server.ts";
-import { CLOSE_NORMAL, CLOSE_POLICY, describeClose } from "../lib/ws/ws_frame.ts";
+import { CLOSE_NORMAL, CLOSE_POLICY, describeClose, type WsMessage } from "../lib/ws/ws_frame.ts";
 import { WsServer, type WsServerOptions, type WsSocket } from "../lib/ws/ws_server.ts";
 import { WS_SERVER_OPTIONS, wsServerOptions } from "../lib/ws/ws_options.ts";
 
@@ -81,10 +81,10 @@ export async function serveWsRandom(options: WsRandomOptions = {}): Promise<WsSe
   const started = new WeakSet<WsSocket>();
   const handlers = {
     onOpen: (client: WsSocket) => log.info(`Connection from: ${client.peer}`),
-    onMessage: (client: WsSocket, data: string | Uint8Array) => {
+    onMessage: (client: WsSocket, message: WsMessage) => {
       if (started.has(client)) return; // the count came; later messages change nothing
       started.add(client);
-      const count = parseCount(data);
+      const count = parseCount(message.data);
       if (typeof count === "string") {
         log.info(`${client.peer}: ${count}`);
         client.send(count);

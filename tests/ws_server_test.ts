@@ -19,8 +19,8 @@ function serveEngine(options: WsServerOptions, handlers: Partial<WsHandlers> = {
   const closes: Array<{ code: number; reason: string }> = [];
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const all: WsHandlers = {
-    onMessage: (client, _data, payload) =>
-      client.send(payload, typeof _data === "string" ? OP.text : OP.binary),
+    onMessage: (client, message) =>
+      client.send(message.payload, message.binary ? OP.binary : OP.text),
     ...handlers,
     onClose: (client, code, reason) => {
       closes.push({ code, reason });

@@ -91,19 +91,54 @@ export class WsProtocolError extends Error {
   }
 }
 
+/**
+ * A whole message as the reader hands it on, valid only during the call:
+ * its payload may be a view into the read buffer, and the object is reused
+ * for the next message. A text message's UTF-8 is already checked; its
+ * text is decoded only when asked for.
+ */
+export class WsMessage {
+  /** Whether it came as binary (else as text). */
+  binary = false;
+  /** The message's bytes. */
+  payload: Uint8Array = new Uint8Array(0);
+  #text: string | null = null;
+
+  /** @internal Points the message at a new payload (and its text, when already decoded). */
+  reset(binary: boolean, payload: Uint8Array, text: string | null): this {
+    this.binary = binary;
+    this.payload = payload;
+    this.#text = text;
+    return this;
+  }
+
+  /** The payload as text (a binary message's bytes decoded leniently). */
+  get text(): string {
+    return this.#text ??= lenientDecoder.decode(this.payload);
+  }
+
+  /** Its text, or its bytes (a copy) when binary. */
+  get data(): string | Uint8Array {
+    return this.binary ? this.payload.slice() : this.text;
+  }
+}
+
 /** What the reader hands on: whole messages and control frames. */
 export interface FrameHandler {
-  /**
-   * A whole message. `payload` is only valid during the call (it may be a
-   * view into the read buffer); `text` is its decoded text, or null for a
-   * binary message.
-   */
-  onMessage(payload: Uint8Array, text: string | null): void;
+  /** A whole message (see {@link WsMessage} for how long it stays valid). */
+  onMessage(message: WsMessage): void;
   /** A ping, pong or close frame (its payload, valid during the call, already checked). */
   onControl(opcode: number, payload: Uint8Array): void;
 }
 
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** Whether every byte is ASCII: the common case, checked without a call into the runtime. */
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.byteLength; i++) if (bytes[i] & 0x80) return false;
+  return true;
+}
 
 /** Decodes UTF-8 or throws a 1007 {@link WsProtocolError}. */
 export function decodeUtf8(bytes: Uint8Array, what: string): string {
@@ -146,6 +181,7 @@ export class FrameReader {
   /** The header of the frame whose payload has not fully arrived, 0 when none. */
   #headerBytes = 0;
   #payloadBytes = 0;
+  #message = new WsMessage();
 
   constructor(maxMessageBytes: number) {
     this.maxMessageBytes = maxMessageBytes;
@@ -245,7 +281,9 @@ export class FrameReader {
       return;
     }
     if (fin && opcode !== OP_CONTINUATION) {
-      handler.onMessage(payload, opcode === OP_TEXT ? decodeUtf8(payload, "text message") : null);
+      const binary = opcode === OP_BINARY;
+      const text = binary || isAscii(payload) ? null : decodeUtf8(payload, "text message");
+      handler.onMessage(this.#message.reset(binary, payload, text));
       return;
     }
     if (opcode !== OP_CONTINUATION) {
@@ -267,12 +305,13 @@ export class FrameReader {
     if (!fin) return;
     const whole = concatBytes(this.#fragments, this.#fragmentBytes);
     const text = this.#decoder ? this.#text : null;
+    const binary = this.#messageOpcode === OP_BINARY;
     this.#messageOpcode = 0;
     this.#fragments = [];
     this.#fragmentBytes = 0;
     this.#decoder = null;
     this.#text = "";
-    handler.onMessage(whole, text);
+    handler.onMessage(this.#message.reset(binary, whole, text));
   }
 }
 
@@ -302,36 +341,49 @@ export function concatBytes(parts: readonly Uint8Array[], total: number): Uint8A
   return out;
 }
 
-/** The size of an unmasked frame header for a payload of `length` bytes. */
-function headerSize(length: number): number {
-  return length < 126 ? 2 : length < 65536 ? 4 : 10;
+/** The size of an unmasked frame (a server's) with a payload of `length` bytes. */
+export function frameSize(length: number): number {
+  return length + (length < 126 ? 2 : length < 65536 ? 4 : 10);
+}
+
+/**
+ * Writes the header of an unmasked, final frame at `buf[at..]`; returns its
+ * size (2, 4 or 10 bytes).
+ */
+export function writeFrameHeader(
+  buf: Uint8Array,
+  at: number,
+  opcode: number,
+  length: number,
+): number {
+  buf[at] = 0x80 | opcode;
+  if (length < 126) {
+    buf[at + 1] = length;
+    return 2;
+  }
+  if (length < 65536) {
+    buf[at + 1] = 126;
+    buf[at + 2] = length >>> 8;
+    buf[at + 3] = length & 0xff;
+    return 4;
+  }
+  buf[at + 1] = 127;
+  const high = Math.floor(length / 2 ** 32);
+  buf[at + 2] = high >>> 24;
+  buf[at + 3] = (high >>> 16) & 0xff;
+  buf[at + 4] = (high >>> 8) & 0xff;
+  buf[at + 5] = high & 0xff;
+  buf[at + 6] = length >>> 24;
+  buf[at + 7] = (length >>> 16) & 0xff;
+  buf[at + 8] = (length >>> 8) & 0xff;
+  buf[at + 9] = length & 0xff;
+  return 10;
 }
 
 /** Encodes one unmasked, final frame (a server's frame): header and payload in one buffer. */
 export function encodeFrame(opcode: number, payload: Uint8Array): Uint8Array {
-  const length = payload.byteLength;
-  const header = headerSize(length);
-  const frame = new Uint8Array(header + length);
-  frame[0] = 0x80 | opcode;
-  if (header === 2) {
-    frame[1] = length;
-  } else if (header === 4) {
-    frame[1] = 126;
-    frame[2] = length >>> 8;
-    frame[3] = length & 0xff;
-  } else {
-    frame[1] = 127;
-    const high = Math.floor(length / 2 ** 32);
-    frame[2] = high >>> 24;
-    frame[3] = (high >>> 16) & 0xff;
-    frame[4] = (high >>> 8) & 0xff;
-    frame[5] = high & 0xff;
-    frame[6] = length >>> 24;
-    frame[7] = (length >>> 16) & 0xff;
-    frame[8] = (length >>> 8) & 0xff;
-    frame[9] = length & 0xff;
-  }
-  frame.set(payload, header);
+  const frame = new Uint8Array(frameSize(payload.byteLength));
+  frame.set(payload, writeFrameHeader(frame, 0, opcode, payload.byteLength));
   return frame;
 }
 

@@ -8,7 +8,7 @@
  *
  *     const server = new WsServer(await listenOn(address), (request) =>
  *       new URL(request.url).pathname === "/ws"
- *         ? { onMessage: (socket, data) => socket.send(data) }
+ *         ? { onMessage: (socket, message) => socket.send(message.data) }
  *         : new Response("Welcome!\n"));
  *
  * @module
@@ -27,12 +27,15 @@ import {
   FrameCache,
   type FrameHandler,
   FrameReader,
+  frameSize,
   OP_BINARY,
   OP_CLOSE,
   OP_PING,
   OP_PONG,
   OP_TEXT,
   parseClosePayload,
+  writeFrameHeader,
+  type WsMessage,
   WsProtocolError,
 } from "./ws_frame.ts";
 import {
@@ -71,11 +74,8 @@ const BUSY_RESPONSE = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/pl
 export interface WsHandlers {
   /** The socket is open and may send. */
   onOpen?(socket: WsSocket): void;
-  /**
-   * A whole message: its text, or its bytes for a binary message. `payload`
-   * is the raw message, valid only during the call (send it on, or copy it).
-   */
-  onMessage(socket: WsSocket, data: string | Uint8Array, payload: Uint8Array): void;
+  /** A whole message, valid only during the call (send its payload on, or copy it). */
+  onMessage(socket: WsSocket, message: WsMessage): void;
   /** Called exactly once per socket, whoever closed it: the peer's code, ours, or 1006. */
   onClose?(socket: WsSocket, code: number, reason: string): void;
 }
@@ -130,9 +130,11 @@ export class WsSocket implements FrameHandler {
   #pinged = false;
   #closeCode = CLOSE_ABNORMAL;
   #closeReason = "";
-  #queue: Uint8Array[] = [];
-  /** Bytes queued and being written. */
-  #queued = 0;
+  /** Frames waiting for the next write, packed in one buffer (none while idle). */
+  #out: Uint8Array | null = null;
+  #outBytes = 0;
+  /** Bytes of the write in progress. */
+  #inFlight = 0;
   #writing = false;
   #writeSince = 0;
   #corked = false;
@@ -161,7 +163,7 @@ export class WsSocket implements FrameHandler {
 
   /** Bytes queued for the peer and not yet taken by the kernel. */
   get bufferedAmount(): number {
-    return this.#queued;
+    return this.#outBytes + this.#inFlight;
   }
 
   /** Whether a write is in progress (more sends are batched behind it). */
@@ -178,23 +180,25 @@ export class WsSocket implements FrameHandler {
    */
   send(data: string | Uint8Array, opcode?: number): boolean {
     if (this.#state !== State.Open) return false;
-    const frame = typeof data === "string"
-      ? this.#server.frames.frame(opcode ?? OP_TEXT, encoder.encode(data))
-      : this.#server.frames.frame(opcode ?? OP_BINARY, data);
-    if (this.#queued + frame.byteLength > this.#server.maxBufferedBytes) {
-      this.#server.logger?.error(
-        `${this.peer}: more than ${this.#server.maxBufferedBytes} bytes unread, closing`,
-      );
+    const payload = typeof data === "string" ? encoder.encode(data) : data;
+    const op = opcode ?? (typeof data === "string" ? OP_TEXT : OP_BINARY);
+    const max = this.#server.maxBufferedBytes;
+    if (this.#outBytes + this.#inFlight + frameSize(payload.byteLength) > max) {
+      this.#server.logger?.error(`${this.peer}: more than ${max} bytes unread, closing`);
       this.drop(CLOSE_POLICY, "too slow: reader fell behind");
       return false;
     }
-    this.#enqueue(frame);
+    if (!this.#writing && !this.#corked && this.#outBytes === 0) {
+      this.#write(this.#server.frames.frame(op, payload));
+    } else {
+      this.#append(op, payload);
+    }
     return true;
   }
 
   /** Resolves once everything queued has been written (or the socket closed). */
   flushed(): Promise<void> {
-    if (!this.#writing && this.#queue.length === 0) return Promise.resolve();
+    if (!this.#writing && this.#outBytes === 0) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
@@ -205,7 +209,7 @@ export class WsSocket implements FrameHandler {
     this.#closeCode = code;
     this.#closeReason = reason;
     this.#deadline = Date.now() + this.#server.closeTimeoutMs;
-    this.#enqueue(this.#server.frames.frame(OP_CLOSE, closePayload(code, reason)));
+    this.#append(OP_CLOSE, closePayload(code, reason));
   }
 
   /**
@@ -245,7 +249,7 @@ export class WsSocket implements FrameHandler {
       this.close(CLOSE_GOING_AWAY, "idle timeout");
     } else if (silent >= idle / 2 && !this.#pinged) {
       this.#pinged = true;
-      this.#enqueue(this.#server.frames.frame(OP_PING, EMPTY));
+      this.#append(OP_PING, EMPTY);
     }
   }
 
@@ -298,7 +302,7 @@ export class WsSocket implements FrameHandler {
   #fail(code: number, reason: string): void {
     if (this.#state === State.Open) {
       this.#discard();
-      this.#enqueue(this.#server.frames.frame(OP_CLOSE, closePayload(code, reason)));
+      this.#append(OP_CLOSE, closePayload(code, reason));
     }
     this.#closeCode = code;
     this.#closeReason = reason;
@@ -308,14 +312,14 @@ export class WsSocket implements FrameHandler {
       Date.now() + Math.min(DROP_GRACE_MS, this.#server.closeTimeoutMs),
     );
     this.#endWhenFlushed = true;
-    if (!this.#writing && this.#queue.length === 0) this.#halfClose();
+    if (!this.#writing && this.#outBytes === 0) this.#halfClose();
   }
 
   /** FrameHandler: a whole message. */
-  onMessage(payload: Uint8Array, text: string | null): void {
+  onMessage(message: WsMessage): void {
     if (this.#state !== State.Open) return;
     try {
-      this.#handlers.onMessage(this, text ?? payload, payload);
+      this.#handlers.onMessage(this, message);
     } catch (error) {
       this.#server.logger?.error(`${this.peer}: onMessage: ${error}`);
       this.close(CLOSE_SERVER_ERROR, "server error");
@@ -325,7 +329,7 @@ export class WsSocket implements FrameHandler {
   /** FrameHandler: a control frame. */
   onControl(opcode: number, payload: Uint8Array): void {
     if (opcode === OP_PING) {
-      if (this.#state === State.Open) this.#enqueue(encodeControl(OP_PONG, payload));
+      if (this.#state === State.Open) this.#append(OP_PONG, payload);
     } else if (opcode === OP_CLOSE) {
       const { code, reason } = parseClosePayload(payload);
       if (this.#state === State.Open) {
@@ -334,7 +338,7 @@ export class WsSocket implements FrameHandler {
         this.#closeReason = reason;
         // What was sent before the close still goes out, then the reply.
         const reply = code === CLOSE_NO_STATUS ? EMPTY : closePayload(code);
-        this.#enqueue(encodeControl(OP_CLOSE, reply));
+        this.#append(OP_CLOSE, reply);
         this.#state = State.Closing;
         this.#deadline = Date.now() + this.#server.closeTimeoutMs;
         // Closed once the reply is written (the read loop flushes it).
@@ -351,55 +355,62 @@ export class WsSocket implements FrameHandler {
 
   /** Forgets what waits to be written (not the write in progress). */
   #discard(): void {
-    for (const frame of this.#queue) this.#queued -= frame.byteLength;
-    this.#queue = [];
+    this.#out = null;
+    this.#outBytes = 0;
   }
 
-  #enqueue(frame: Uint8Array): void {
-    this.#queue.push(frame);
-    this.#queued += frame.byteLength;
+  /** Packs a frame behind those waiting, and writes unless a write is on or the socket is corked. */
+  #append(opcode: number, payload: Uint8Array): void {
+    const need = this.#outBytes + frameSize(payload.byteLength);
+    let out = this.#out;
+    if (out === null || need > out.byteLength) {
+      const bigger = new Uint8Array(Math.max(need, (out?.byteLength ?? 512) * 2));
+      if (out !== null) bigger.set(out.subarray(0, this.#outBytes));
+      out = this.#out = bigger;
+    }
+    const at = this.#outBytes + writeFrameHeader(out, this.#outBytes, opcode, payload.byteLength);
+    out.set(payload, at);
+    this.#outBytes = need;
     if (!this.#writing && !this.#corked) this.#flush();
   }
 
   #flush(): void {
-    if (this.#writing || this.#queue.length === 0) return;
-    const queue = this.#queue;
-    this.#queue = [];
-    let batch = queue[0];
-    if (queue.length > 1) {
-      let total = 0;
-      for (const frame of queue) total += frame.byteLength;
-      batch = new Uint8Array(total);
-      let offset = 0;
-      for (const frame of queue) {
-        batch.set(frame, offset);
-        offset += frame.byteLength;
-      }
-    }
+    if (this.#writing || this.#outBytes === 0) return;
+    const batch = this.#out!.subarray(0, this.#outBytes);
+    this.#out = null;
+    this.#outBytes = 0;
+    this.#write(batch);
+  }
+
+  #write(batch: Uint8Array): void {
     this.#writing = true;
     this.#writeSince = Date.now();
-    const size = batch.byteLength;
-    writeAll(this.#session.conn, batch).then(() => {
-      this.#writing = false;
-      this.#queued -= size;
-      if (this.#queue.length > 0) {
-        this.#flush();
-        return;
-      }
-      this.#wake();
-      if (this.#endWhenFlushed) {
-        if (this.#state === State.Failed) this.#halfClose();
-        else this.#end();
-      }
-    }, () => {
-      this.#writing = false;
-      this.#queue = [];
-      this.#queued = 0;
-      if (this.#state === State.Open) this.#closeCode = CLOSE_ABNORMAL;
-      this.#session.close();
-      this.#wake();
-    });
+    this.#inFlight = batch.byteLength;
+    writeAll(this.#session.conn, batch).then(this.#written, this.#writeFailed);
   }
+
+  #written = (): void => {
+    this.#writing = false;
+    this.#inFlight = 0;
+    if (this.#outBytes > 0) {
+      this.#flush();
+      return;
+    }
+    this.#wake();
+    if (this.#endWhenFlushed) {
+      if (this.#state === State.Failed) this.#halfClose();
+      else this.#end();
+    }
+  };
+
+  #writeFailed = (): void => {
+    this.#writing = false;
+    this.#inFlight = 0;
+    this.#discard();
+    if (this.#state === State.Open) this.#closeCode = CLOSE_ABNORMAL;
+    this.#session.close();
+    this.#wake();
+  };
 
   #wake(): void {
     const waiters = this.#waiters;
@@ -426,7 +437,7 @@ export class WsSocket implements FrameHandler {
     const wasOpen = this.#state === State.Open;
     this.#state = State.Done;
     this.#session.close();
-    this.#queue = [];
+    this.#discard();
     this.#wake();
     if (wasOpen) this.#closeCode = CLOSE_ABNORMAL;
     this.#server.forget(this);
@@ -440,14 +451,6 @@ export class WsSocket implements FrameHandler {
 
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
-
-function encodeControl(opcode: number, payload: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(2 + payload.byteLength);
-  frame[0] = 0x80 | opcode;
-  frame[1] = payload.byteLength;
-  frame.set(payload, 2);
-  return frame;
-}
 
 /**
  * A WebSocket server on a listener: it answers plain pages and upgrades,
