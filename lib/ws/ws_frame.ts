@@ -207,6 +207,8 @@ export class FrameReader {
         if (available < 2) return;
         const b0 = buf[start];
         const b1 = buf[start + 1];
+        // The first two bytes decide most rules: checked before waiting for more.
+        this.#check(b0, b1);
         header = 6;
         length = b1 & 0x7f;
         if (length === 126) header = 8;
@@ -214,7 +216,12 @@ export class FrameReader {
         if (available < header) return;
         if (length === 126) length = (buf[start + 2] << 8) | buf[start + 3];
         else if (length === 127) length = this.#longLength(buf, start + 2);
-        this.#check(b0, b1, length);
+        if ((b0 & 0x08) === 0 && this.#fragmentBytes + length > this.maxMessageBytes) {
+          throw new WsProtocolError(
+            CLOSE_TOO_BIG,
+            `message too big: limit is ${this.maxMessageBytes} bytes`,
+          );
+        }
         this.#headerBytes = header;
         this.#payloadBytes = length;
       }
@@ -238,10 +245,11 @@ export class FrameReader {
     return high * 2 ** 32 + low;
   }
 
-  /** The rules a header alone decides, so that no payload is read for a frame refused. */
-  #check(b0: number, b1: number, length: number): void {
+  /** The rules a frame's first two bytes decide, so that nothing more is read for a frame refused. */
+  #check(b0: number, b1: number): void {
     const opcode = b0 & 0x0f;
     const fin = (b0 & 0x80) !== 0;
+    const length = b1 & 0x7f;
     if (b0 & 0x70) throw new WsProtocolError(CLOSE_PROTOCOL_ERROR, "RSV bits set");
     if (!(b1 & 0x80)) throw new WsProtocolError(CLOSE_PROTOCOL_ERROR, "unmasked client frame");
     if (opcode >= 0x8) {
@@ -263,12 +271,6 @@ export class FrameReader {
       }
     } else if (this.#messageOpcode !== 0) {
       throw new WsProtocolError(CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one");
-    }
-    if (this.#fragmentBytes + length > this.maxMessageBytes) {
-      throw new WsProtocolError(
-        CLOSE_TOO_BIG,
-        `message too big: limit is ${this.maxMessageBytes} bytes`,
-      );
     }
   }
 
