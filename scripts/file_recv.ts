@@ -39,7 +39,8 @@ import { copyHashed, sha256 } from "../lib/file/hashed_copy.ts";
 import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { formatBytes, ProgressBoard } from "../lib/cli/progress.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 
 /** A sender silent this long is dropped; its `.part` stays for a resume. */
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;

@@ -37,8 +37,10 @@ import {
   LineWriter,
 } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
+import { deadline, settledWithin } from "../lib/io/deadline.ts";
 import { DEFAULT_ITERATIONS, PasswordHasher, type PasswordRecord } from "../lib/im/password.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 
 /** Default bound on messages waiting for one offline user. */
 export const DEFAULT_MAX_OFFLINE = 1_000;
@@ -383,21 +385,13 @@ class Client {
   /** Writes a line and resolves to whether it reached the socket in time. */
   async deliver(line: string): Promise<boolean> {
     if (this.closed) return false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const written = await Promise.race([
-        this.writer.write(line).then(() => true),
-        new Promise<false>((resolve) =>
-          timer = setTimeout(() => resolve(false), DELIVERY_TIMEOUT_MS)
-        ),
-      ]);
-      if (!written) this.session.close(); // Stuck: drop it; the messages stay stored.
-      return written;
+      await deadline(this.writer.write(line), DELIVERY_TIMEOUT_MS, "Delivery timed out");
+      return true;
     } catch {
+      // Stuck or gone: drop it; the messages stay stored.
       this.session.close();
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
@@ -709,14 +703,7 @@ class ImService {
 
 /** Ends a replaced session: its last lines get a moment to leave, then it closes. */
 function closeSoon(client: Client, ms = 1_000): void {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  Promise.race([
-    client.writer.flush().catch(() => {}),
-    new Promise((resolve) => timer = setTimeout(resolve, ms)),
-  ]).finally(() => {
-    clearTimeout(timer);
-    client.session.close();
-  });
+  settledWithin(client.writer.flush(), ms).then(() => client.session.close());
 }
 
 /** Formats an error line, echoing the request id when there is one. */

@@ -29,7 +29,8 @@ import {
   RpcRegistry,
 } from "../lib/rpc/jsonrpc.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 
 /** Where HTTP clients post their requests. */
 export const RPC_PATH = "/rpc";

@@ -22,7 +22,8 @@ import {
 import { runCommand } from "../lib/cli/cli.ts";
 import { ChatHub, type HubOptions } from "../lib/chat/hub.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals, printListening, type TcpServer } from "../lib/net/server.ts";
+import { printListening, type TcpServer } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/chat/tcp_chat.ts";
 
 /** Options for {@link serveChat}. */

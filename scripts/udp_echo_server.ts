@@ -13,7 +13,7 @@
 import { joinHostPort, type NetAddress } from "../lib/net/addr.ts";
 import { runCommand, UsageError } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 import {
   parseUdpServerArgs,
   previewDatagram,

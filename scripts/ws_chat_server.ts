@@ -28,7 +28,8 @@ import {
   type MemberSink,
 } from "../lib/chat/hub.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals, type TcpServer } from "../lib/net/server.ts";
+import { type TcpServer } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/chat/tcp_chat.ts";
 import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/net/workers.ts";
 import {

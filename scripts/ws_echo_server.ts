@@ -15,7 +15,7 @@ import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
 import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 import {
   describeClose,
   type GuardedSocket,

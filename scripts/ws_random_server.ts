@@ -16,7 +16,7 @@ import { parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
 import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 import {
   CLOSE_NORMAL,
   CLOSE_POLICY,

@@ -18,6 +18,7 @@ import { escapeControls, NameError } from "./chat_text.ts";
 import { type ChatHub, type Member, onlineText } from "./hub.ts";
 import { LineReader, LineTooLongError } from "../io/lines.ts";
 import { Logger } from "../cli/log.ts";
+import { settledWithin } from "../io/deadline.ts";
 import { serveTcp, type Session, type TcpServer } from "../net/server.ts";
 
 /** Seed 001's heartbeat expiry. */
@@ -143,12 +144,7 @@ class Connection {
  * leave, before the servers close the connections.
  */
 export async function closeRoom(hub: ChatHub): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    hub.close(),
-    new Promise((resolve) => timer = setTimeout(resolve, FLUSH_ON_CLOSE_MS)),
-  ]);
-  clearTimeout(timer);
+  await settledWithin(hub.close(), FLUSH_ON_CLOSE_MS);
 }
 
 /**
@@ -203,12 +199,7 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
       if (member) {
         hub.leave(member, reason);
         // Let a last notice (the server shutting down) reach the peer before the socket closes.
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          member.flushed(),
-          new Promise((resolve) => timer = setTimeout(resolve, FLUSH_ON_CLOSE_MS)),
-        ]);
-        clearTimeout(timer);
+        await settledWithin(member.flushed(), FLUSH_ON_CLOSE_MS);
       }
       log.info(`Closed ${session.peer}`);
     }

@@ -11,13 +11,8 @@ import { type Address, LISTEN_OPTIONS, listenAddress } from "./addr.ts";
 import { type OptionValues, parseDurationOption, parseIntOption, UsageError } from "../cli/cli.ts";
 import { DEFAULT_MAX_LINE_BYTES, LineReader, LineTooLongError, writeAll } from "../io/lines.ts";
 import type { Logger } from "../cli/log.ts";
-import {
-  abortOnSignals,
-  serveTcp,
-  type Session,
-  type SessionHandler,
-  type TcpServer,
-} from "./server.ts";
+import { abortOnSignals } from "../cli/signals.ts";
+import { serveTcp, type Session, type SessionHandler, type TcpServer } from "./server.ts";
 import { parseWorkers, serveWorkers, type SharedCounter, WORKERS_OPTION } from "./workers.ts";
 
 /** The word that ends a client's connection, as in the seeds. */

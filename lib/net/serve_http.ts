@@ -9,6 +9,7 @@
  */
 import type { NetAddress } from "./addr.ts";
 import type { Logger } from "../cli/log.ts";
+import { settledWithin } from "../io/deadline.ts";
 import { printListening } from "./server.ts";
 
 /** How long shutdown waits for in-flight HTTP requests before giving up on them. */
@@ -66,12 +67,7 @@ export function serveHttp(
       try {
         await options.beforeShutdown?.();
       } finally {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          server.shutdown().catch(() => {}),
-          new Promise((resolve) => timer = setTimeout(resolve, HTTP_SHUTDOWN_TIMEOUT_MS)),
-        ]);
-        clearTimeout(timer);
+        await settledWithin(server.shutdown(), HTTP_SHUTDOWN_TIMEOUT_MS);
         done();
       }
     })();

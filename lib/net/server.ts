@@ -8,6 +8,7 @@
  */
 import { type Address, formatAddr, formatPeer } from "./addr.ts";
 import { Logger } from "../cli/log.ts";
+import { delay, settledWithin } from "../io/deadline.ts";
 import { type Reader, writeAll, type Writer } from "../io/lines.ts";
 
 /** Default bound on simultaneous connections. */
@@ -121,18 +122,9 @@ export class Session implements Reader, Writer {
   /** Writes a last line (best effort, bounded in time) and closes. */
   async closeWith(message: string, timeoutMs = 1_000): Promise<void> {
     if (this.#closed) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        this.writeAll(message),
-        new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
-      ]);
-    } catch {
-      // The peer is gone; closing is all that is left.
-    } finally {
-      clearTimeout(timer);
-      this.close();
-    }
+    // A failed write means the peer is gone; closing is all that is left.
+    await settledWithin(this.writeAll(message), timeoutMs);
+    this.close();
   }
 }
 
@@ -229,10 +221,7 @@ export class TcpServer implements AsyncDisposable {
     this.#controller.abort();
     for (const session of this.#sessions) session.drain();
     const drainMs = this.#options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, drainMs));
-    await Promise.race([Promise.allSettled([...this.#handlers]), timeout]);
-    clearTimeout(timer);
+    await settledWithin(Promise.allSettled([...this.#handlers]), drainMs);
     for (const session of this.#sessions) session.close();
   }
 
@@ -246,7 +235,7 @@ export class TcpServer implements AsyncDisposable {
         if (this.#controller.signal.aborted || error instanceof Deno.errors.BadResource) break;
         // Out of file descriptors and the like: say so, breathe, go on.
         this.#logger.error("accept:", error);
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await delay(100);
         continue;
       }
       if (this.#sessions.size >= maxConns) {
@@ -358,28 +347,4 @@ export async function serveTcp(
 /** Prints the ready line tests and users wait for: `Listening on tcp://H:P`. */
 export function printListening(addr: Deno.Addr): void {
   console.log(`Listening on ${formatAddr(addr)}`);
-}
-
-/**
- * Aborts `controller` on SIGINT or SIGTERM; dispose the result to remove
- * the listeners. A second signal is left to the default action, so a stuck
- * shutdown can still be interrupted.
- */
-export function abortOnSignals(controller: AbortController): Disposable {
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  const onSignal = () => {
-    remove();
-    controller.abort();
-  };
-  const remove = () => {
-    for (const sig of signals) {
-      try {
-        Deno.removeSignalListener(sig, onSignal);
-      } catch {
-        // Never added.
-      }
-    }
-  };
-  for (const sig of signals) Deno.addSignalListener(sig, onSignal);
-  return { [Symbol.dispose]: remove };
 }

@@ -10,6 +10,7 @@
  */
 import { type Address, formatAddr } from "./addr.ts";
 import { UsageError } from "../cli/cli.ts";
+import { deadline } from "../io/deadline.ts";
 
 /** The `--workers` option of every server that has it, to spread into a command spec. */
 export const WORKERS_OPTION = {
@@ -147,10 +148,11 @@ export async function serveWorkers(options: ServeWorkersOptions): Promise<void> 
         }),
       );
     }
-    await withTimeout(
+    const startMs = options.startTimeoutMs ?? 30_000;
+    await deadline(
       Promise.all(workers.map((w) => w.ready)),
-      options.startTimeoutMs ?? 30_000,
-      "the workers to start listening",
+      startMs,
+      `Timed out after ${startMs} ms waiting for the workers to start listening`,
     );
   } catch (error) {
     local.abort();
@@ -246,21 +248,4 @@ async function runAsWorker(serve: (slot: WorkerSlot) => Promise<Served>): Promis
   scope.postMessage({ type: "ready" });
   await served.finished;
   scope.postMessage({ type: "stopped" });
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -25,6 +25,7 @@
  */
 import { formatPeer } from "../net/addr.ts";
 import type { Logger } from "../cli/log.ts";
+import { settledWithin } from "../io/deadline.ts";
 
 /** Normal closure. */
 export const CLOSE_NORMAL = 1000;
@@ -392,12 +393,8 @@ export class WsGuard {
     this.#shuttingDown = true;
     for (const client of this.#sockets) client.close(code, reason);
     if (this.#sockets.size > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => timer = setTimeout(resolve, this.closeTimeoutMs)),
-      ]);
-      clearTimeout(timer);
+      const allClosed = new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+      await settledWithin(allClosed, this.closeTimeoutMs);
     }
     for (const client of this.#sockets) client.finish(CLOSE_ABNORMAL, "close timed out");
     this.#stopSweeper();
