@@ -19,6 +19,7 @@ import { type ChatHub, type Member, onlineText } from "./hub.ts";
 import { LineReader, LineTooLongError } from "../io/lines.ts";
 import { Logger } from "../cli/log.ts";
 import { settledWithin } from "../io/deadline.ts";
+import type { ConnectionLimit } from "../net/workers.ts";
 import { serveTcp, type Session, type TcpServer } from "../net/server.ts";
 
 /** Seed 001's heartbeat expiry. */
@@ -48,6 +49,8 @@ export interface TcpChatOptions {
   maxLineBytes?: number;
   /** Most simultaneous connections. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections (all ports, all workers); replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Aborting it shuts the server down. */
   signal?: AbortSignal;
   /** Diagnostics. Default a Logger on stderr. */
@@ -208,6 +211,7 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
   return serveTcp(handle, {
     address: options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 8081 },
     maxConns: options.maxConns,
+    limit: options.limit,
     signal: options.signal,
     logger: log,
     onListen: options.onListen,
