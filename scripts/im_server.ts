@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --unstable-kv --allow-net --allow-read --allow-write
+#!/usr/bin/env -S deno run --unstable-kv --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read --allow-write
 /**
  * im_server: an instant-messaging server (seed 003's course project:
  * register, log in, see who is online, message everyone or one user,
