@@ -17,6 +17,7 @@ import { Logger } from "../cli/log.ts";
 import { writeAll } from "../io/lines.ts";
 import { type ByteWindow, INITIAL_BUFFER_BYTES, readMore } from "../io/read_buffer.ts";
 import { type Session, TcpServer } from "../net/server.ts";
+import type { ConnectionLimit } from "../net/workers.ts";
 import {
   CLOSE_ABNORMAL,
   CLOSE_GOING_AWAY,
@@ -99,6 +100,8 @@ export interface WsServerOptions {
   writeStallMs?: number;
   /** Most connections (pages and sockets); the next gets 503. Default 10000. */
   maxSockets?: number;
+  /** The process's bound on connections (all ports, all workers); replaces `maxSockets`. */
+  limit?: ConnectionLimit;
   /** Time to send a request head. Default 10 s. */
   headTimeoutMs?: number;
   /** Where refusals and drops are reported (as errors, shown even when quiet). Default silent. */
@@ -500,6 +503,7 @@ export class WsServer implements AsyncDisposable {
     this.addr = listener.addr as Deno.NetAddr;
     this.#tcp = new TcpServer(listener, (session) => this.#serve(session), {
       maxConns: options.maxSockets ?? DEFAULT_MAX_SOCKETS,
+      limit: options.limit,
       busyMessage: BUSY_RESPONSE,
       drainTimeoutMs: this.closeTimeoutMs,
       logger: options.logger ?? new Logger({ quiet: true }),
