@@ -40,6 +40,8 @@ import {
   type WsSocket,
 } from "../lib/ws/ws_server.ts";
 
+/** Unwritten bytes a member's socket may hold before the hub queues for it instead. */
+const HANDOFF_BYTES = 16 * 1024;
 /** Longest close reason a WebSocket close frame carries, in bytes. */
 const MAX_CLOSE_REASON_BYTES = 123;
 const encoder = new TextEncoder();
@@ -102,10 +104,7 @@ function truncateReason(text: string): string {
 /**
  * One WebSocket member: the engine's handlers and the hub's sink in one
  * object, so that an idle member costs one object rather than two and six
- * closures. It joins the hub when the socket opens. A write returns a
- * promise while the socket is writing, so the hub batches what comes
- * meanwhile into one frame (its bound then drops a member that stopped
- * reading, with a notice).
+ * closures. It joins the hub when the socket opens.
  */
 class WsMember implements WsHandlers, MemberSink {
   readonly format = "json";
@@ -123,9 +122,12 @@ class WsMember implements WsHandlers, MemberSink {
 
   write(data: Uint8Array): Promise<void> | void {
     const client = this.#client;
-    // Binary frames of UTF-8 JSON, as the page expects (docs/chat.md).
+    // Binary frames of UTF-8 JSON, as the page expects (docs/chat.md). The
+    // engine packs frames sent while a write is on into its next write;
+    // past a few KiB the hub holds the rest (bounded, and it says so when
+    // it drops a member that stopped reading).
     if (!client?.send(data)) return;
-    return client.writing ? client.flushed() : undefined;
+    return client.bufferedAmount > HANDOFF_BYTES ? client.flushed() : undefined;
   }
 
   close(reason: LeaveReason): void {

@@ -101,7 +101,7 @@ export class WsMessage {
   /** Whether it came as binary (else as text). */
   binary = false;
   /** The message's bytes. */
-  payload: Uint8Array = new Uint8Array(0);
+  payload: Uint8Array = NO_BYTES;
   #text: string | null = null;
 
   /** @internal Points the message at a new payload (and its text, when already decoded). */
@@ -131,6 +131,7 @@ export interface FrameHandler {
   onControl(opcode: number, payload: Uint8Array): void;
 }
 
+const NO_BYTES = new Uint8Array(0);
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
@@ -181,7 +182,7 @@ export class FrameReader {
   /** The header of the frame whose payload has not fully arrived, 0 when none. */
   #headerBytes = 0;
   #payloadBytes = 0;
-  #message = new WsMessage();
+  #message: WsMessage | null = null;
 
   constructor(maxMessageBytes: number) {
     this.maxMessageBytes = maxMessageBytes;
@@ -285,7 +286,7 @@ export class FrameReader {
     if (fin && opcode !== OP_CONTINUATION) {
       const binary = opcode === OP_BINARY;
       const text = binary || isAscii(payload) ? null : decodeUtf8(payload, "text message");
-      handler.onMessage(this.#message.reset(binary, payload, text));
+      handler.onMessage((this.#message ??= new WsMessage()).reset(binary, payload, text));
       return;
     }
     if (opcode !== OP_CONTINUATION) {
@@ -313,7 +314,7 @@ export class FrameReader {
     this.#fragmentBytes = 0;
     this.#decoder = null;
     this.#text = "";
-    handler.onMessage(this.#message.reset(binary, whole, text));
+    handler.onMessage((this.#message ??= new WsMessage()).reset(binary, whole, text));
   }
 }
 

@@ -65,6 +65,8 @@ export const DEFAULT_CLOSE_TIMEOUT_MS = 3_000;
 export const DEFAULT_MAX_SOCKETS = 10_000;
 /** A write the peer has not taken for this long means it stopped reading: it is dropped (1008). */
 export const DEFAULT_WRITE_STALL_MS = 5_000;
+/** First read buffer of an upgraded socket: an idle one costs this much. */
+const SOCKET_BUFFER_BYTES = 512;
 /** Time a dropped peer's close frame gets before its TCP connection is closed. */
 const DROP_GRACE_MS = 1_000;
 /** Answer to a connection beyond the bound, before it is closed. */
@@ -120,8 +122,6 @@ export class WsSocket implements FrameHandler {
   readonly peer: string;
   /** Accept order, from 0. */
   readonly id: number;
-  /** The handshake request (its URL, headers). */
-  readonly request: Request;
   /** When the peer last sent bytes (ms since the epoch). */
   lastRead = Date.now();
   #server: WsServer;
@@ -142,19 +142,13 @@ export class WsSocket implements FrameHandler {
   #writeSince = 0;
   #corked = false;
   #endWhenFlushed = false;
-  #waiters: Array<() => void> = [];
+  #waiters: Array<() => void> | null = null;
 
-  constructor(
-    server: WsServer,
-    session: Session,
-    request: Request,
-    handlers: WsHandlers,
-  ) {
+  constructor(server: WsServer, session: Session, handlers: WsHandlers) {
     this.#server = server;
     this.#session = session;
     this.peer = session.peer;
     this.id = session.id;
-    this.request = request;
     this.#handlers = handlers;
     this.#reader = new FrameReader(server.maxMessageBytes);
   }
@@ -202,7 +196,7 @@ export class WsSocket implements FrameHandler {
   /** Resolves once everything queued has been written (or the socket closed). */
   flushed(): Promise<void> {
     if (!this.#writing && this.#outBytes === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    return new Promise((resolve) => (this.#waiters ??= []).push(resolve));
   }
 
   /** Starts the close handshake once; later calls do nothing. */
@@ -389,10 +383,19 @@ export class WsSocket implements FrameHandler {
     this.#writing = true;
     this.#writeSince = Date.now();
     this.#inFlight = batch.byteLength;
-    writeAll(this.#session.conn, batch).then(this.#written, this.#writeFailed);
+    // Callbacks made per write rather than kept per socket: an idle socket costs less.
+    this.#session.conn.write(batch).then(
+      (n) => n === batch.byteLength ? this.#written() : this.#writeRest(batch.subarray(n)),
+      () => this.#writeFailed(),
+    );
   }
 
-  #written = (): void => {
+  /** The rest of a partial write (the kernel's buffer was full). */
+  #writeRest(rest: Uint8Array): void {
+    writeAll(this.#session.conn, rest).then(() => this.#written(), () => this.#writeFailed());
+  }
+
+  #written(): void {
     this.#writing = false;
     this.#inFlight = 0;
     if (this.#outBytes > 0) {
@@ -404,20 +407,21 @@ export class WsSocket implements FrameHandler {
       if (this.#state === State.Failed) this.#halfClose();
       else this.#end();
     }
-  };
+  }
 
-  #writeFailed = (): void => {
+  #writeFailed(): void {
     this.#writing = false;
     this.#inFlight = 0;
     this.#discard();
     if (this.#state === State.Open) this.#closeCode = CLOSE_ABNORMAL;
     this.#session.close();
     this.#wake();
-  };
+  }
 
   #wake(): void {
     const waiters = this.#waiters;
-    this.#waiters = [];
+    if (waiters === null) return;
+    this.#waiters = null;
     for (const wake of waiters) wake();
   }
 
@@ -569,18 +573,33 @@ export class WsServer implements AsyncDisposable {
     for (const socket of this.#sockets) socket.tick(now);
   }
 
-  async #serve(session: Session): Promise<void> {
-    const w: ByteWindow = { buf: new Uint8Array(INITIAL_BUFFER_BYTES), start: 0, end: 0 };
+  #serve(session: Session): Promise<void> {
+    // Replies are written as soon as a read is handled; Nagle would hold
+    // them back for the peer's delayed ACK.
+    (session.conn as Deno.TcpConn).setNoDelay?.(true);
     this.#heads.set(session, Date.now() + this.#headTimeoutMs);
+    // The socket's life is not awaited here: an idle socket keeps no frame of this.
+    return this.#handshake(session).then((upgraded) => upgraded?.socket.run(upgraded.w));
+  }
+
+  /** Reads the head and answers it; returns the upgraded socket and its read buffer. */
+  async #handshake(session: Session): Promise<{ socket: WsSocket; w: ByteWindow } | null> {
+    const head: ByteWindow = { buf: new Uint8Array(INITIAL_BUFFER_BYTES), start: 0, end: 0 };
     let socket: WsSocket | null = null;
     try {
-      const request = await this.#readRequest(session, w);
-      if (request === null) return;
+      const request = await this.#readRequest(session, head);
+      if (request === null) return null;
       socket = await this.#answer(session, request);
     } finally {
       this.#heads.delete(session);
     }
-    if (socket) await socket.run(w);
+    if (socket === null) return null;
+    // An idle socket keeps a small read buffer (reads that fill it grow it),
+    // not the head's.
+    const rest = head.end - head.start;
+    const buf = new Uint8Array(Math.max(SOCKET_BUFFER_BYTES, rest));
+    buf.set(head.buf.subarray(head.start, head.end));
+    return { socket, w: { buf, start: 0, end: rest } };
   }
 
   /** Reads and parses the head; answers a bad one itself and returns null. */
@@ -650,7 +669,7 @@ export class WsServer implements AsyncDisposable {
     }
     const key = request.headers.get("sec-websocket-key")!;
     await writeAll(session.conn, await switchingProtocolsHead(key));
-    const socket = new WsSocket(this, session, request, answer);
+    const socket = new WsSocket(this, session, answer);
     this.#sockets.add(socket);
     return socket;
   }
