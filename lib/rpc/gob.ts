@@ -1,0 +1,742 @@
+/**
+ * Go's gob encoding, the part `net/rpc` uses between Go programs: type
+ * definitions (wireType), structs, ints, uints, floats, bools, strings,
+ * bytes, slices, arrays and maps (Go flattens pointers, so they need
+ * nothing more). Interfaces, complex numbers and GobEncoder types are
+ * refused with a {@link GobError}, as is anything hostile: lengths past the
+ * message, nesting past {@link MAX_GOB_DEPTH}, unknown or redefined type ids.
+ *
+ * {@link GobEncoder} and {@link GobDecoder} each hold one direction of a
+ * stream's type table; messages are framed by {@link GobReader}.
+ *
+ * @module
+ */
+import type { Reader } from "../io/lines.ts";
+import { type ByteWindow, INITIAL_BUFFER_BYTES, readMore } from "../io/read_buffer.ts";
+
+/** Input that is no gob, or gob this codec does not represent. */
+export class GobError extends SyntaxError {
+  constructor(message: string) {
+    super(message);
+    this.name = "GobError";
+  }
+}
+
+/** Default bound on one message (a type definition or a value), in bytes. */
+export const DEFAULT_MAX_GOB_MESSAGE = 256 * 1024;
+/** Deepest nesting of values (and of type definitions) decoded: far beyond real data. */
+export const MAX_GOB_DEPTH = 64;
+/** Most type definitions one stream may send; Go programs send a handful. */
+export const MAX_GOB_TYPES = 1024;
+
+// Go's predefined type ids (encoding/gob/type.go); user types start at 65.
+const BOOL = 1, INT = 2, UINT = 3, FLOAT = 4, BYTES = 5, STRING = 6, COMPLEX = 7, INTERFACE = 8;
+const FIRST_USER_ID = 65;
+const BASIC_NAMES = ["", "bool", "int", "uint", "float", "bytes", "string", "complex", "interface"];
+
+/** How a value is described to the encoder, as Go types are: basic kinds or composites. */
+export type GobSchema =
+  | "bool"
+  | "int"
+  | "uint"
+  | "float"
+  | "string"
+  | "bytes"
+  | { struct: string; fields: readonly (readonly [string, GobSchema])[] }
+  | { slice: GobSchema }
+  | { array: GobSchema; len: number }
+  | { map: readonly [GobSchema, GobSchema] };
+
+/** A decoded value: number (bigint past 2^53), boolean, string, Uint8Array, array, Map or object. */
+export type GobValue =
+  | number
+  | bigint
+  | boolean
+  | string
+  | Uint8Array
+  | GobValue[]
+  | Map<GobValue, GobValue>
+  | { [field: string]: GobValue };
+
+/** A type as the wire defines it (the decoder's view). */
+type WireType =
+  | { kind: "struct"; name: string; fields: { name: string; id: number }[] }
+  | { kind: "slice"; name: string; elem: number }
+  | { kind: "array"; name: string; elem: number; len: number }
+  | { kind: "map"; name: string; key: number; elem: number }
+  | { kind: "unsupported"; name: string; why: string };
+
+// ---------------------------------------------------------------- bytes out
+
+/** Appends gob's primitives to a growing buffer. */
+class Out {
+  buf = new Uint8Array(64);
+  len = 0;
+
+  #room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    bigger.set(this.buf.subarray(0, this.len));
+    this.buf = bigger;
+  }
+
+  byte(b: number): void {
+    this.#room(1);
+    this.buf[this.len++] = b;
+  }
+
+  /** An unsigned integer: one byte below 128, else the negated byte count and big-endian bytes. */
+  uint(n: number | bigint): void {
+    if (typeof n === "number" && n < 128) return this.byte(n);
+    let v = BigInt(n);
+    const bytes: number[] = [];
+    while (v > 0n) {
+      bytes.unshift(Number(v & 0xffn));
+      v >>= 8n;
+    }
+    this.byte(256 - bytes.length);
+    this.bytes(bytes);
+  }
+
+  /** A signed integer, its sign in the low bit. */
+  int(n: number | bigint): void {
+    const v = BigInt(n);
+    this.uint(v < 0n ? ((~v) << 1n) | 1n : v << 1n);
+  }
+
+  /** A float64: its bits byte-reversed, sent as a uint. */
+  float(x: number): void {
+    const le = new Uint8Array(8);
+    new DataView(le.buffer).setFloat64(0, x, true);
+    let v = 0n;
+    for (let i = 0; i < 8; i++) v = (v << 8n) | BigInt(le[i]);
+    this.uint(v);
+  }
+
+  bytes(data: ArrayLike<number>): void {
+    this.#room(data.length);
+    this.buf.set(data, this.len);
+    this.len += data.length;
+  }
+
+  string(s: string): void {
+    const data = new TextEncoder().encode(s);
+    this.uint(data.length);
+    this.bytes(data);
+  }
+
+  take(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+/** Prefixes a message with its length. */
+function frame(body: Uint8Array): Uint8Array {
+  const out = new Out();
+  out.uint(body.length);
+  out.bytes(body);
+  return out.take();
+}
+
+// ---------------------------------------------------------------- encoder
+
+const BASIC_IDS: Record<string, number> = {
+  bool: BOOL,
+  int: INT,
+  uint: UINT,
+  float: FLOAT,
+  bytes: BYTES,
+  string: STRING,
+};
+
+/** Go's name for a type, used in type definitions (only read by people). */
+function goName(schema: GobSchema): string {
+  if (typeof schema === "string") {
+    return schema === "float" ? "float64" : schema === "bytes" ? "[]uint8" : schema;
+  }
+  if ("struct" in schema) return schema.struct;
+  if ("slice" in schema) return `[]${goName(schema.slice)}`;
+  if ("array" in schema) return `[${schema.len}]${goName(schema.array)}`;
+  return `map[${goName(schema.map[0])}]${goName(schema.map[1])}`;
+}
+
+function fail(message: string): never {
+  throw new GobError(message);
+}
+
+/**
+ * The sending half of a gob stream: it numbers types as Go does (from 65),
+ * sends each definition once, before the first value that needs it.
+ */
+export class GobEncoder {
+  #ids = new Map<string, number>();
+  #nextId = FIRST_USER_ID;
+
+  /** The messages for `value` of type `schema`: new type definitions, then the value. */
+  encode(schema: GobSchema, value: unknown): Uint8Array {
+    const defs: Uint8Array[] = [];
+    const id = this.#typeId(schema, defs);
+    const out = new Out();
+    out.int(id);
+    if (typeof schema === "object" && "struct" in schema) {
+      this.#struct(out, schema, value);
+    } else {
+      out.uint(0); // a non-struct value travels as a struct's field 0
+      this.#value(out, schema, value);
+    }
+    defs.push(frame(out.take()));
+    return concat(defs);
+  }
+
+  #typeId(schema: GobSchema, defs: Uint8Array[]): number {
+    if (typeof schema === "string") return BASIC_IDS[schema];
+    const key = JSON.stringify(schema);
+    const known = this.#ids.get(key);
+    if (known !== undefined) return known;
+    const id = this.#nextId++;
+    this.#ids.set(key, id); // before the parts, so a part may name it
+    const common = (out: Out) => {
+      out.uint(1); // CommonType
+      out.uint(1);
+      out.string(goName(schema));
+      out.uint(1);
+      out.int(id);
+      out.uint(0);
+    };
+    const out = new Out();
+    out.int(-id);
+    if ("struct" in schema) {
+      const fieldIds = schema.fields.map(([, s]) => this.#typeId(s, defs));
+      out.uint(3); // wireType.StructT
+      common(out);
+      out.uint(1); // structType.Field
+      out.uint(schema.fields.length);
+      schema.fields.forEach(([name], i) => {
+        out.uint(1);
+        out.string(name);
+        out.uint(1);
+        out.int(fieldIds[i]);
+        out.uint(0);
+      });
+      out.uint(0);
+    } else if ("slice" in schema) {
+      const elem = this.#typeId(schema.slice, defs);
+      out.uint(2); // wireType.SliceT
+      common(out);
+      out.uint(1);
+      out.int(elem);
+      out.uint(0);
+    } else if ("array" in schema) {
+      const elem = this.#typeId(schema.array, defs);
+      out.uint(1); // wireType.ArrayT
+      common(out);
+      out.uint(1);
+      out.int(elem);
+      out.uint(1);
+      out.int(schema.len);
+      out.uint(0);
+    } else {
+      const key = this.#typeId(schema.map[0], defs);
+      const elem = this.#typeId(schema.map[1], defs);
+      out.uint(4); // wireType.MapT
+      common(out);
+      out.uint(1);
+      out.int(key);
+      out.uint(1);
+      out.int(elem);
+      out.uint(0);
+    }
+    out.uint(0);
+    defs.push(frame(out.take()));
+    return id;
+  }
+
+  /** A struct: (field delta, value) for every non-zero field, then 0. */
+  #struct(
+    out: Out,
+    schema: { struct: string; fields: readonly (readonly [string, GobSchema])[] },
+    value: unknown,
+  ): void {
+    if (typeof value !== "object" || value === null) {
+      fail(`Cannot encode ${show(value)} as struct ${schema.struct}`);
+    }
+    const record = value as Record<string, unknown>;
+    let last = -1;
+    schema.fields.forEach(([name, fieldSchema], i) => {
+      const field = record[name];
+      if (isZero(fieldSchema, field)) return;
+      out.uint(i - last);
+      last = i;
+      this.#value(out, fieldSchema, field);
+    });
+    out.uint(0);
+  }
+
+  #value(out: Out, schema: GobSchema, value: unknown): void {
+    switch (schema) {
+      case "bool":
+        if (typeof value !== "boolean") fail(`Cannot encode ${show(value)} as bool`);
+        return out.uint(value ? 1 : 0);
+      case "int":
+        if (!isInteger(value)) fail(`Cannot encode ${show(value)} as int`);
+        return out.int(value);
+      case "uint":
+        if (!isInteger(value) || value < 0) fail(`Cannot encode ${show(value)} as uint`);
+        return out.uint(value);
+      case "float":
+        if (typeof value !== "number") fail(`Cannot encode ${show(value)} as float64`);
+        return out.float(value);
+      case "string":
+        if (typeof value !== "string") fail(`Cannot encode ${show(value)} as string`);
+        return out.string(value);
+      case "bytes":
+        if (!(value instanceof Uint8Array)) fail(`Cannot encode ${show(value)} as []byte`);
+        out.uint(value.length);
+        return out.bytes(value);
+    }
+    if ("struct" in schema) return this.#struct(out, schema, value);
+    if ("map" in schema) {
+      const entries = value instanceof Map
+        ? [...value.entries()]
+        : typeof value === "object" && value !== null
+        ? Object.entries(value)
+        : fail(`Cannot encode ${show(value)} as ${goName(schema)}`);
+      out.uint(entries.length);
+      for (const [k, v] of entries) {
+        this.#value(out, schema.map[0], k);
+        this.#value(out, schema.map[1], v);
+      }
+      return;
+    }
+    if (!Array.isArray(value)) fail(`Cannot encode ${show(value)} as ${goName(schema)}`);
+    const elem = "slice" in schema ? schema.slice : schema.array;
+    if ("array" in schema && value.length !== schema.len) {
+      fail(`Cannot encode ${value.length} elements as ${goName(schema)}`);
+    }
+    out.uint(value.length);
+    for (const item of value) this.#value(out, elem, item);
+  }
+}
+
+function isInteger(value: unknown): value is number | bigint {
+  return typeof value === "bigint" || Number.isSafeInteger(value);
+}
+
+/** Whether Go would leave this struct field out (its zero value; structs are always sent). */
+function isZero(schema: GobSchema, value: unknown): boolean {
+  if (value === undefined || value === null) return true;
+  if (typeof schema === "object") {
+    if ("struct" in schema || "array" in schema) return false;
+    if ("map" in schema) return value instanceof Map ? value.size === 0 : false;
+    return Array.isArray(value) && value.length === 0;
+  }
+  if (schema === "bytes") return value instanceof Uint8Array && value.length === 0;
+  return value === 0 || value === 0n || value === false || value === "";
+}
+
+/**
+ * The schema Go would use for a plain value: safe integers as int, other
+ * numbers as float64, objects as structs (named `name`), arrays as slices
+ * of their first element's type.
+ */
+export function schemaOf(value: unknown, name = "Reply"): GobSchema {
+  if (typeof value === "boolean") return "bool";
+  if (typeof value === "bigint" || Number.isSafeInteger(value)) return "int";
+  if (typeof value === "number") return "float";
+  if (typeof value === "string") return "string";
+  if (value instanceof Uint8Array) return "bytes";
+  if (Array.isArray(value)) return { slice: schemaOf(value[0] ?? 0, name) };
+  if (typeof value === "object" && value !== null && !(value instanceof Map)) {
+    return {
+      struct: name,
+      fields: Object.entries(value).map(([k, v]) => [k, schemaOf(v, k)] as const),
+    };
+  }
+  return fail(`Cannot encode ${show(value)} in gob`);
+}
+
+// ---------------------------------------------------------------- decoder
+
+/** Reads gob's primitives from one message, never past its end. */
+class In {
+  pos = 0;
+  constructor(readonly buf: Uint8Array) {}
+
+  get left(): number {
+    return this.buf.length - this.pos;
+  }
+
+  byte(): number {
+    if (this.pos >= this.buf.length) fail("Truncated gob message");
+    return this.buf[this.pos++];
+  }
+
+  uintBig(): bigint {
+    const first = this.byte();
+    if (first < 128) return BigInt(first);
+    const n = 256 - first;
+    if (n > 8) fail(`Invalid gob uint: ${n} bytes`);
+    if (n > this.left) fail("Truncated gob message");
+    let v = 0n;
+    for (let i = 0; i < n; i++) v = (v << 8n) | BigInt(this.buf[this.pos++]);
+    return v;
+  }
+
+  /** A uint as a number, or a bigint past 2^53. */
+  uint(): number | bigint {
+    const first = this.buf[this.pos];
+    if (first !== undefined && first < 128) return this.buf[this.pos++];
+    return small(this.uintBig());
+  }
+
+  /** A uint meant as a count or index: must fit what is left of the message. */
+  count(what: string, limit = this.left): number {
+    const n = this.uint();
+    if (typeof n === "bigint" || n > limit) fail(`Invalid gob ${what}: ${n} exceeds ${limit}`);
+    return n;
+  }
+
+  int(): number | bigint {
+    const u = this.uintBig();
+    return small(u & 1n ? ~(u >> 1n) : u >> 1n);
+  }
+
+  float(): number {
+    const u = this.uintBig();
+    const view = new DataView(new ArrayBuffer(8));
+    view.setBigUint64(0, u, true); // the bits travel byte-reversed
+    return view.getFloat64(0, false);
+  }
+
+  bytes(): Uint8Array {
+    const n = this.count("length");
+    return this.buf.slice(this.pos, this.pos += n);
+  }
+
+  string(): string {
+    const n = this.count("string length");
+    return decoder.decode(this.buf.subarray(this.pos, this.pos += n));
+  }
+}
+
+const decoder = new TextDecoder();
+
+function small(v: bigint): number | bigint {
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)
+    ? Number(v)
+    : v;
+}
+
+/**
+ * The type id a message starts with: negative for a type definition.
+ * Throws {@link GobError} if there is none.
+ */
+export function messageTypeId(message: Uint8Array): number {
+  const id = new In(message).int();
+  if (typeof id === "bigint") fail(`Invalid gob type id ${id}`);
+  return id;
+}
+
+/** A decoded message: a type definition (nothing to return) or a value with its type's name. */
+export type GobMessage =
+  | { kind: "type"; id: number }
+  | { kind: "value"; id: number; type: string; value: GobValue };
+
+/** The receiving half of a gob stream: its type table and the decoding of values. */
+export class GobDecoder {
+  #types = new Map<number, WireType>();
+
+  /** Decodes one message (without its length prefix). Throws {@link GobError}. */
+  decode(message: Uint8Array): GobMessage {
+    const r = new In(message);
+    const id = r.int();
+    if (typeof id === "bigint") fail(`Invalid gob type id ${id}`);
+    if (id < 0) {
+      this.#define(-id, r);
+      return { kind: "type", id: -id };
+    }
+    const isStruct = this.#types.get(id)?.kind === "struct";
+    if (!isStruct && r.uint() !== 0) fail("Corrupted gob: non-zero delta for a singleton");
+    const value = this.#value(id, r, 0);
+    if (r.left > 0) fail(`Corrupted gob: ${r.left} bytes left after a value`);
+    return { kind: "value", id, type: this.typeName(id), value };
+  }
+
+  /** The name a type id was defined with, or its basic name. */
+  typeName(id: number): string {
+    return BASIC_NAMES[id] ?? this.#types.get(id)?.name ?? `type ${id}`;
+  }
+
+  #define(id: number, r: In): void {
+    if (id < FIRST_USER_ID) fail(`Invalid gob type definition: id ${id} is predefined`);
+    if (this.#types.has(id)) fail(`Invalid gob type definition: id ${id} defined twice`);
+    if (this.#types.size >= MAX_GOB_TYPES) {
+      fail(`Too many gob type definitions: more than ${MAX_GOB_TYPES}`);
+    }
+    let type: WireType | undefined;
+    let field = -1;
+    for (let delta = r.count("field delta"); delta !== 0; delta = r.count("field delta")) {
+      field += delta;
+      if (type) fail("Invalid gob type definition: more than one kind");
+      switch (field) {
+        case 0:
+          type = readStruct(r, (c, s) => {
+            const t = { kind: "array" as const, name: c.name, elem: 0, len: 0 };
+            s.field(1, () => t.elem = typeIdOf(r));
+            s.field(2, () => t.len = r.count("array length", Number.MAX_SAFE_INTEGER));
+            return t;
+          });
+          break;
+        case 1:
+          type = readStruct(r, (c, s) => {
+            const t = { kind: "slice" as const, name: c.name, elem: 0 };
+            s.field(1, () => t.elem = typeIdOf(r));
+            return t;
+          });
+          break;
+        case 2:
+          type = readStruct(r, (c, s) => {
+            const fields: { name: string; id: number }[] = [];
+            s.field(1, () => {
+              const n = r.count("field count");
+              for (let i = 0; i < n; i++) {
+                const f = { name: "", id: 0 };
+                readFields(r, { 1: () => f.name = r.string(), 2: () => f.id = typeIdOf(r) });
+                fields.push(f);
+              }
+            });
+            return { kind: "struct" as const, name: c.name, fields };
+          });
+          break;
+        case 3:
+          type = readStruct(r, (c, s) => {
+            const t = { kind: "map" as const, name: c.name, key: 0, elem: 0 };
+            s.field(1, () => t.key = typeIdOf(r));
+            s.field(2, () => t.elem = typeIdOf(r));
+            return t;
+          });
+          break;
+        case 4:
+        case 5:
+        case 6: {
+          const t = readStruct(r, (c) => ({ kind: "unsupported" as const, name: c.name, why: "" }));
+          t.why = `type ${t.name} is marshalled by its own methods (GobEncoder or Marshaler)`;
+          type = t;
+          break;
+        }
+        default:
+          fail(`Invalid gob type definition: unknown wireType field ${field}`);
+      }
+    }
+    if (!type) fail(`Invalid gob type definition: id ${id} has no kind`);
+    if (r.left > 0) fail(`Corrupted gob: ${r.left} bytes left after a type definition`);
+    this.#types.set(id, type);
+  }
+
+  #value(id: number, r: In, depth: number): GobValue {
+    if (depth > MAX_GOB_DEPTH) fail(`Gob value nested deeper than ${MAX_GOB_DEPTH}`);
+    switch (id) {
+      case BOOL: {
+        const v = r.uint();
+        if (v !== 0 && v !== 1) fail(`Invalid gob bool ${v}`);
+        return v === 1;
+      }
+      case INT:
+        return r.int();
+      case UINT:
+        return r.uint();
+      case FLOAT:
+        return r.float();
+      case BYTES:
+        return r.bytes();
+      case STRING:
+        return r.string();
+      case COMPLEX:
+        return fail("Cannot decode gob complex numbers");
+      case INTERFACE:
+        return fail("Cannot decode gob interface values");
+    }
+    const type = this.#types.get(id);
+    if (!type) fail(`Unknown gob type id ${id}`);
+    switch (type.kind) {
+      case "unsupported":
+        return fail(`Cannot decode gob ${type.why}`);
+      case "struct": {
+        const out: { [field: string]: GobValue } = {};
+        for (const f of type.fields) {
+          const zero = this.#zero(f.id, new Set([id]));
+          if (zero !== undefined) out[f.name] = zero;
+        }
+        let field = -1;
+        for (let delta = r.count("field delta"); delta !== 0; delta = r.count("field delta")) {
+          field += delta;
+          const f = type.fields[field];
+          if (!f) fail(`Invalid gob field ${field} of ${type.name}`);
+          out[f.name] = this.#value(f.id, r, depth + 1);
+        }
+        return out;
+      }
+      case "slice":
+      case "array": {
+        const n = r.count(`${type.name} length`);
+        if (type.kind === "array" && n !== type.len) {
+          fail(`Invalid gob ${type.name}: ${n} elements`);
+        }
+        const out: GobValue[] = [];
+        for (let i = 0; i < n; i++) out.push(this.#value(type.elem, r, depth + 1));
+        return out;
+      }
+      case "map": {
+        const n = r.count(`${type.name} length`);
+        const out = new Map<GobValue, GobValue>();
+        for (let i = 0; i < n; i++) {
+          const k = this.#value(type.key, r, depth + 1);
+          out.set(k, this.#value(type.elem, r, depth + 1));
+        }
+        return out;
+      }
+    }
+  }
+
+  /**
+   * The value Go leaves in a field the sender did not send; a struct field
+   * whose type is already being filled (a recursive type, necessarily a
+   * pointer in Go) is left out, as Go leaves it nil.
+   */
+  #zero(id: number, filling: Set<number> = new Set()): GobValue | undefined {
+    switch (id) {
+      case BOOL:
+        return false;
+      case INT:
+      case UINT:
+      case FLOAT:
+        return 0;
+      case BYTES:
+        return new Uint8Array();
+      case STRING:
+        return "";
+    }
+    const type = this.#types.get(id);
+    if (type?.kind === "struct") {
+      if (filling.has(id) || filling.size >= MAX_GOB_DEPTH) return undefined;
+      filling.add(id);
+      const out: { [field: string]: GobValue } = {};
+      for (const f of type.fields) {
+        const zero = this.#zero(f.id, filling);
+        if (zero !== undefined) out[f.name] = zero;
+      }
+      filling.delete(id);
+      return out;
+    }
+    if (type?.kind === "map") return new Map();
+    return [];
+  }
+}
+
+function typeIdOf(r: In): number {
+  const id = r.int();
+  if (typeof id === "bigint" || id <= 0 || id > 0x7fffffff) fail(`Invalid gob type id ${id}`);
+  return id;
+}
+
+/** Reads a struct's fields by number (1-based, as deltas count), each with its reader. */
+function readFields(r: In, readers: Record<number, () => void>): void {
+  let field = 0;
+  for (let delta = r.count("field delta"); delta !== 0; delta = r.count("field delta")) {
+    field += delta;
+    const read = readers[field];
+    if (!read) fail(`Invalid gob type definition: unexpected field ${field}`);
+    read();
+  }
+}
+
+interface Common {
+  name: string;
+  id: number;
+}
+
+/** Reads one of wireType's structs: its CommonType (field 1) and the fields `body` asks for. */
+function readStruct<T>(
+  r: In,
+  body: (common: Common, s: { field(n: number, read: () => void): void }) => T,
+): T {
+  const common: Common = { name: "", id: 0 };
+  const readers: Record<number, () => void> = {
+    1: () =>
+      readFields(r, { 1: () => common.name = r.string(), 2: () => common.id = r.int() as number }),
+  };
+  const result = body(common, { field: (n, read) => readers[n + 1] = read });
+  readFields(r, readers);
+  return result;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+function show(value: unknown): string {
+  const text = typeof value === "bigint" ? `${value}` : JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+// ---------------------------------------------------------------- framing
+
+/** Options for {@link GobReader}. */
+export interface GobReaderOptions {
+  /** Longest message accepted, in bytes. Default 262144. */
+  maxMessageBytes?: number;
+}
+
+/** Reads length-prefixed gob messages from a stream, refusing lengths past the bound at once. */
+export class GobReader {
+  readonly maxMessageBytes: number;
+  #source: Reader;
+  #w: ByteWindow;
+
+  constructor(source: Reader, options: GobReaderOptions = {}) {
+    this.#source = source;
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_GOB_MESSAGE;
+    this.#w = { buf: new Uint8Array(INITIAL_BUFFER_BYTES), start: 0, end: 0 };
+  }
+
+  /** The next message's bytes, or null at a clean end of stream. Throws {@link GobError}. */
+  async next(): Promise<Uint8Array | null> {
+    const w = this.#w;
+    // The length prefix: at most 9 bytes.
+    while (true) {
+      const have = w.end - w.start;
+      if (have > 0) {
+        const first = w.buf[w.start];
+        const need = first < 128 ? 1 : 1 + (256 - first);
+        if (need > 9) fail(`Invalid gob message length prefix 0x${first.toString(16)}`);
+        if (have >= need) break;
+      }
+      if (!await readMore(this.#source, w, this.maxMessageBytes + 9)) {
+        if (w.end === w.start) return null;
+        fail("Truncated gob message length");
+      }
+    }
+    const r = new In(w.buf.subarray(w.start, w.end));
+    const length = r.uintBig();
+    if (length > BigInt(this.maxMessageBytes)) {
+      fail(`Gob message of ${length} bytes exceeds the limit of ${this.maxMessageBytes}`);
+    }
+    if (length === 0n) fail("Invalid gob message of 0 bytes");
+    const total = r.pos + Number(length);
+    while (w.end - w.start < total) {
+      if (!await readMore(this.#source, w, this.maxMessageBytes + 9)) {
+        fail(`Truncated gob message: ${w.end - w.start - r.pos} of ${length} bytes`);
+      }
+    }
+    const message = w.buf.slice(w.start + r.pos, w.start + total);
+    w.start += total;
+    return message;
+  }
+}
