@@ -462,9 +462,22 @@ export class GobDecoder {
     return { kind: "value", id, type: this.typeName(id), value };
   }
 
-  /** The name a type id was defined with, or its basic name. */
-  typeName(id: number): string {
-    return BASIC_NAMES[id] ?? this.#types.get(id)?.name ?? `type ${id}`;
+  /** The name a type id was defined with, or Go's spelling of an unnamed type (`[]int`). */
+  typeName(id: number, depth = 0): string {
+    const basic = BASIC_NAMES[id];
+    if (basic) return basic;
+    const type = this.#types.get(id);
+    if (!type) return `type ${id}`;
+    if (type.name !== "" || depth > 8) return type.name || "...";
+    switch (type.kind) {
+      case "slice":
+        return `[]${this.typeName(type.elem, depth + 1)}`;
+      case "array":
+        return `[${type.len}]${this.typeName(type.elem, depth + 1)}`;
+      case "map":
+        return `map[${this.typeName(type.key, depth + 1)}]${this.typeName(type.elem, depth + 1)}`;
+    }
+    return `type ${id}`;
   }
 
   #define(id: number, r: In): void {
@@ -483,7 +496,11 @@ export class GobDecoder {
           type = readStruct(r, (c, s) => {
             const t = { kind: "array" as const, name: c.name, elem: 0, len: 0 };
             s.field(1, () => t.elem = typeIdOf(r));
-            s.field(2, () => t.len = r.count("array length", Number.MAX_SAFE_INTEGER));
+            s.field(2, () => {
+              const len = r.int();
+              if (typeof len === "bigint" || len < 0) fail(`Invalid gob array length ${len}`);
+              t.len = len;
+            });
             return t;
           });
           break;
@@ -571,23 +588,23 @@ export class GobDecoder {
         for (let delta = r.count("field delta"); delta !== 0; delta = r.count("field delta")) {
           field += delta;
           const f = type.fields[field];
-          if (!f) fail(`Invalid gob field ${field} of ${type.name}`);
+          if (!f) fail(`Invalid gob field ${field} of ${this.typeName(id)}`);
           out[f.name] = this.#value(f.id, r, depth + 1);
         }
         return out;
       }
       case "slice":
       case "array": {
-        const n = r.count(`${type.name} length`);
+        const n = r.count(`${this.typeName(id)} length`);
         if (type.kind === "array" && n !== type.len) {
-          fail(`Invalid gob ${type.name}: ${n} elements`);
+          fail(`Invalid gob ${this.typeName(id)}: ${n} elements`);
         }
         const out: GobValue[] = [];
         for (let i = 0; i < n; i++) out.push(this.#value(type.elem, r, depth + 1));
         return out;
       }
       case "map": {
-        const n = r.count(`${type.name} length`);
+        const n = r.count(`${this.typeName(id)} length`);
         const out = new Map<GobValue, GobValue>();
         for (let i = 0; i < n; i++) {
           const k = this.#value(type.key, r, depth + 1);
