@@ -54,7 +54,8 @@ function startsLikeConnect(bytes: Uint8Array): boolean {
   return true;
 }
 
-function headEnd(bytes: Uint8Array): number {
+/** The length of an HTTP head ending in a blank line (LF or CRLF), or -1 while incomplete. */
+export function httpHeadLength(bytes: Uint8Array): number {
   for (let i = 0; i + 1 < bytes.length; i++) {
     if (bytes[i] !== 10) continue;
     if (bytes[i + 1] === 10) return i + 2;
@@ -120,12 +121,12 @@ async function connect(
   const timer = setTimeout(() => session.close(), CONNECT_HEAD_TIMEOUT_MS);
   let head: Uint8Array | null;
   try {
-    head = await readUntil(source, (b) => headEnd(b) >= 0, MAX_CONNECT_HEAD_BYTES);
+    head = await readUntil(source, (b) => httpHeadLength(b) >= 0, MAX_CONNECT_HEAD_BYTES);
   } finally {
     clearTimeout(timer);
   }
   if (head === null || session.closed) return;
-  const end = headEnd(head);
+  const end = httpHeadLength(head);
   if (end < 0) {
     logger?.info(`${session.peer}: CONNECT head too long or cut, closing`);
     await session.closeWith("HTTP/1.0 400 Bad Request\r\n\r\n");

@@ -87,7 +87,7 @@ class Out {
 
   /** An unsigned integer: one byte below 128, else the negated byte count and big-endian bytes. */
   uint(n: number | bigint): void {
-    if (typeof n === "number" && n < 128) return this.byte(n);
+    if (n < 128) return this.byte(Number(n));
     let v = BigInt(n);
     const bytes: number[] = [];
     while (v > 0n) {
