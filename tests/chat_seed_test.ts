@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { startScript, TcpPeer, withTimeout } from "./helpers.ts";
-import { buildSeed, missingSeeds, startSeed } from "./seed_programs.ts";
+import { buildSeed, missingSeeds, startSeed, startSeedServer } from "./seed_programs.ts";
 import { isSeedClient, parseSeedChunk, toSeed } from "../lib/chat/tcp_chat.ts";
 
 /** Reads lines until one matches, returning it. */
@@ -78,3 +78,32 @@ for (const script of ["tcp_chat_server", "ws_chat_server"] as const) {
     },
   });
 }
+
+Deno.test({
+  name: "tcp_chat_client --dialect seed talks with seed 001's client through seed 001's server",
+  ignore: missingSeeds(),
+  async fn() {
+    await using serverBinary = await buildSeed("001", "ConnSlice = map");
+    await using server = await startSeedServer(serverBinary);
+    const addr = `127.0.0.1:${server.port}`;
+    await using clientBinary = await buildSeed("001", "NewTicker");
+    await using bob = startSeed(clientBinary, addr);
+    await bob.stdout.waitFor(/请输入聊天昵称/);
+    await bob.type("bob\n");
+    await using carol = await startScript("tcp_chat_client", [
+      "--dialect=seed",
+      "--name=carol",
+      addr,
+    ], { stdin: true, waitReady: false });
+    await carol.stderr.waitFor(/connect success/);
+    await carol.write("hello\n");
+    await bob.stdout.waitFor(/^\tcarol: hello$/, 8_000);
+    await bob.type("hi\n");
+    await carol.stdout.waitFor(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d bob: hi$/, 8_000);
+    // Its heartbeat is the bare 1, answered by the seed's server: no "/ping" reaches bob.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    assert.doesNotMatch(bob.stdout.text, /ping/);
+    await carol.write("/quit\n");
+    assert.equal((await carol.exit()).code, 0);
+  },
+});
