@@ -2,8 +2,8 @@
 /**
  * conc_tcp_server: the concurrent TCP server of seed 000 (concTCP.go) with
  * the book's exercises done. It prints `.` for each new client, prints
- * each line it receives (not a `.` per line), and answers each line with `Client number: N`, where
- * N counts the accepted clients from 0. `STOP` ends only that client;
+ * each line it receives (not a `.` per line), and answers each line with
+ * `Client number: N`, where N counts the accepted clients from 0. `STOP` ends only that client;
  * SIGINT and SIGTERM stop the server gracefully (exercise 3). Unlike the
  * seed, it reads every line (the seed read one and wrote forever).
  *
