@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { startScript, TcpPeer, withTimeout } from "./helpers.ts";
+import { missingPeer, startScript, TcpPeer, withTimeout } from "./helpers.ts";
+import { Browser, CHROMIUM } from "./browser.ts";
 import { buildSeed, missingSeeds, startSeed, startSeedServer } from "./seed_programs.ts";
 import { isSeedClient, parseSeedChunk, toSeed } from "../lib/chat/tcp_chat.ts";
 
@@ -105,5 +106,37 @@ Deno.test({
     assert.doesNotMatch(bob.stdout.text, /ping/);
     await carol.write("/quit\n");
     assert.equal((await carol.exit()).code, 0);
+  },
+});
+
+Deno.test({
+  name: "ws_chat_server: a browser member and seed 001's client talk",
+  ignore: missingSeeds() || missingPeer(CHROMIUM),
+  async fn() {
+    await using server = await startScript("ws_chat_server", [
+      "--host=127.0.0.1",
+      "--port=0",
+      "--tcp-port=0",
+    ]);
+    const line = await server.stdout.waitFor(/Listening on tcp:/);
+    const tcpPort = Number(/:(\d+) /.exec(line)![1]);
+    await using browser = await Browser.launch();
+    await browser.goto(`http://127.0.0.1:${server.port}/?name=browser`);
+    await browser.waitFor(
+      `document.getElementById("status").textContent === "connected as browser"`,
+    );
+    await using binary = await buildSeed("001", "NewTicker");
+    await using seed = startSeed(binary, `127.0.0.1:${tcpPort}`);
+    await seed.stdout.waitFor(/请输入聊天昵称/);
+    // The seed client reads words (fmt.Fscan): one word, one message.
+    await seed.type("bob\nhello\n");
+    await browser.waitFor(
+      `[...document.querySelectorAll("#log .msg")].some((d) =>
+        d.querySelector(".name").textContent === "bob:" &&
+        d.querySelector(".text").textContent === "hello")`,
+    );
+    await browser.evaluate(`(() => { const t = document.getElementById("text");
+      t.value = "hi from the browser"; document.getElementById("send").requestSubmit(); })()`);
+    await seed.stdout.waitFor(/^\tbrowser: hi from the browser$/, 8_000);
   },
 });
