@@ -83,14 +83,10 @@ export async function serveHttpFront(
   let tcp: TcpServer;
   try {
     tcp = await serveTcp(async (session) => {
-      const head = await readUntil(
-        session,
-        (b) => b.length >= CONNECT.length || !startsLikeConnect(b),
-        CONNECT.length,
-      );
+      const head = await readUntil(session, () => true, MAX_CONNECT_HEAD_BYTES);
       if (head === null) return;
-      if (startsLikeConnect(head) && head.length === CONNECT.length) {
-        await connect(session, head, onConnect, logger);
+      if (startsLikeConnect(head)) {
+        await connect(session, head, onConnect, backend.addr.port, logger);
       } else {
         await pipeToBackend(session, head, backend.addr.port);
       }
@@ -110,32 +106,44 @@ export async function serveHttpFront(
   return { addr: tcp.addr as Deno.NetAddr, tcp, finished };
 }
 
-/** Reads the rest of a CONNECT head (bounded in size and time) and hands over the connection. */
+/**
+ * Reads the rest of what may be a CONNECT head (bounded in size and time)
+ * and hands over the connection; what turns out to be another request
+ * goes to the HTTP server after all.
+ */
 async function connect(
   session: Session,
   start: Uint8Array,
   onConnect: ConnectHandler,
+  backendPort: number,
   logger?: Logger,
 ): Promise<void> {
   const source = prependReader(start, session);
   const timer = setTimeout(() => session.close(), CONNECT_HEAD_TIMEOUT_MS);
   let head: Uint8Array | null;
   try {
-    head = await readUntil(source, (b) => httpHeadLength(b) >= 0, MAX_CONNECT_HEAD_BYTES);
+    head = await readUntil(
+      source,
+      (b) => !startsLikeConnect(b) || httpHeadLength(b) >= 0,
+      MAX_CONNECT_HEAD_BYTES,
+    );
   } finally {
     clearTimeout(timer);
   }
   if (head === null || session.closed) return;
+  if (!startsLikeConnect(head) || head.length < CONNECT.length) {
+    await pipeToBackend(session, head, backendPort);
+    return;
+  }
   const end = httpHeadLength(head);
   if (end < 0) {
-    logger?.info(`${session.peer}: CONNECT head too long or cut, closing`);
-    await session.closeWith("HTTP/1.0 400 Bad Request\r\n\r\n");
+    logger?.info(`${session.peer}: CONNECT head over ${MAX_CONNECT_HEAD_BYTES} bytes, closing`);
+    await session.closeWith("HTTP/1.0 431 Request Header Fields Too Large\r\n\r\n");
     return;
   }
   const line = new TextDecoder().decode(head.subarray(0, head.indexOf(10))).trim();
   const target = line.split(" ")[1] ?? "";
-  const rest = head.slice(end);
-  const reader = prependReader(rest, session);
+  const reader = prependReader(head.slice(end), session);
   await onConnect(target, {
     read: (p) => reader.read(p),
     writeAll: (data) => session.writeAll(data),
