@@ -25,6 +25,8 @@ import { type ChatHub, type Member, onlineText } from "./hub.ts";
 import { LineReader, LineTooLongError } from "../io/lines.ts";
 import { prependReader, readUntil } from "../io/read_buffer.ts";
 import { Logger } from "../cli/log.ts";
+import { settledWithin } from "../io/deadline.ts";
+import type { ConnectionLimit } from "../net/workers.ts";
 import { serveTcp, type Session, type TcpServer } from "../net/server.ts";
 
 /** Seed 001's heartbeat expiry. */
@@ -54,6 +56,8 @@ export interface TcpChatOptions {
   maxLineBytes?: number;
   /** Most simultaneous connections. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections (all ports, all workers); replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Aborting it shuts the server down. */
   signal?: AbortSignal;
   /** Diagnostics. Default a Logger on stderr. */
@@ -226,12 +230,7 @@ export function toSeed(lines: string): string {
  * leave, before the servers close the connections.
  */
 export async function closeRoom(hub: ChatHub): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    hub.close(),
-    new Promise((resolve) => timer = setTimeout(resolve, FLUSH_ON_CLOSE_MS)),
-  ]);
-  clearTimeout(timer);
+  await settledWithin(hub.close(), FLUSH_ON_CLOSE_MS);
 }
 
 /**
@@ -299,12 +298,7 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
       if (member) {
         hub.leave(member, reason);
         // Let a last notice (the server shutting down) reach the peer before the socket closes.
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          member.flushed(),
-          new Promise((resolve) => timer = setTimeout(resolve, FLUSH_ON_CLOSE_MS)),
-        ]);
-        clearTimeout(timer);
+        await settledWithin(member.flushed(), FLUSH_ON_CLOSE_MS);
       }
       log.info(`Closed ${session.peer}`);
     }
@@ -313,6 +307,7 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
   return serveTcp(handle, {
     address: options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 8081 },
     maxConns: options.maxConns,
+    limit: options.limit,
     signal: options.signal,
     logger: log,
     onListen: options.onListen,

@@ -3,11 +3,17 @@
  * start small, so an idle connection costs little; before a read, move the
  * unfinished bytes to the front, into a buffer twice as big when they fill
  * more than half of it; after a read that filled the buffer, give the next
- * read twice the room, up to 64 KiB.
+ * read twice the room, up to 64 KiB. Also the two helpers for sniffing a
+ * protocol from a connection's first bytes: {@link readUntil} and
+ * {@link prependReader}.
  *
  * @module
  */
-import type { Reader } from "./lines.ts";
+
+/** Anything that reads bytes into a buffer: a `Deno.Conn`, a `Deno.FsFile`, a session. */
+export interface Reader {
+  read(p: Uint8Array): Promise<number | null>;
+}
 
 /** First read buffer: small, so that an idle connection costs little memory. */
 export const INITIAL_BUFFER_BYTES = 2 * 1024;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Reader } from "../io/lines.ts";
+import type { Reader } from "../io/read_buffer.ts";
 import { type ByteWindow, INITIAL_BUFFER_BYTES, readMore } from "../io/read_buffer.ts";
 
 /** Input that is no gob, or gob this codec does not represent. */
