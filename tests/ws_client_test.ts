@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describeMessage } from "../scripts/ws_client.ts";
-import { runScript, startScript } from "./helpers.ts";
+import { delay, runScript, startScript } from "./helpers.ts";
 
 Deno.test("ws_client shows text, a binary message's UTF-8 text, or else its size", () => {
   const bytes = (...b: number[]) => Uint8Array.from(b).buffer;
@@ -12,7 +12,7 @@ Deno.test("ws_client shows text, a binary message's UTF-8 text, or else its size
   assert.equal(describeMessage(bytes(0xff, 0xfe, 0x00)), "Received: (binary, 3 bytes)");
 });
 
-Deno.test("ws_client joins ws_chat_server and shows the room's JSON events", async () => {
+Deno.test("ws_client in a pipe writes ws_chat_server's JSON events one per line", async () => {
   await using server = await startScript("ws_chat_server", [
     "--host=127.0.0.1",
     "--port=0",
@@ -21,18 +21,55 @@ Deno.test("ws_client joins ws_chat_server and shows the room's JSON events", asy
   await using client = await startScript("ws_client", [
     `ws://127.0.0.1:${server.port}/ws?name=cli`,
   ], { stdin: true, waitReady: false });
-  await client.stdout.waitFor(/Received \(binary\): \{"type":"welcome",.*"name":"cli"/);
+  await client.stdout.waitFor(/^\{"type":"welcome",.*"name":"cli"/);
   await client.write("hello room\n");
-  await client.stdout.waitFor(
-    /Received \(binary\): \{"type":"message",.*"name":"cli","text":"hello room"\}/,
-  );
-  client.kill("SIGINT");
+  await client.stdout.waitFor(/^\{"type":"message",.*"name":"cli","text":"hello room"\}$/);
+  await client.closeStdin();
   assert.equal((await client.exit()).code, 0, client.output);
+  assert.ok(client.stdout.lines.length >= 2, client.output);
+  for (const line of client.stdout.lines) assert.equal(typeof JSON.parse(line).type, "string");
 });
 
-Deno.test("ws_client prompts 'Please give me input! N' six times, then closes with 1000", async () => {
+Deno.test("ws_client in a pipe prints all 100000 of ws_random_server's lines, then exits 0", async () => {
+  await using server = await startScript("ws_random_server", ["127.0.0.1:0"]);
+  for (const args of [[], ["--raw"]]) {
+    const result = await runScript("ws_client", [...args, `ws://127.0.0.1:${server.port}/ws`], {
+      stdin: "100000\n",
+      timeoutMs: 60_000,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.split("\n");
+    assert.equal(lines.length, 100_000, `${args}: ${result.stderr}`);
+    assert.ok(lines.every((l) => /^-?\d+$/.test(l)), `${args}: only the numbers on stdout`);
+  }
+});
+
+Deno.test("ws_client -n leaves the close to the server; without it the end of input closes", async () => {
+  await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+  await using held = await startScript("ws_client", ["-n", `ws://127.0.0.1:${server.port}/ws`], {
+    stdin: true,
+    waitReady: false,
+  });
+  await held.write("kept\n");
+  await held.closeStdin();
+  await held.stdout.waitFor(/^kept$/);
+  await delay(1_500); // past the default --linger
+  assert.equal(held.stdout.lines.length, 1);
+  held.kill("SIGINT");
+  assert.equal((await held.exit()).code, 0, held.output);
+  const closing = await runScript("ws_client", [
+    "--linger",
+    "200ms",
+    `ws://127.0.0.1:${server.port}/ws`,
+  ], { stdin: "gone\n" });
+  assert.equal(closing.code, 0, closing.stderr);
+  assert.equal(closing.stdout, "gone");
+});
+
+Deno.test("ws_client --book prompts 'Please give me input! N' six times, then closes with 1000", async () => {
   await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
   await using client = await startScript("ws_client", [
+    "--book",
     "--idle-interval",
     "150ms",
     `127.0.0.1:${server.port}`,
@@ -55,7 +92,7 @@ Deno.test("ws_client on SIGINT says so, sends close 1000 and exits 0", async () 
     waitReady: false,
   });
   await client.write("before the signal\n");
-  await client.stdout.waitFor("Received: before the signal");
+  await client.stdout.waitFor(/^before the signal$/);
   client.kill("SIGINT");
   assert.equal((await client.exit()).code, 0, client.output);
   assert.match(client.stderr.text, /Caught interrupt signal - quitting!/);
@@ -71,7 +108,7 @@ Deno.test("ws_client --raw --binary sends binary, and the end of stdin closes cl
     `ws://127.0.0.1:${server.port}/echo`,
   ], { stdin: "one\ntwo\n" });
   assert.equal(result.code, 0, result.stderr);
-  assert.equal(result.stdout, "onetwo"); // binary comes back as raw bytes, no newlines
+  assert.equal(result.stdout, "one\ntwo"); // binary comes back as its bytes, one per line
   await server.stderr.waitFor("Received: 3 bytes (binary)");
 });
 

@@ -19,3 +19,13 @@ export function printSync(text: string | Uint8Array, out: SyncWriter = Deno.stdo
   let offset = 0;
   while (offset < bytes.byteLength) offset += out.writeSync(bytes.subarray(offset));
 }
+
+/**
+ * Whether a client writes plain data (only what came from the peer, one
+ * message per line, nothing else on stdout): with `--raw`, or whenever
+ * stdout is not a terminal (a pipe or a file), so `| jq` and `| wc -l`
+ * see the peer's messages alone.
+ */
+export function plainOutput(raw: boolean, out: { isTerminal(): boolean } = Deno.stdout): boolean {
+  return raw || !out.isTerminal();
+}
