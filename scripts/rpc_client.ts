@@ -2,9 +2,10 @@
 /**
  * rpc_client: calls one JSON-RPC method over TCP (Go's `net/rpc/jsonrpc`
  * dialect by default, so it talks to Go `jsonrpc.ServeConn` servers) or
- * HTTP (JSON-RPC 2.0), prints the result as JSON and, for the seeds'
- * methods, the seeds' sentence (`Arith: 7*8=56`). An RPC error is printed
- * on stderr and exits 1.
+ * HTTP (JSON-RPC 2.0) and prints the result as one line of JSON, the only
+ * thing on stdout, so `| jq` works. For the seeds' methods the seeds'
+ * sentence (`Arith: 7*8=56`) follows on stdout in a terminal, on stderr
+ * otherwise. An RPC error is printed on stderr and exits 1.
  *
  *     deno task rpc_client 127.0.0.1:1234 Arith.Multiply '{"A":7,"B":8}'
  *     deno task rpc_client --http http://127.0.0.1:8808/rpc Algorithm.Sum '[3,4]'
@@ -22,6 +23,7 @@ import {
   RpcError,
 } from "../lib/rpc/jsonrpc.ts";
 import { writeAll } from "../lib/io/lines.ts";
+import { plainOutput, printSync } from "../lib/io/print.ts";
 
 /** Bound on one reply, in bytes. */
 const MAX_REPLY_BYTES = 16 * 1024 * 1024;
@@ -163,6 +165,10 @@ const spec = {
   notes: `PARAMS_JSON is the argument: in Go's dialect one value (sent as [value]),
 in 2.0 an object (named params) or an array (positional).
 
+The result is printed as one line of JSON, the only thing on stdout when it is
+not a terminal (rpc_client ... | jq). The seeds' sentence for their methods
+(Arith: 7*8=56) follows it in a terminal, and goes to stderr otherwise.
+
 Examples:
   rpc_client 127.0.0.1:1234 Arith.Multiply '{"A":7,"B":8}'
   rpc_client --dialect 2.0 127.0.0.1:1234 Algorithm.Sum '[3,4]'
@@ -213,9 +219,12 @@ export function main(args: string[]): Promise<number> {
       const code = reply.error.code === 0 ? "" : ` (code ${reply.error.code})`;
       throw new RpcError(reply.error.code, `${method}: ${reply.error.message}${code}`);
     }
-    console.log(JSON.stringify(reply.result));
+    printSync(JSON.stringify(reply.result) + "\n");
     const sentence = seedSentence(method, params, reply.result);
-    if (sentence !== null) console.log(sentence);
+    // The book's sentence is for people: in a pipe stdout carries the JSON alone.
+    if (sentence !== null) {
+      printSync(sentence + "\n", plainOutput(false) ? Deno.stderr : Deno.stdout);
+    }
     return 0;
   });
 }
