@@ -27,6 +27,7 @@ import {
 import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
 import { goLogTime, Logger } from "../lib/cli/log.ts";
 import { plainOutput, printSync } from "../lib/io/print.ts";
+import { parseHeaders } from "../lib/cli/headers.ts";
 import { describeClose } from "../lib/ws/ws_guard.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -125,25 +126,6 @@ export function parseTarget(args: string[]): { url: URL; server: string; path: s
   usage(() => parseHostPort(server));
   const url = new URL(`ws://${server}/${path.replace(/^\/+/, "")}`);
   return { url, server, path };
-}
-
-/** Parses `-H "Name: value"` options into headers, quoting a bad one. */
-export function parseHeaders(values: string[], origin?: string): Headers {
-  const headers = new Headers();
-  for (const value of values) {
-    const colon = value.indexOf(":");
-    const name = colon > 0 ? value.slice(0, colon).trim() : "";
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
-      throw new UsageError(`Invalid -H "${value}": expected "Name: value"`);
-    }
-    try {
-      headers.append(name, value.slice(colon + 1).trim());
-    } catch {
-      throw new UsageError(`Invalid -H "${value}": the value is not allowed in a header`);
-    }
-  }
-  if (origin !== undefined) headers.set("origin", origin);
-  return headers;
 }
 
 /**
