@@ -9,11 +9,12 @@
  * consuming; `--count N` exits after N messages.
  *
  *     deno task mq_read
- *     deno task mq_read --queue jobs --count 10
+ *     deno task mq_read -q jobs -c 10
+ *     deno task mq_read -q audit -e amq.topic -r 'orders.#'
  *
  * @module
  */
-import { AMQP_OPTIONS, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
+import { AMQP_OPTIONS, bindingOption, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
 import { QueueConsumer } from "../lib/amqp/amqp_consumer.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import { writeAll } from "../lib/io/lines.ts";
@@ -35,16 +36,20 @@ const spec = {
       default: "100",
       description: "most unacknowledged messages in flight",
     },
-    count: { type: "string", short: "n", arg: "N", description: "exit after N messages" },
-    quiet: { type: "boolean", short: "q", description: "print no Received: lines (for load)" },
+    count: { type: "string", short: "c", arg: "N", description: "exit after N messages" },
+    quiet: { type: "boolean", description: "print no Received: lines (for load)" },
   },
   notes: `Runs until Ctrl-C (or --count N messages). Each message is acknowledged only
 after its "Received: <body>" line was written, so none is lost; unacknowledged
 ones go back to the queue. The password of the URL is never printed.
 
+The short options are amqp-consume's: -u URL, -q QUEUE, -e EXCHANGE (bind the
+queue to it), -r ROUTING_KEY, -c COUNT. --quiet has no short form.
+
 Examples:
   mq_read
-  mq_read --queue jobs --count 10 --prefetch 500`,
+  mq_read -q jobs -c 10 --prefetch 500
+  mq_read -q audit -e amq.topic -r 'orders.#'`,
 } as const;
 
 /** Reads the queue until Ctrl-C or `--count`; returns the exit code. */
@@ -67,6 +72,7 @@ export function main(args: string[]): Promise<number> {
     await using consumer = await QueueConsumer.open(url, {
       queue: values.queue,
       durable: values.durable,
+      bind: usage(() => bindingOption(values)),
       prefetch,
       start: false, // Print the connected line before any Received: line.
       connectTimeoutMs,

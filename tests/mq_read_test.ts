@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runScript, startScript } from "./helpers.ts";
-import { Broker, brokerMissing, onQueue, testQueue } from "./rabbitmq.ts";
+import { Buffer } from "node:buffer";
+import { Broker, BROKER_URL, brokerMissing, onQueue, testQueue } from "./rabbitmq.ts";
 
 const ignore = brokerMissing;
 
@@ -189,5 +190,35 @@ Deno.test({
     ]);
     assert.equal(code, 1);
     assert.match(stderr, /PRECONDITION.FAILED - inequivalent arg 'durable'/);
+  },
+});
+
+Deno.test({
+  name: "mq_read -q Q -e amq.topic -r KEY binds the queue and reads what the exchange routes",
+  ignore,
+  async fn() {
+    await using queue = testQueue();
+    await using broker = await Broker.connect();
+    const key = `${queue.name}.#`;
+    await using reader = await startScript("mq_read", [
+      "-u",
+      BROKER_URL,
+      "-q",
+      queue.name,
+      "-e",
+      "amq.topic",
+      "-r",
+      key,
+      "-c",
+      "1",
+    ], { waitReady: false });
+    await reader.stdout.waitFor("Connected to the RabbitMQ server!");
+    broker.channel.publish("amq.topic", `${queue.name}.a.b`, Buffer.from("routed"));
+    await broker.channel.waitForConfirms();
+    assert.equal((await reader.exit()).code, 0, reader.output);
+    assert.ok(reader.stdout.lines.includes("Received: routed"), reader.output);
+    const usage = await runScript("mq_read", ["-r", "key-without-exchange"]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--routing-key "key-without-exchange" needs --exchange/);
   },
 });
