@@ -388,6 +388,7 @@ const spec = {
       default: DEFAULT_MESSAGE,
       description: "message to publish",
     },
+    body: { type: "string", short: "b", arg: "TEXT", description: "the same as --message" },
     lines: {
       type: "boolean",
       short: "l",
@@ -425,7 +426,7 @@ dropped silently. An unreachable broker is retried for --connect-timeout
 (default ${DEFAULT_CONNECT_TIMEOUT}); a connection that drops mid-run is retried for 30 s.
 
 The short options are amqp-publish's: -u URL, -e EXCHANGE, -r ROUTING_KEY,
--H 'NAME: VALUE', -C CONTENT_TYPE, -p (persistent), -l (a message per line),
+-H 'NAME: VALUE', -C CONTENT_TYPE, -p (persistent), -b BODY, -l (a message per line),
 and amqp-consume's -q QUEUE and -c COUNT. --quiet has no short form.
 
 Examples:
@@ -440,6 +441,7 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values }) => {
     const url = usage(() => resolveAmqpUrl(values.url, Deno.env.get("AMQP_URL")));
+    const message = values.body ?? values.message;
     const exchange = values.exchange ?? "";
     // Without -e the routing key is a queue's name (amqp-publish -r), so -r alone names it.
     const queue = exchange === ""
@@ -486,7 +488,7 @@ export function main(args: string[]): Promise<number> {
     let sent = 0;
     if (count !== null) {
       for (let i = 1; i <= count && !controller.signal.aborted; i++, sent++) {
-        const waiting = producer.send(Buffer.from(`${values.message}-${i}`));
+        const waiting = producer.send(Buffer.from(`${message}-${i}`));
         if (waiting) await waiting;
       }
     } else if (values.lines) {
@@ -505,7 +507,7 @@ export function main(args: string[]): Promise<number> {
         throw new Error(`Line ${sent + 1} of stdin: ${error.message}; ${sent} published`);
       }
     } else {
-      await producer.send(Buffer.from(values.message));
+      await producer.send(Buffer.from(message));
       sent = 1;
     }
     await producer.flush();
