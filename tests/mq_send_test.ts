@@ -153,7 +153,7 @@ Deno.test({
       [...onQueue(queue.name), "--durable"],
       { waitReady: false },
     );
-    await reader.stdout.waitFor("Connected to the RabbitMQ server!");
+    await reader.stderr.waitFor("Connected to the RabbitMQ server!");
     await using sender = await startScript("mq_send", [
       ...onQueue(queue.name),
       "--durable",
@@ -165,7 +165,7 @@ Deno.test({
       "--max-in-flight",
       "20", // slow enough to be mid-run when the broker stops
     ], { waitReady: false });
-    await reader.stdout.waitFor("Received: m-", 20_000);
+    await reader.stdout.waitFor(/^m-/, 20_000);
     await restartBroker(1000); // Always starts the broker again, even if stopping failed.
     const status = await sender.exit(60_000);
     assert.equal(status.code, 0, sender.output);
@@ -176,7 +176,7 @@ Deno.test({
     const deadline = Date.now() + 30_000;
     while (seen.size < total && Date.now() < deadline) {
       for (const line of reader.stdout.lines) {
-        const m = /^Received: m-(\d+)$/.exec(line);
+        const m = /^m-(\d+)$/.exec(line);
         if (m) seen.add(Number(m[1]));
       }
       await delay(100);
