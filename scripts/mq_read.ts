@@ -20,7 +20,7 @@ import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/c
 import { writeAll } from "../lib/io/lines.ts";
 import { plainOutput } from "../lib/io/print.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 
 const encoder = new TextEncoder();
 

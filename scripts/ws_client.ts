@@ -26,9 +26,10 @@ import {
 } from "../lib/cli/cli.ts";
 import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
 import { goLogTime, Logger } from "../lib/cli/log.ts";
-import { plainOutput, printSync } from "../lib/io/print.ts";
+import { plainOutput, printSync, writeAllSync } from "../lib/io/print.ts";
 import { parseHeaders } from "../lib/cli/headers.ts";
 import { describeClose } from "../lib/ws/ws_guard.ts";
+import { settledWithin } from "../lib/io/deadline.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -96,16 +97,6 @@ export interface WsClientOptions {
   signal?: AbortSignal;
 }
 
-/** Resolves after `ms`, or at once when `done` settles first; leaves no timer behind. */
-async function sleepUnless(ms: number, done: Promise<unknown>): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([done, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Turns `SERVER PATH` or a URL into a ws:// or wss:// URL and the seed's two words. */
 export function parseTarget(args: string[]): { url: URL; server: string; path: string } {
   if (args.length === 1) {
@@ -136,7 +127,7 @@ export function parseTarget(args: string[]): { url: URL; server: string; path: s
 export async function runWsClient(url: URL, options: WsClientOptions = {}): Promise<number> {
   const raw = options.raw ?? false;
   const out = options.output ?? {
-    write: (bytes: Uint8Array) => printSync(bytes),
+    write: (bytes: Uint8Array) => writeAllSync(Deno.stdout, bytes),
     log: new Logger({ timestamps: !raw }),
   };
   const log = out.log;
@@ -191,7 +182,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
       ws.close(1000);
     }
-    await sleepUnless(CLOSE_WAIT_MS, closed);
+    await settledWithin(closed, CLOSE_WAIT_MS);
   };
 
   /**
@@ -204,7 +195,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     while (!quitting) {
       const wait = Math.max(endedAt, lastMessageAt) + lingerMs - performance.now();
       if (wait <= 0) break;
-      await sleepUnless(wait, closed);
+      await settledWithin(closed, wait);
       if (ws.readyState !== WebSocket.OPEN) return;
     }
     await quit(null);
@@ -240,7 +231,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
         } catch {
           // Never opened.
         }
-        await sleepUnless(100, closed);
+        await settledWithin(closed, 100);
         return 1;
       }
       await onAbort;
