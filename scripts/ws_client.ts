@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-env=WS_NO_BUFFER_UTIL,WS_NO_UTF_8_VALIDATE
 /**
  * ws_client: the WebSocket client of seed 000, usable in pipes like
  * websocat. Each stdin line is sent as a message. When stdout is a pipe
@@ -29,6 +29,8 @@ import { goLogTime, Logger } from "../lib/cli/log.ts";
 import { plainOutput, printSync, writeAllSync } from "../lib/io/print.ts";
 import { parseHeaders } from "../lib/cli/headers.ts";
 import { describeClose } from "../lib/ws/ws_guard.ts";
+// @ts-types="@types/ws"
+import NodeWebSocket from "ws";
 import { settledWithin } from "../lib/io/deadline.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -49,6 +51,8 @@ export function describeMessage(data: string | ArrayBuffer): string {
 
 /** How long Ctrl-C waits for the server's close frame, as the seed does. */
 const CLOSE_WAIT_MS = 2_000;
+/** Largest message accepted from the server; a larger one closes the connection with 1009. */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** After the end of input, close once the server has been silent this long. */
 export const DEFAULT_LINGER_MS = 1_000;
 const encoder = new TextEncoder();
@@ -83,6 +87,8 @@ export interface WsClientOptions {
   noClose?: boolean;
   /** At the end of input, close once the server has been silent this long. Default 1000 ms. */
   lingerMs?: number;
+  /** Send a ping this often while open; 0 never. Default 0. */
+  pingIntervalMs?: number;
   /** Send each line as a binary message. Default false. */
   binary?: boolean;
   /** Longest stdin line in bytes. Default 1 MiB. */
@@ -135,7 +141,12 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   const idleMax = options.idleMax ?? 6;
   const lingerMs = options.lingerMs ?? DEFAULT_LINGER_MS;
 
-  const ws = new WebSocket(url, { headers: options.headers, protocols: options.protocols });
+  // The `ws` package rather than Deno's WebSocket: that one can neither send a ping
+  // (--ping-interval) nor deliver the messages that arrive after close() was called.
+  const ws = new NodeWebSocket(url.href, options.protocols ?? [], {
+    headers: Object.fromEntries(options.headers ?? []),
+    maxPayload: MAX_MESSAGE_BYTES,
+  });
   ws.binaryType = "arraybuffer";
   let opened = false;
   let quitting = false;
@@ -145,6 +156,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   let lastMessageAt = 0;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
   let connectTimer: ReturnType<typeof setTimeout> | undefined;
+  let pingTimer: ReturnType<typeof setInterval> | undefined;
   const closed = new Promise<void>((resolve) => {
     ws.onclose = (event) => {
       closeCode = event.code;
@@ -158,7 +170,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     };
   });
   ws.onerror = (event) => {
-    failure ||= (event as ErrorEvent).message || "the connection failed";
+    failure ||= event.message || "the connection failed";
   };
   ws.onmessage = (event) => {
     lastMessageAt = performance.now();
@@ -179,9 +191,8 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     quitting = true;
     clearTimeout(idleTimer);
     if (why) log.info(why);
-    if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-      ws.close(1000);
-    }
+    if (ws.readyState === ws.OPEN) ws.close(1000);
+    else if (ws.readyState === ws.CONNECTING) ws.terminate();
     await settledWithin(closed, CLOSE_WAIT_MS);
   };
 
@@ -196,7 +207,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
       const wait = Math.max(endedAt, lastMessageAt) + lingerMs - performance.now();
       if (wait <= 0) break;
       await settledWithin(closed, wait);
-      if (ws.readyState !== WebSocket.OPEN) return;
+      if (ws.readyState !== ws.OPEN) return;
     }
     await quit(null);
   };
@@ -226,17 +237,15 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     if (!opened) {
       if (!signal.aborted) {
         log.error(`Error: cannot connect to ${url}: ${failure || "closed during the handshake"}`);
-        try {
-          ws.close();
-        } catch {
-          // Never opened.
-        }
+        ws.terminate();
         await settledWithin(closed, 100);
         return 1;
       }
       await onAbort;
       return 0;
     }
+
+    if (options.pingIntervalMs) pingTimer = setInterval(() => ws.ping(), options.pingIntervalMs);
 
     let waits = 0;
     const armIdle = () => {
@@ -260,7 +269,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     const pump = (async () => {
       try {
         for await (const line of reader) {
-          if (quitting || ws.readyState !== WebSocket.OPEN) return;
+          if (quitting || ws.readyState !== ws.OPEN) return;
           ws.send(options.binary ? encoder.encode(line) : line);
           waits = 0;
           armIdle();
@@ -288,6 +297,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   } finally {
     clearTimeout(idleTimer);
     clearTimeout(connectTimer);
+    clearInterval(pingTimer);
     if (!options.signal) Deno.removeSignalListener("SIGINT", onInterrupt);
   }
 }
@@ -345,6 +355,11 @@ const spec = {
       description: "sub-protocol to offer",
     },
     origin: { type: "string", arg: "URL", description: "send this Origin header" },
+    "ping-interval": {
+      type: "string",
+      arg: "DURATION",
+      description: "send a WebSocket ping this often (default never)",
+    },
     "max-line": {
       type: "string",
       arg: "BYTES",
@@ -393,6 +408,9 @@ export function main(args: string[]): Promise<number> {
       idleMax: parseIntOption(values["idle-max"], "idle-max"),
       noClose: values["no-close"],
       lingerMs: parseDurationOption(values.linger, "linger"),
+      pingIntervalMs: values["ping-interval"] === undefined
+        ? 0
+        : parseDurationOption(values["ping-interval"], "ping-interval"),
       binary: values.binary,
       maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
       connectTimeoutMs: parseDurationOption(values["connect-timeout"], "connect-timeout"),

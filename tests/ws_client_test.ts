@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describeMessage } from "../scripts/ws_client.ts";
-import { delay, runScript, startScript } from "./helpers.ts";
+import { delay, runScript, startScript, withTimeout } from "./helpers.ts";
 
 Deno.test("ws_client shows text, a binary message's UTF-8 text, or else its size", () => {
   const bytes = (...b: number[]) => Uint8Array.from(b).buffer;
@@ -155,5 +155,63 @@ Deno.test("ws_client exits 1 when nothing listens, and 2 on bad usage", async ()
     const { code, stderr } = await runScript("ws_client", [...args]);
     assert.equal(code, 2, `${args}: ${stderr}`);
     assert.match(stderr, pattern);
+  }
+});
+
+/** Accepts one WebSocket handshake by hand and resolves with the opcodes of the frames that follow. */
+async function frameWatcher(listener: Deno.TcpListener, frames: number) {
+  const conn = await listener.accept();
+  try {
+    let head = "";
+    const buf = new Uint8Array(4096);
+    while (!head.includes("\r\n\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) throw new Error("closed during the handshake");
+      head += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    const key = /sec-websocket-key: *(\S+)/i.exec(head)![1];
+    const digest = await crypto.subtle.digest(
+      "SHA-1",
+      new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+    );
+    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+    await conn.write(new TextEncoder().encode(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    ));
+    const opcodes: number[] = [];
+    let pending = new Uint8Array(0);
+    while (opcodes.length < frames) {
+      // Client frames are masked and, here, short: 2 header bytes, 4 mask bytes, the payload.
+      while (pending.length >= 6 && pending.length >= 6 + (pending[1] & 0x7f)) {
+        opcodes.push(pending[0] & 0x0f);
+        pending = pending.subarray(6 + (pending[1] & 0x7f));
+      }
+      if (opcodes.length >= frames) break;
+      const n = await conn.read(buf);
+      if (n === null) break;
+      pending = Uint8Array.from([...pending, ...buf.subarray(0, n)]);
+    }
+    return opcodes;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("ws_client --ping-interval sends WebSocket pings while idle", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const watching = frameWatcher(listener, 2);
+    await using client = await startScript("ws_client", [
+      "--ping-interval",
+      "100ms",
+      `ws://127.0.0.1:${listener.addr.port}/`,
+    ], { stdin: true, waitReady: false });
+    const opcodes = await withTimeout(watching, 5_000, "two pings from ws_client");
+    assert.deepEqual(opcodes, [0x9, 0x9], "two ping frames, nothing else");
+    client.kill("SIGINT");
+    await client.exit();
+  } finally {
+    listener.close();
   }
 });
