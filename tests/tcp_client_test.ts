@@ -273,3 +273,34 @@ Deno.test("tcp_client --help prints usage and exits 0", async () => {
   assert.equal(code, 0);
   assert.match(stdout, /^Usage: tcp_client HOST:PORT/);
 });
+
+Deno.test({
+  name: "tcp_client in a terminal keeps ->: and the prompt, and STOP is an ordinary line",
+  ignore: missingPeer("script"),
+  async fn() {
+    await using server = await startScript("tcp_echo_server", ["-q", "127.0.0.1:0"]);
+    const command = `${Deno.execPath()} ${
+      taskArgs("tcp_client").join(" ")
+    } 127.0.0.1:${server.port}`;
+    const pty = new Deno.Command("script", {
+      args: ["-qec", command, "/dev/null"],
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const writer = pty.stdin.getWriter();
+    const output = withTimeout(pty.output(), 15_000, "tcp_client under script");
+    await delay(500);
+    await writer.write(encoder.encode("STOP\n"));
+    await delay(300);
+    await writer.write(encoder.encode("after\n"));
+    await delay(300);
+    await writer.close();
+    const text = new TextDecoder().decode((await output).stdout).replaceAll("\r\n", "\n");
+    assert.match(text, /->: STOP\n/, JSON.stringify(text));
+    assert.match(text, /->: after\n/, JSON.stringify(text));
+    assert.doesNotMatch(text, /TCP client exiting/);
+  },
+});

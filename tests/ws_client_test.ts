@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { describeMessage } from "../scripts/ws_client.ts";
-import { delay, runScript, startScript, withTimeout } from "./helpers.ts";
+import {
+  delay,
+  missingPeer,
+  ROOT,
+  runScript,
+  startScript,
+  taskArgs,
+  withTimeout,
+} from "./helpers.ts";
 
 Deno.test("ws_client shows text, a binary message's UTF-8 text, or else its size", () => {
   const bytes = (...b: number[]) => Uint8Array.from(b).buffer;
@@ -214,4 +222,32 @@ Deno.test("ws_client --ping-interval sends WebSocket pings while idle", async ()
   } finally {
     listener.close();
   }
+});
+
+Deno.test({
+  name: "ws_client in a terminal keeps the book's look but not its idle trap (that needs --book)",
+  ignore: missingPeer("script"),
+  async fn() {
+    await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+    const command = `${Deno.execPath()} ${taskArgs("ws_client").join(" ")} --idle-interval 100ms ` +
+      `--idle-max 1 127.0.0.1:${server.port} ws`;
+    const pty = new Deno.Command("script", {
+      args: ["-qec", command, "/dev/null"],
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const writer = pty.stdin.getWriter();
+    const output = withTimeout(pty.output(), 15_000, "ws_client under script");
+    await delay(1_000); // connected, and idle for ten --idle-interval periods
+    await writer.write(new TextEncoder().encode("typed\n"));
+    await delay(500);
+    await writer.close(); // Ctrl-D: the end of input
+    const text = new TextDecoder().decode((await output).stdout).replaceAll("\r\n", "\n");
+    assert.match(text, new RegExp(`^Connecting to: 127\\.0\\.0\\.1:${server.port} at ws$`, "m"));
+    assert.match(text, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d Received: typed$/m);
+    assert.doesNotMatch(text, /Please give me input|Caught interrupt signal/);
+  },
 });
