@@ -12,11 +12,26 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { Receiver, Sender } from "ws";
+import * as ws from "ws";
 import { writeAll } from "../lib/io/lines.ts";
 import { switchingProtocolsHead } from "../lib/ws/ws_http.ts";
 
 const MAX_PAYLOAD = 1 << 20;
+
+/** The codec classes ws exports (its type package leaves them out). */
+interface WsCodec {
+  Receiver: new (options: { isServer: boolean; maxPayload: number }) => {
+    on(event: string, listener: (...args: never[]) => void): void;
+    write(chunk: Buffer): boolean;
+  };
+  Sender: {
+    frame(
+      data: Buffer,
+      options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean },
+    ): Buffer[];
+  };
+}
+const { Receiver, Sender } = ws as unknown as WsCodec;
 
 async function serve(conn: Deno.Conn): Promise<void> {
   const buf = new Uint8Array(64 * 1024);

@@ -54,7 +54,8 @@ export async function serveWsEcho(options: WsEchoOptions = {}): Promise<WsServer
         log.info(
           message.binary
             ? `Received: ${message.payload.byteLength} bytes (binary)`
-            : `Received: ${message.text}`,
+            // The log adds its own newline: a message's last one would show as an empty line.
+            : `Received: ${message.text.replace(/\r?\n$/, "")}`,
         );
       }
       // The bytes as they came, with their type: no decoding and encoding again.
