@@ -43,6 +43,7 @@ async function serve(conn: Deno.Conn): Promise<void> {
   }
   const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? "";
   await writeAll(conn, await switchingProtocolsHead(key));
+  (conn as Deno.TcpConn).setNoDelay(true); // as the engine does
   const receiver = new Receiver({ isServer: true, maxPayload: MAX_PAYLOAD });
   let out: Buffer[] = [];
   let closed = false;
