@@ -4,7 +4,7 @@
  * and Sender over Deno.listen, bench/ws_npm_echo.ts), all in the same run:
  * `wsload -c 50 -n 4000 -window 32` messages per second, alternating, the
  * median of the rounds; then the memory of an idle WebSocket
- * (`idleconns -ws`).
+ * (`idleconns -ws`) on fresh servers.
  *
  *     deno task bench ws
  *
@@ -81,22 +81,28 @@ async function main(): Promise<number> {
       `netkit/npm:ws codec: ${ratio(median(rates[0]), median(rates[1]))}`,
   );
 
+  // Fresh servers: one that has just run the load has a grown heap and
+  // shows idle sockets cheaper than they are.
   const idle: number[] = [];
-  for (
-    const [pid, url] of [[netkit.child.pid, targets[0].url], [go.pid, targets[2].url]] as const
-  ) {
-    const f = await runLoad("idleconns", [
-      "-ws",
-      "-addr",
-      url,
-      "-pid",
-      String(pid),
-      "-c",
-      String(IDLE_CONNS),
-    ]);
-    idle.push(f.kb_per_conn ?? 0);
+  {
+    await using fresh = await startNetkit("ws_echo_server", ["127.0.0.1:0", "--quiet"]);
+    await using freshGo = await startGoPeer("go-wsecho");
+    for (
+      const [pid, port] of [[fresh.child.pid, fresh.port], [freshGo.pid, freshGo.port]] as const
+    ) {
+      const f = await runLoad("idleconns", [
+        "-ws",
+        "-addr",
+        `ws://127.0.0.1:${port}/ws`,
+        "-pid",
+        String(pid),
+        "-c",
+        String(IDLE_CONNS),
+      ]);
+      idle.push(f.kb_per_conn ?? 0);
+    }
   }
-  printTable(`Idle WebSocket memory, ${IDLE_CONNS} connections`, [
+  printTable(`Idle WebSocket memory, ${IDLE_CONNS} connections, fresh servers`, [
     { server: targets[0].name, "KB per conn": idle[0].toFixed(1) },
     { server: targets[2].name, "KB per conn": idle[1].toFixed(1) },
     { server: "ratio netkit/go", "KB per conn": ratio(idle[0], idle[1]) },
