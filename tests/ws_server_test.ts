@@ -7,7 +7,7 @@ import {
   type WsServerOptions,
   type WsSocket,
 } from "../lib/ws/ws_server.ts";
-import { delay, withTimeout } from "./helpers.ts";
+import { delay, missingPeer, withTimeout } from "./helpers.ts";
 import { OP, RawWsClient, text } from "./ws_raw.ts";
 
 function request(headers: Record<string, string>): Request {
@@ -173,4 +173,71 @@ Deno.test("WsServer.shutdown() closes every socket with 1001", async () => {
   await server.server.shutdown();
   assert.deepEqual(await codes, [1001, 1001, 1001]);
   assert.equal(server.server.size, 0);
+});
+
+/** Sends raw bytes and reads the reply until the server closes. */
+async function rawRequest(port: number, bytes: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(bytes)).catch(() => 0);
+    let reply = "";
+    const buf = new Uint8Array(4096);
+    while (true) {
+      const n = await withTimeout(conn.read(buf), 5_000, "the reply").catch(() => null);
+      if (n === null) return reply;
+      reply += new TextDecoder().decode(buf.subarray(0, n));
+    }
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("WsServer's HTTP head: 431, 413, 405, 400, HEAD without a body, a slow head closed", async () => {
+  await using server = serveEngine({ headTimeoutMs: 300 });
+  const port = server.port;
+  const big = await rawRequest(port, `GET / HTTP/1.1\r\nHost: x\r\nX: ${"a".repeat(9000)}\r\n\r\n`);
+  assert.match(big, /^HTTP\/1\.1 431 /);
+  const body = await rawRequest(port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+  assert.match(body, /^HTTP\/1\.1 413 /);
+  const put = await rawRequest(port, "PUT / HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert.match(put, /^HTTP\/1\.1 405 [^]*allow: GET, HEAD/);
+  const noHost = await rawRequest(port, "GET / HTTP/1.1\r\n\r\n");
+  assert.match(noHost, /^HTTP\/1\.1 400 /);
+  const badKey = await RawWsClient.open(port, "/ws", { "Sec-WebSocket-Key": "short" });
+  badKey.client.close();
+  assert.equal(badKey.reply.status, 400);
+  const oldVersion = await RawWsClient.open(port, "/ws", { "Sec-WebSocket-Version": "8" });
+  oldVersion.client.close();
+  assert.equal(oldVersion.reply.status, 426);
+  assert.match(oldVersion.reply.head, /sec-websocket-version: 13/i);
+  const head = await rawRequest(port, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert.match(head, /^HTTP\/1\.1 200 [^]*content-length: 5\r\n/);
+  assert.ok(head.endsWith("\r\n\r\n"), "HEAD gets no body");
+  // Half a head, then nothing: closed after the head timeout, with no answer.
+  const started = Date.now();
+  const slow = await rawRequest(port, "GET / HTTP/1.1\r\nHost: x\r\n");
+  assert.equal(slow, "");
+  assert.ok(Date.now() - started < 3_000, `closed after ${Date.now() - started} ms`);
+});
+
+Deno.test({
+  name: "WsServer answers curl: a page, HEAD, and 426 for a plain GET of a WebSocket path",
+  ignore: missingPeer("curl"),
+  async fn() {
+    await using server = serveEngine({});
+    const curl = async (...args: string[]) => {
+      const { stdout } = await new Deno.Command("curl", {
+        args: ["-s", "-i", ...args],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      return new TextDecoder().decode(stdout);
+    };
+    assert.match(
+      await curl(`http://127.0.0.1:${server.port}/`),
+      /^HTTP\/1\.1 200 [^]*\r\n\r\npage\n$/,
+    );
+    assert.match(await curl("-I", `http://127.0.0.1:${server.port}/`), /content-length: 5/);
+    assert.match(await curl(`http://127.0.0.1:${server.port}/ws`), /^HTTP\/1\.1 426 /);
+  },
 });
