@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * http_client: the HTTP client of seed 002. Fetches a URL and prints the
  * body; exits 1 on an HTTP error status (the status line and body go to

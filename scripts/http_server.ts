@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * http_server: the HTTP server of seed 002. Every path is answered with
  * `Hello, you've requested: PATH`.

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * im_client: the instant-messaging client of seed 003's course project,
  * for `im_server`. Interactive, it shows the seed's numbered menus

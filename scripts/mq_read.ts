@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=AMQP_URL
 /**
  * mq_read: the RabbitMQ consumer of the book (readMQ.go). It declares the
  * queue, prints `Connected to the RabbitMQ server!` and then `Received:

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=AMQP_URL
 /**
  * mq_send: the RabbitMQ producer of the book (sendMQ.go). It declares the
  * queue, prints it as Go prints an amqp.Queue (`Queue: {Go 0 0}`), and

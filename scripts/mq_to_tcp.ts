@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=AMQP_URL
 /**
  * mq_to_tcp: the book's exercise "a client that reads messages from
  * RabbitMQ and publishes them to a TCP server". It consumes a queue and

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * rpc_client: calls one JSON-RPC method over TCP (Go's `net/rpc/jsonrpc`
  * dialect by default, so it talks to Go `jsonrpc.ServeConn` servers) or

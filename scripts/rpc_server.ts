@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * rpc_server: JSON-RPC over TCP and HTTP, with the seeds' methods
  * (`Arith.Multiply` of seed 002, `Algorithm.Sum` and

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * tcp_chat_client: seed 001's chat client. Asks for a nickname, sends each
  * line you type to the room, prints the room's lines as they arrive, and

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * tcp_chat_server: seed 001's chat room over TCP, friendly to `nc`. The
  * first line is your nickname, every other line goes to the room as

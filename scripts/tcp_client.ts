@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * tcp_client: the interactive line client of seed 000 (tcpC.go and
  * otherTCPclient.go). Each line typed is sent to the server; every line

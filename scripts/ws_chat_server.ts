@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * ws_chat_server: gorilla/websocket's chat room (seed 004) and seed 001's
  * TCP chat in one room. `/` serves the chat page, `/ws?name=NAME` joins

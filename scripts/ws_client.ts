@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * ws_client: the WebSocket client of seed 000. Each stdin line is sent as
  * a message and each message received prints as `YYYY/MM/DD HH:MM:SS

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * ws_echo_server: the WebSocket echo server of seed 000 (and `/echo` of
  * seed 002). `/` answers `Welcome!\nPlease use /ws for WebSocket!`, `/ws`

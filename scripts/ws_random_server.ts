@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * ws_random_server: exercise 5 of seed 000. A client's first message on
  * `/ws` is a count N (1..100000); the server sends N random integers, one

@@ -19,6 +19,7 @@ import {
   type TcpServer,
 } from "./server.ts";
 import { parseWorkers, serveWorkers, type SharedCounter, WORKERS_OPTION } from "./workers.ts";
+import { TLS_SERVER_OPTIONS, type TlsCertificate, tlsServerSettings } from "./tls.ts";
 
 /** The word that ends a client's connection, as in the seeds. */
 export const STOP_WORD = "STOP";
@@ -183,6 +184,7 @@ export const LINE_SERVER_OPTIONS = {
   },
   quiet: { type: "boolean", short: "q", description: "print nothing per connection or line" },
   ...WORKERS_OPTION,
+  ...TLS_SERVER_OPTIONS,
 } as const;
 
 /** What every line server takes; each script's options extend it. */
@@ -207,6 +209,8 @@ export interface LineServerOptions {
   clients?: SharedCounter;
   /** Added to connection logs when several workers serve the port, e.g. `worker 1`. */
   workerTag?: string;
+  /** Serve TLS with this certificate (`--cert`/`--key`). Default plain TCP. */
+  tls?: TlsCertificate;
 }
 
 /** How logs name a client: its address, and its worker when several serve the port. */
@@ -226,6 +230,7 @@ export function serveLineServer(
     idleTimeoutMs: options.idleTimeoutMs,
     signal: options.signal,
     reusePort: options.reusePort,
+    tls: options.tls,
     logger,
     onListen: options.onListen,
   });
@@ -239,6 +244,8 @@ export type LineServerSettings =
   & {
     /** Threads serving the port (`--workers`). */
     workers: number;
+    /** The `--cert`/`--key` pair, checked; undefined for plain TCP. */
+    tls: TlsCertificate | undefined;
   };
 
 /**
@@ -258,6 +265,12 @@ export function lineServerSettings(
       `--workers ${values.workers} needs a TCP port: unix sockets are not shared`,
     );
   }
+  const tls = tlsServerSettings(values);
+  if (tls && address.transport === "unix") {
+    throw new UsageError(
+      `--cert "${tls.certFile}" needs a TCP port: TLS on unix sockets is not served`,
+    );
+  }
   return {
     address,
     maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
@@ -265,6 +278,7 @@ export function lineServerSettings(
     maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
     quiet: values.quiet,
     workers,
+    tls,
   };
 }
 

@@ -1,14 +1,15 @@
 /**
  * The TCP server runner every stream server shares: the accept loop,
  * live-connection tracking, `--max-conns`, the idle timeout, graceful
- * shutdown on SIGINT and SIGTERM, and the ready line
- * `Listening on tcp://H:P`.
+ * shutdown on SIGINT and SIGTERM, TLS with `tls`, and the ready line
+ * `Listening on tcp://H:P` (`tls://H:P`).
  *
  * @module
  */
 import { type Address, formatAddr, formatPeer } from "./addr.ts";
 import { Logger } from "../cli/log.ts";
 import { type Reader, writeAll, type Writer } from "../io/lines.ts";
+import type { TlsCertificate } from "./tls.ts";
 
 /** Default bound on simultaneous connections. */
 export const DEFAULT_MAX_CONNS = 10_000;
@@ -157,9 +158,11 @@ export interface ServeTcpOptions {
   signal?: AbortSignal;
   /** Share the port with other processes (Linux `SO_REUSEPORT`). Default false. */
   reusePort?: boolean;
+  /** Serve TLS with this certificate (see lib/net/tls.ts). Default plain TCP. */
+  tls?: TlsCertificate;
   /** Diagnostics. Default a {@link Logger} on stderr. */
   logger?: Logger;
-  /** Called once listening. Default prints `Listening on tcp://H:P` to stdout. */
+  /** Called once listening. Default prints `Listening on tcp://H:P` (`tls://`) to stdout. */
   onListen?: (addr: Deno.Addr) => void;
 }
 
@@ -167,6 +170,8 @@ export interface ServeTcpOptions {
 export class TcpServer implements AsyncDisposable {
   /** Where it listens; with port 0, the port the system chose. */
   readonly addr: Deno.Addr;
+  /** `tls` when it serves TLS, else the address's transport; the ready line's scheme. */
+  readonly scheme: string;
   /** Resolves when the server has stopped and every handler has finished. */
   readonly finished: Promise<void>;
   #listener: Deno.Listener;
@@ -186,6 +191,7 @@ export class TcpServer implements AsyncDisposable {
     this.#options = options;
     this.#logger = options.logger ?? new Logger();
     this.addr = listener.addr;
+    this.scheme = options.tls ? "tls" : listener.addr.transport;
     const idle = options.idleTimeoutMs ?? 0;
     if (idle > 0) {
       this.#sweeper = setInterval(() => this.#sweep(idle), Math.min(1000, Math.max(10, idle / 4)));
@@ -326,18 +332,27 @@ export async function removeStaleSocket(path: string): Promise<void> {
   }
 }
 
-/** Opens a listener on a parsed address (removing a stale unix socket first). */
-export async function listenOn(address: Address, reusePort = false): Promise<Deno.Listener> {
+/**
+ * Opens a listener on a parsed address (removing a stale unix socket
+ * first), a TLS one when `tls` is given (TCP only).
+ */
+export async function listenOn(
+  address: Address,
+  reusePort = false,
+  tls?: TlsCertificate,
+): Promise<Deno.Listener> {
   if (address.transport === "unix") {
+    if (tls) throw new TypeError(`Cannot serve TLS on "unix:${address.path}": TCP only`);
     await removeStaleSocket(address.path);
     return Deno.listen({ transport: "unix", path: address.path });
   }
-  return Deno.listen({
+  const options = {
     transport: "tcp",
     hostname: address.hostname,
     port: address.port,
     ...(reusePort ? { reusePort: true } : {}),
-  });
+  } as const;
+  return tls ? Deno.listenTls({ ...options, cert: tls.cert, key: tls.key }) : Deno.listen(options);
 }
 
 /**
@@ -349,15 +364,16 @@ export async function serveTcp(
   options: ServeTcpOptions = {},
 ): Promise<TcpServer> {
   const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 };
-  const listener = await listenOn(address, options.reusePort);
+  const listener = await listenOn(address, options.reusePort, options.tls);
   const server = new TcpServer(listener, handler, options);
-  (options.onListen ?? printListening)(server.addr);
+  if (options.onListen) options.onListen(server.addr);
+  else printListening(server.addr, server.scheme);
   return server;
 }
 
-/** Prints the ready line tests and users wait for: `Listening on tcp://H:P`. */
-export function printListening(addr: Deno.Addr): void {
-  console.log(`Listening on ${formatAddr(addr)}`);
+/** Prints the ready line tests and users wait for: `Listening on tcp://H:P` (or `scheme://`). */
+export function printListening(addr: Deno.Addr, scheme?: string): void {
+  console.log(`Listening on ${formatAddr(addr, scheme)}`);
 }
 
 /**

@@ -77,6 +77,8 @@ export interface WorkerSlot {
 export interface Served {
   readonly addr: Deno.Addr;
   readonly finished: Promise<void>;
+  /** The ready line's scheme, e.g. `tls` or `https`. Default the address's transport. */
+  readonly scheme?: string;
 }
 
 /** Options for {@link serveWorkers}. */
@@ -91,8 +93,8 @@ export interface ServeWorkersOptions {
   signal: AbortSignal;
   /** Starts one server for a slot; called once per thread. */
   serve: (slot: WorkerSlot) => Promise<Served>;
-  /** Called once every worker listens. Default prints `Listening on tcp://H:P`. */
-  onListen?: (addr: Deno.Addr, count: number) => void;
+  /** Called once every worker listens. Default prints `Listening on tcp://H:P` (or `tls://`). */
+  onListen?: (addr: Deno.Addr, count: number, scheme?: string) => void;
   /** How long to wait for a worker to start listening. Default 30 s. */
   startTimeoutMs?: number;
 }
@@ -102,8 +104,10 @@ type ToWorker =
   | { type: "stop" };
 type FromWorker = { type: "ready" } | { type: "stopped" } | { type: "failed"; message: string };
 
-function defaultOnListen(addr: Deno.Addr, count: number): void {
-  console.log(`Listening on ${formatAddr(addr)}` + (count > 1 ? ` (${count} workers)` : ""));
+function defaultOnListen(addr: Deno.Addr, count: number, scheme?: string): void {
+  console.log(
+    `Listening on ${formatAddr(addr, scheme)}` + (count > 1 ? ` (${count} workers)` : ""),
+  );
 }
 
 /**
@@ -158,7 +162,7 @@ export async function serveWorkers(options: ServeWorkersOptions): Promise<void> 
     await first.finished;
     throw error;
   }
-  (options.onListen ?? defaultOnListen)(first.addr, count);
+  (options.onListen ?? defaultOnListen)(first.addr, count, first.scheme);
   // Stop on the signal, or when any thread's server stops by itself (the
   // book's STOP with --exit-on-stop): the others follow.
   await Promise.race([
