@@ -10,6 +10,13 @@
  */
 import { parseDurationOption, parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
 import { readAtMost } from "../lib/io/bounded_read.ts";
+import {
+  networkErrorText,
+  TLS_URL_CLIENT_OPTIONS,
+  type TlsClientSettings,
+  tlsClientSettings,
+  tlsHttpClient,
+} from "../lib/net/tls.ts";
 
 /** Exit codes beyond 0, 1 and 2 would surprise scripts; every failure is 1. */
 const EXIT_FAILURE = 1;
@@ -22,6 +29,8 @@ export interface FetchOptions {
   maxBytes?: number;
   /** HTTP method. Default GET. */
   method?: string;
+  /** How https:// URLs check the server: extra CAs. Default the system's roots. */
+  tls?: TlsClientSettings;
 }
 
 /** What {@link fetchBody} returns. */
@@ -37,8 +46,13 @@ export async function fetchBody(url: URL, options: FetchOptions = {}): Promise<F
   const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
+  using client = tlsHttpClient(options.tls);
   try {
-    const response = await fetch(url, { method: options.method, signal: controller.signal });
+    const response = await fetch(url, {
+      method: options.method,
+      signal: controller.signal,
+      client,
+    });
     const body = response.body ? await readAtMost(response.body, maxBytes) : new Uint8Array(0);
     if (body === null) {
       controller.abort();
@@ -50,7 +64,7 @@ export async function fetchBody(url: URL, options: FetchOptions = {}): Promise<F
       throw new Error(`Timed out after ${timeoutMs} ms fetching ${url}`);
     }
     const cause = error instanceof Error && error.cause instanceof Error ? error.cause : null;
-    if (cause) throw new Error(`Cannot fetch ${url}: ${cause.message}`);
+    if (cause) throw new Error(`Cannot fetch ${url}: ${networkErrorText(cause)}`);
     throw error;
   } finally {
     clearTimeout(timer);
@@ -76,12 +90,14 @@ const spec = {
       description: "largest body accepted",
     },
     method: { type: "string", short: "X", arg: "METHOD", default: "GET", description: "method" },
+    ...TLS_URL_CLIENT_OPTIONS,
   },
   notes: `Exit status: 0 for a 2xx or 3xx answer, 1 for a 4xx or 5xx answer, a network
 error or a timeout, 2 for bad usage.
 
-Example:
-  http_client http://localhost:8080/hello`,
+Examples:
+  http_client http://localhost:8080/hello
+  http_client --ca ca.pem https://localhost:8443/hello      (see docs/tls.md)`,
 } as const;
 
 function writeAllSync(w: { writeSync(p: Uint8Array): number }, data: Uint8Array): void {
@@ -104,10 +120,16 @@ export function main(args: string[]): Promise<number> {
     if (!/^[A-Za-z]+$/.test(values.method)) {
       throw new UsageError(`Invalid --method "${values.method}"`);
     }
+    const tls = tlsClientSettings(values);
+    if (tls && url.protocol !== "https:") {
+      throw new UsageError(`--ca and --insecure need an https:// URL, not "${positionals[0]}"`);
+    }
+    tlsHttpClient(tls)?.close(); // --insecure is refused here, as bad usage
     const result = await fetchBody(url, {
       timeoutMs: parseDurationOption(values.timeout, "timeout"),
       maxBytes: parseIntOption(values["max-bytes"], "max-bytes", { min: 1 }),
       method: values.method.toUpperCase(),
+      tls,
     });
     if (result.status >= 400) {
       const line = `http_client: HTTP ${result.status} ${result.statusText} from ${url}\n`;

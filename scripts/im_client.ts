@@ -14,6 +14,13 @@
  *
  * @module
  */
+import { dial } from "../lib/net/dial.ts";
+import {
+  type ClientConn,
+  TLS_CLIENT_OPTIONS,
+  type TlsClientSettings,
+  tlsClientSettings,
+} from "../lib/net/tls.ts";
 import { parseHostPort } from "../lib/net/addr.ts";
 import { runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import {
@@ -38,7 +45,7 @@ export type ServerLine = Record<string, unknown> & { type: string };
 
 /** The connection to an im_server: requests matched to responses by id, pushes to a callback. */
 export class ImConnection {
-  readonly conn: Deno.TcpConn;
+  readonly conn: ClientConn;
   /** The server's hello line. */
   hello: ServerLine | null = null;
   /** Resolves when the server closes the connection (or it breaks). */
@@ -51,19 +58,21 @@ export class ImConnection {
   #helloPromise = new Promise<void>((resolve) => this.#helloSeen = resolve);
   #isClosed = false;
 
-  private constructor(conn: Deno.TcpConn, onPush: (line: ServerLine) => void) {
+  private constructor(conn: ClientConn, onPush: (line: ServerLine) => void) {
     this.conn = conn;
     this.#onPush = onPush;
     this.closed = this.#readLoop();
   }
 
-  /** Connects and waits for the server's hello. */
+  /** Connects (over TLS when `tls` is given) and waits for the server's hello. */
   static async connect(
     hostname: string,
     port: number,
     onPush: (line: ServerLine) => void,
+    tls?: TlsClientSettings,
   ): Promise<ImConnection> {
-    const connection = new ImConnection(await Deno.connect({ hostname, port }), onPush);
+    const conn = await dial({ transport: "tcp", hostname, port }, { tls });
+    const connection = new ImConnection(conn, onPush);
     await Promise.race([connection.#helloPromise, connection.closed]);
     if (!connection.hello) throw new Error(`${hostname}:${port} closed before saying hello`);
     return connection;
@@ -615,6 +624,7 @@ const spec = {
     },
     register: { type: "boolean", description: "with --user: register the account first" },
     name: { type: "string", arg: "NAME", description: "with --register: the display name" },
+    ...TLS_CLIENT_OPTIONS,
   },
   notes: `Commands with --user, one per line:
   users             who is online
@@ -626,7 +636,8 @@ const spec = {
   quit              log out and exit (also at the end of input)
 
 Incoming messages and presence notices are printed as they arrive. The exit
-code is 1 if the login or any command failed.`,
+code is 1 if the login or any command failed. With --tls (or --ca FILE) the
+password crosses encrypted; see docs/tls.md.`,
 } as const;
 
 /** Runs the client; returns the exit code. */
@@ -637,6 +648,7 @@ export function main(args: string[]): Promise<number> {
       throw new UsageError("--password-stdin needs --user");
     }
     if (values.user !== undefined) usage(() => checkUserId(values.user!));
+    const tls = tlsClientSettings(values);
     const tty = Deno.stdin.isTerminal();
     const scripted = values.user !== undefined;
     const input: Input = tty && !values["password-stdin"]
@@ -653,7 +665,7 @@ export function main(args: string[]): Promise<number> {
     };
     let im: ImConnection;
     try {
-      im = await ImConnection.connect(address.hostname, address.port, onPush);
+      im = await ImConnection.connect(address.hostname, address.port, onPush, tls);
     } catch (error) {
       input.close();
       throw new Error(

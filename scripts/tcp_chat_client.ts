@@ -15,6 +15,8 @@ import { escapeControls } from "../lib/chat/chat_text.ts";
 import { parseDurationOption, runCommand, usage } from "../lib/cli/cli.ts";
 import { LineReader, LineWriter } from "../lib/io/lines.ts";
 import { PROMPT } from "../lib/chat/tcp_chat.ts";
+import { dial } from "../lib/net/dial.ts";
+import { TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
 
 /** Most bytes of one line from the server (its lines stay far below this). */
 const MAX_LINE_BYTES = 64 * 1024;
@@ -45,11 +47,13 @@ const spec = {
       default: "5s",
       description: "give up when the server has sent nothing for this long",
     },
+    ...TLS_CLIENT_OPTIONS,
   },
   notes: `Lines starting with / are commands for the server: /who, /nick NAME, /quit, /help.
 
-Example:
-  tcp_chat_client localhost:8086`,
+Examples:
+  tcp_chat_client localhost:8086
+  tcp_chat_client --ca ca.pem localhost:8086      (TLS, see docs/tls.md)`,
 } as const;
 
 /** Writes text to stderr without a newline (the nickname prompt). */
@@ -63,9 +67,10 @@ export function main(args: string[]): Promise<number> {
     const address = usage(() => parseHostPort(positionals[0], { requireHost: true }));
     const heartbeatMs = parseDurationOption(values.heartbeat, "heartbeat");
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
+    const tls = tlsClientSettings(values);
     const stdin = new LineReader(Deno.stdin.readable, { maxLineBytes: MAX_LINE_BYTES });
 
-    const conn = await Deno.connect({ hostname: address.hostname, port: address.port });
+    const conn = await dial(address, { tls, timeoutMs });
     console.error(`${joinHostPort(address.hostname, address.port)} connect success!`);
     let name = values.name;
     if (name === undefined) {

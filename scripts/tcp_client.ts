@@ -18,6 +18,7 @@
 import { parseHostPort } from "../lib/net/addr.ts";
 import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import { dial } from "../lib/net/dial.ts";
+import { type ClientConn, TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
 import { LineReader, LineTooLongError, type Reader, writeAll } from "../lib/io/lines.ts";
 import { printSync } from "../lib/io/print.ts";
 
@@ -63,7 +64,7 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
  * `->: text` as it arrives. Resolves with the exit code.
  */
 export async function chat(
-  conn: Deno.TcpConn,
+  conn: ClientConn,
   input: Reader,
   options: ChatOptions = {},
 ): Promise<number> {
@@ -162,7 +163,7 @@ async function copy(source: Reader, sink: (bytes: Uint8Array) => Promise<void>):
  * `--raw`: bytes both ways, no prompt, no prefix, no exit word. End of
  * input half-closes; the client exits when the server closes.
  */
-export async function pipeRaw(conn: Deno.TcpConn, input: Reader): Promise<number> {
+export async function pipeRaw(conn: ClientConn, input: Reader): Promise<number> {
   const receiving = copy(conn, (bytes) => writeAll(Deno.stdout, bytes));
   const sending = copy(input, (bytes) => writeAll(conn, bytes))
     .then(() => conn.closeWrite());
@@ -181,7 +182,7 @@ export async function pipeRaw(conn: Deno.TcpConn, input: Reader): Promise<number
 
 /** Sends one line, prints the first line of the answer, and closes (seed 002's client). */
 export async function sendOnce(
-  conn: Deno.TcpConn,
+  conn: ClientConn,
   text: string,
   options: { timeoutMs: number; raw: boolean },
 ): Promise<number> {
@@ -228,6 +229,7 @@ const spec = {
       default: "10s",
       description: "give up connecting (and waiting for the --send reply) after this",
     },
+    ...TLS_CLIENT_OPTIONS,
   },
   notes: `The prompt ">> " is shown only when stdin is a terminal. Lines from the server
 are printed as "->: text" as they arrive. End of input half-closes the
@@ -237,6 +239,7 @@ Examples:
   tcp_client localhost:1234
   tcp_client --exit-word exit 127.0.0.1:8088
   tcp_client --send "Hello, Server!" localhost:8080
+  tcp_client --ca ca.pem localhost:1234        (TLS, see docs/tls.md)
   printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcp_client --raw example.com:80`,
 } as const;
 
@@ -247,7 +250,8 @@ export function main(args: string[]): Promise<number> {
     if (values.ipv4 && values.ipv6) throw new UsageError("Give -4 or -6, not both");
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
     const family = values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
-    const conn = await dial(address, { family, timeoutMs });
+    const tls = tlsClientSettings(values);
+    const conn = await dial(address, { family, timeoutMs, tls });
     if (values.send !== undefined) {
       return await sendOnce(conn, values.send, { timeoutMs: timeoutMs || 10_000, raw: values.raw });
     }

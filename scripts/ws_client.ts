@@ -12,6 +12,13 @@
  *
  * @module
  */
+import {
+  networkErrorText,
+  TLS_URL_CLIENT_OPTIONS,
+  type TlsClientSettings,
+  tlsClientSettings,
+  tlsHttpClient,
+} from "../lib/net/tls.ts";
 import { parseHostPort } from "../lib/net/addr.ts";
 import {
   parseDurationOption,
@@ -76,6 +83,8 @@ export interface WsClientOptions {
   output?: ClientOutput;
   /** Aborting it acts as Ctrl-C. Default: SIGINT. */
   signal?: AbortSignal;
+  /** How a wss:// URL checks the server: extra CAs. Default the system's roots. */
+  tls?: TlsClientSettings;
 }
 
 /** Turns `SERVER PATH` or a URL into a ws:// or wss:// URL and the seed's two words. */
@@ -137,7 +146,8 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   const idleIntervalMs = options.idleIntervalMs ?? 4_000;
   const idleMax = options.idleMax ?? 6;
 
-  const ws = new WebSocket(url, { headers: options.headers, protocols: options.protocols });
+  using client = tlsHttpClient(options.tls);
+  const ws = new WebSocket(url, { headers: options.headers, protocols: options.protocols, client });
   ws.binaryType = "arraybuffer";
   let opened = false;
   let quitting = false;
@@ -160,7 +170,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     };
   });
   ws.onerror = (event) => {
-    failure ||= (event as ErrorEvent).message || "the connection failed";
+    failure ||= networkErrorText((event as ErrorEvent).message || "the connection failed");
   };
   ws.onmessage = (event) => {
     const data = event.data as string | ArrayBuffer;
@@ -324,6 +334,7 @@ const spec = {
       default: "10s",
       description: "give up connecting after this long",
     },
+    ...TLS_URL_CLIENT_OPTIONS,
   },
   notes: `SERVER is HOST:PORT and PATH the path without its slash, as in the book
 (ws_client localhost:1234 ws), or give one ws:// or wss:// URL.
@@ -331,7 +342,8 @@ const spec = {
 Examples:
   ws_client localhost:1234 ws
   ws_client --raw ws://127.0.0.1:1234/echo < messages.txt
-  ws_client -H "Authorization: Bearer T" --protocol chat wss://example.com/socket`,
+  ws_client -H "Authorization: Bearer T" --protocol chat wss://example.com/socket
+  ws_client --ca ca.pem wss://localhost:8443/ws           (see docs/tls.md)`,
 } as const;
 
 /** Runs the client; returns the exit code. */
@@ -339,6 +351,11 @@ export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
     const { url, server, path } = parseTarget(positionals);
     const headers = parseHeaders(values.header, values.origin);
+    const tls = tlsClientSettings(values);
+    if (tls && url.protocol !== "wss:") {
+      throw new UsageError(`--ca and --insecure need a wss:// URL, not "${url.href}"`);
+    }
+    tlsHttpClient(tls)?.close(); // --insecure is refused here, as bad usage
     const options: WsClientOptions = {
       headers,
       protocols: values.protocol,
@@ -348,6 +365,7 @@ export function main(args: string[]): Promise<number> {
       binary: values.binary,
       maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
       connectTimeoutMs: parseDurationOption(values["connect-timeout"], "connect-timeout"),
+      tls,
     };
     if (options.idleIntervalMs! <= 0) {
       throw new UsageError(`Invalid --idle-interval "${values["idle-interval"]}": must be > 0`);

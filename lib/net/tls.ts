@@ -27,11 +27,24 @@ export const TLS_CLIENT_OPTIONS = {
   ca: {
     type: "string",
     arg: "FILE",
-    description: "also trust the CA certificates in FILE (PEM); implies --tls",
+    description: "also trust the CA certificates in FILE (PEM); implies TLS",
   },
   insecure: {
     type: "boolean",
     description: "TLS WITHOUT checking the certificate (tests against self-signed ones only)",
+  },
+} as const;
+
+/**
+ * The options of the clients built on Deno's fetch and WebSocket, where the
+ * URL's scheme (`https://`, `wss://`) says TLS and `--insecure` cannot work
+ * (see {@link tlsHttpClient}); it is kept to say so instead of "unknown option".
+ */
+export const TLS_URL_CLIENT_OPTIONS = {
+  ca: TLS_CLIENT_OPTIONS.ca,
+  insecure: {
+    type: "boolean",
+    description: "not possible with Deno's fetch/WebSocket: exits 2 naming the alternative",
   },
 } as const;
 
@@ -153,6 +166,34 @@ export async function startClientTls(
     throw new Error(`TLS handshake failed: ${tlsErrorText(error)}`, { cause: error });
   }
   return conn;
+}
+
+/**
+ * A `Deno.HttpClient` for fetch and WebSocket that trusts `settings.caCerts`
+ * too, or undefined for the default. `--insecure` is a `UsageError` here:
+ * Deno's fetch and WebSocket verify inside the runtime, so only the
+ * process-wide `deno run --unsafely-ignore-certificate-errors=HOST` skips it.
+ */
+export function tlsHttpClient(
+  settings: TlsClientSettings | undefined,
+): Deno.HttpClient | undefined {
+  if (settings?.insecure) {
+    throw new UsageError(
+      "--insecure cannot reach Deno's fetch and WebSocket: pass --ca FILE, or run " +
+        "deno run --unsafely-ignore-certificate-errors=HOST (process-wide, at your risk)",
+    );
+  }
+  return settings?.caCerts ? Deno.createHttpClient({ caCerts: settings.caCerts }) : undefined;
+}
+
+/**
+ * The certificate problem inside a fetch or WebSocket error as one line
+ * (see {@link tlsErrorText}), or the error's own message when it is none.
+ */
+export function networkErrorText(error: unknown): string {
+  const why = error instanceof Error ? error.message : String(error);
+  const at = why.indexOf("invalid peer certificate: ");
+  return at < 0 ? why : `TLS handshake failed: ${tlsErrorText(why.slice(at))}`;
 }
 
 /** A certificate error as one line a user can act on. */
