@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { AMQP_OPTIONS, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
+import { AMQP_OPTIONS, amqpCa, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
 import { QueueConsumer } from "../lib/amqp/amqp_consumer.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import { writeAll } from "../lib/io/lines.ts";
@@ -51,6 +51,7 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values }) => {
     const url = usage(() => resolveAmqpUrl(values.url, Deno.env.get("AMQP_URL")));
+    const ca = amqpCa(url, values.ca);
     const count = values.count === undefined
       ? Infinity
       : parseIntOption(values.count, "count", { min: 1 });
@@ -70,6 +71,7 @@ export function main(args: string[]): Promise<number> {
       prefetch,
       start: false, // Print the connected line before any Received: line.
       connectTimeoutMs,
+      ca,
       signal: controller.signal,
       logger: log,
       onReady: (_queue, connects) => {

@@ -20,6 +20,7 @@ import { Buffer } from "node:buffer";
 import type { Channel, ChannelModel, ConfirmChannel, Replies } from "amqplib";
 import {
   AMQP_OPTIONS,
+  amqpCa,
   AmqpFatalError,
   AmqpLink,
   type BackoffOptions,
@@ -61,6 +62,8 @@ export interface ProducerOptions {
   connectTimeoutMs?: number;
   /** Reconnect delays. Default 100 ms doubling up to 5 s. */
   backoff?: BackoffOptions;
+  /** CA certificates (PEM) for an amqps:// broker, beyond the system's. Default none. */
+  ca?: string[];
   /** Aborting it while connecting stops trying. */
   signal?: AbortSignal;
   /** Called once per confirmed message, in confirm order. */
@@ -120,6 +123,7 @@ export class Producer implements AsyncDisposable {
       connectTimeoutMs: options.connectTimeoutMs,
       reconnectTimeoutMs: options.connectTimeoutMs ?? 30_000,
       backoff: options.backoff,
+      ca: options.ca,
       signal: options.signal,
       setup: async (model, connects) => {
         const queue = await producer.#setup(model, durable);
@@ -356,6 +360,7 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values }) => {
     const url = usage(() => resolveAmqpUrl(values.url, Deno.env.get("AMQP_URL")));
+    const ca = amqpCa(url, values.ca);
     const count = values.count === undefined ? null : parseIntOption(values.count, "count", {
       min: 1,
     });
@@ -378,6 +383,7 @@ export function main(args: string[]): Promise<number> {
       confirm: !values["no-confirm"],
       maxInFlight,
       connectTimeoutMs,
+      ca,
       logger: log,
       signal: controller.signal,
       onConfirm: perMessage

@@ -18,7 +18,7 @@
  */
 import type { ConsumeMessage } from "amqplib";
 import { type NetAddress, parseHostPort } from "../lib/net/addr.ts";
-import { AMQP_OPTIONS, backoffDelay, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
+import { AMQP_OPTIONS, amqpCa, backoffDelay, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
 import { QueueConsumer, type Settle } from "../lib/amqp/amqp_consumer.ts";
 import {
   parseDurationOption,
@@ -210,6 +210,8 @@ export interface BridgeOptions {
   maxLineBytes?: number;
   /** How long to try reaching the broker at start, in ms. Default 30000. */
   connectTimeoutMs?: number;
+  /** CA certificates (PEM) for an amqps:// broker, beyond the system's. Default none. */
+  ca?: string[];
   /** Print no `Forwarded:` lines. Default false. */
   quiet?: boolean;
   /** Aborting it stops the bridge; unforwarded messages stay in the queue. */
@@ -290,6 +292,7 @@ export async function runBridge(url: string, options: BridgeOptions): Promise<vo
     deadLetterExchange: options.deadLetterExchange,
     prefetch: options.prefetch,
     connectTimeoutMs: options.connectTimeoutMs,
+    ca: options.ca,
     signal,
     start: false,
     logger: log,
@@ -382,6 +385,7 @@ export function main(args: string[]): Promise<number> {
       replyTimeoutMs: parseDurationOption(values["reply-timeout"], "reply-timeout"),
       maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
       connectTimeoutMs: parseDurationOption(values["connect-timeout"], "connect-timeout"),
+      ca: amqpCa(url, values.ca),
       quiet: values.quiet,
     };
     const controller = new AbortController();

@@ -24,6 +24,7 @@ import { ChatHub, type HubOptions } from "../lib/chat/hub.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { abortOnSignals, printListening, type TcpServer } from "../lib/net/server.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/chat/tcp_chat.ts";
+import { TLS_SERVER_OPTIONS, tlsServerSettings } from "../lib/net/tls.ts";
 
 /** Options for {@link serveChat}. */
 export interface ChatServerOptions extends TcpChatOptions {
@@ -68,6 +69,7 @@ const spec = {
     ...TCP_CHAT_OPTIONS,
     ...ROOM_OPTIONS,
     ...BUS_OPTIONS,
+    ...TLS_SERVER_OPTIONS,
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 8086, as seed 001).
 
@@ -83,8 +85,9 @@ then each line is a message. Commands: /nick NAME, /who, /quit, /ping (answered
   2006-01-02 15:04:05 * bob joined
   ERROR Message too long: 600 bytes, the limit is 512
 
-Example:
-  tcp_chat_server 8086 & nc localhost 8086`,
+Examples:
+  tcp_chat_server 8086 & nc localhost 8086
+  tcp_chat_server --cert cert.pem --key key.pem 8086 & ncat --ssl localhost 8086`,
 } as const;
 
 /** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
@@ -94,11 +97,13 @@ export function main(args: string[]): Promise<number> {
     const room = roomOptions(values);
     const tcp = tcpChatOptions(values);
     const bus = busConfig(values);
+    const tls = tlsServerSettings(values);
     const logger = new Logger({ quiet: values.quiet });
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
     const chat = await serveChat({
       ...tcp,
+      tls,
       address,
       room,
       logger,
@@ -116,7 +121,7 @@ export function main(args: string[]): Promise<number> {
     });
     // After the hub's own listener: the hub closes, then the bus says goodbye.
     controller.signal.addEventListener("abort", () => link?.close(), { once: true });
-    printListening(chat.server.addr);
+    printListening(chat.server.addr, chat.server.scheme);
     await chat.server.finished;
     await link?.close();
     return 0;

@@ -19,6 +19,7 @@ import { type ChatHub, type Member, onlineText } from "./hub.ts";
 import { LineReader, LineTooLongError } from "../io/lines.ts";
 import { Logger } from "../cli/log.ts";
 import { serveTcp, type Session, type TcpServer } from "../net/server.ts";
+import type { TlsCertificate } from "../net/tls.ts";
 
 /** Seed 001's heartbeat expiry. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5_000;
@@ -47,6 +48,8 @@ export interface TcpChatOptions {
   maxLineBytes?: number;
   /** Most simultaneous connections. Default 10000. */
   maxConns?: number;
+  /** Serve TLS with this certificate. Default plain TCP. */
+  tls?: TlsCertificate;
   /** Aborting it shuts the server down. */
   signal?: AbortSignal;
   /** Diagnostics. Default a Logger on stderr. */
@@ -217,6 +220,7 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
   return serveTcp(handle, {
     address: options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 8081 },
     maxConns: options.maxConns,
+    tls: options.tls,
     signal: options.signal,
     logger: log,
     onListen: options.onListen,

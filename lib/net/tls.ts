@@ -199,7 +199,7 @@ export function networkErrorText(error: unknown): string {
 /** A certificate error as one line a user can act on. */
 export function tlsErrorText(error: unknown): string {
   const why = error instanceof Error ? error.message : String(error);
-  if (/UnknownIssuer/.test(why)) {
+  if (/UnknownIssuer|unable to verify|unable to get local issuer|self.signed/i.test(why)) {
     return "certificate signed by an unknown authority (pass --ca FILE)";
   }
   const expired = /certificate expired:.* not valid after (\d+)/.exec(why);
@@ -301,7 +301,13 @@ class NodeTlsConn implements ClientConn {
   }
 
   close(): void {
-    this.#socket.destroy();
+    // With nothing queued, say close_notify first (servers log a bare EOF as
+    // an error); with writes stuck behind a stalled peer, drop them now.
+    if (this.#socket.writableLength === 0 && !this.#socket.destroyed) {
+      this.#socket.end(() => this.#socket.destroy());
+    } else {
+      this.#socket.destroy();
+    }
     this.#ended = true;
     this.#notify();
   }
