@@ -40,6 +40,7 @@ import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { formatBytes, ProgressBoard } from "../lib/cli/progress.ts";
 import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { TLS_SERVER_OPTIONS, type TlsCertificate, tlsServerSettings } from "../lib/net/tls.ts";
 
 /** A sender silent this long is dropped; its `.part` stays for a resume. */
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
@@ -89,6 +90,8 @@ export interface ReceiverOptions {
   onListen?: (addr: Deno.Addr) => void;
   /** Called for each saved file. Default prints `Saved PATH (...) from PEER` to stdout. */
   onSaved?: (saved: SavedFile) => void;
+  /** Receive over TLS with this certificate. Default plain TCP. */
+  tls?: TlsCertificate;
 }
 
 /** A refusal or a failed transfer; its message goes to the sender as `error <message>`. */
@@ -453,6 +456,7 @@ export async function serveFiles(dir: string, options: ReceiverOptions = {}): Pr
     idleMessage: errorLine(`Nothing received for ${idleMs} ms; closing`),
     busyMessage: errorLine("Too many senders at once, try again later"),
     signal: options.signal,
+    tls: options.tls,
     logger: log,
     onListen: options.onListen,
   });
@@ -502,6 +506,7 @@ const spec = {
       description: "drop a sender silent this long (0 = never)",
     },
     quiet: { type: "boolean", short: "q", description: "log only errors" },
+    ...TLS_SERVER_OPTIONS,
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234).
 Each file is written to NAME.part and renamed to NAME once its size and
@@ -511,7 +516,8 @@ control characters, at most 255 bytes).
 
 Examples:
   file_recv 9000 --dir ./inbox
-  file_recv 127.0.0.1:9000 --dir /srv/inbox --rename --max-size 2G`,
+  file_recv 127.0.0.1:9000 --dir /srv/inbox --rename --max-size 2G
+  file_recv 9000 --dir ./inbox --cert cert.pem --key key.pem   (file_send --ca ...)`,
 } as const;
 
 /** Receives files until SIGINT or SIGTERM; returns the exit code. */
@@ -532,6 +538,7 @@ export function main(args: string[]): Promise<number> {
       idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
       quiet: values.quiet,
       fsync: values.fsync,
+      tls: tlsServerSettings(values),
     };
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);

@@ -12,7 +12,14 @@
  *
  * @module
  */
-import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/net/addr.ts";
+import {
+  type Address,
+  formatAddr,
+  isLoopback,
+  LISTEN_OPTIONS,
+  listenAddress,
+} from "../lib/net/addr.ts";
+import { TLS_SERVER_OPTIONS, type TlsCertificate, tlsServerSettings } from "../lib/net/tls.ts";
 import {
   parseDurationOption,
   parseIntOption,
@@ -463,6 +470,8 @@ export interface ImServerOptions {
   signal?: AbortSignal;
   /** Called once listening. Default prints the ready line. */
   onListen?: (addr: Deno.Addr) => void;
+  /** Serve TLS with this certificate, so passwords cross encrypted. Default plain TCP. */
+  tls?: TlsCertificate;
 }
 
 /** A running IM server: its TCP server and, once `finished`, a closed database. */
@@ -844,12 +853,21 @@ export async function serveIm(options: ImServerOptions = {}): Promise<ImServer> 
         "\n",
       busyMessage: errorLine("server_busy", "Too many connections; try again later") + "\n",
       signal: options.signal,
+      tls: options.tls,
       logger: log,
       onListen: options.onListen,
     });
   } catch (error) {
     store.close();
     throw error;
+  }
+  if (!options.tls && !isLoopback(options.address ?? server.addr as Address)) {
+    // Warned, not refused: the seed's default is 0.0.0.0, and a LAN or a TLS
+    // proxy in front may be what the operator wants.
+    log.error(
+      `Warning: listening on ${formatAddr(server.addr)} without TLS: passwords and ` +
+        "messages cross the network in clear (serve TLS with --cert FILE --key FILE)",
+    );
   }
   log.info(
     `Passwords: PBKDF2-HMAC-SHA256, ${hasher.iterations} iterations; database ${
@@ -923,6 +941,7 @@ const spec = {
       description: "TESTS ONLY: allow --pbkdf2-iterations below 600000",
     },
     quiet: { type: "boolean", short: "q", description: "log nothing per connection" },
+    ...TLS_SERVER_OPTIONS,
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 8888).
 
@@ -930,7 +949,10 @@ Protocol: one JSON object per line; see the README for every type. Try:
   nc localhost 8888
   {"type":"register","user":"alice","password":"correct horse","name":"Alice"}
   {"type":"login","user":"alice","password":"correct horse"}
-  {"type":"broadcast","text":"hello everyone"}`,
+  {"type":"broadcast","text":"hello everyone"}
+
+Passwords cross in clear without --cert/--key: on any address other than
+loopback the server warns at start. With TLS: im_client --ca ca.pem HOST:8888.`,
 } as const;
 
 /** Runs the IM server until SIGINT or SIGTERM; returns the exit code. */
@@ -945,10 +967,12 @@ export function main(args: string[]): Promise<number> {
         `Invalid --pbkdf2-iterations "${iterations}": must be at least ${DEFAULT_ITERATIONS}`,
       );
     }
+    const tls = tlsServerSettings(values);
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
     const server = await serveIm({
       address,
+      tls,
       db: values.db,
       iterations,
       insecureTestHashing: values["insecure-test-hashing"],

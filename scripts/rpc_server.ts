@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { TLS_SERVER_OPTIONS, type TlsCertificate, tlsServerSettings } from "../lib/net/tls.ts";
 import { type Address, formatAddr, joinHostPort, parseAddress } from "../lib/net/addr.ts";
 import { readAtMost } from "../lib/io/bounded_read.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
@@ -68,6 +69,8 @@ export interface RpcServerOptions {
   signal?: AbortSignal;
   /** Called once each server listens. Default prints the ready lines. */
   onListen?: (url: string) => void;
+  /** Serve both ports over TLS (`tls://`, `https://`) with this certificate. Default plain. */
+  tls?: TlsCertificate;
 }
 
 /** A running RPC server: its TCP and HTTP addresses and its end. */
@@ -188,8 +191,9 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
     idleTimeoutMs: options.idleTimeoutMs,
     idleMessage: "",
     signal: controller.signal,
+    tls: options.tls,
     logger: log,
-    onListen: (addr) => onListen(formatAddr(addr)),
+    onListen: (addr) => onListen(formatAddr(addr, options.tls ? "tls" : undefined)),
   });
   let http: Deno.HttpServer<Deno.NetAddr> | null = null;
   const httpAddress = options.httpAddress === undefined
@@ -203,6 +207,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
       http = Deno.serve({
         hostname: httpAddress.hostname,
         port: httpAddress.port,
+        ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
         signal: controller.signal,
         onListen: () => {},
         onError: (error) => {
@@ -215,7 +220,8 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
       await tcp.finished;
       throw error;
     }
-    onListen(`http://${joinHostPort(http.addr.hostname, http.addr.port)}${RPC_PATH}`);
+    const scheme = options.tls ? "https" : "http";
+    onListen(`${scheme}://${joinHostPort(http.addr.hostname, http.addr.port)}${RPC_PATH}`);
   }
   const finished = Promise.all([tcp.finished, http?.finished]).then(() => {});
   const shutdown = async () => {
@@ -263,6 +269,7 @@ const spec = {
       description: "close TCP clients silent this long (0 = never)",
     },
     quiet: { type: "boolean", short: "q", description: "log nothing per connection" },
+    ...TLS_SERVER_OPTIONS,
   },
   notes:
     `Methods: Arith.Multiply {A,B}, Algorithm.Sum {X,Y} (integers), Programmer.GetSkill {Java,Go}.
@@ -274,7 +281,8 @@ notifications), answered in order, one reply per line.
 Examples:
   rpc_server --port 1234 --http-port 8808
   echo '{"method":"Arith.Multiply","params":[{"A":7,"B":8}],"id":0}' | ncat 127.0.0.1 1234
-  curl -d '{"jsonrpc":"2.0","method":"Algorithm.Sum","params":[3,4],"id":1}' localhost:8808/rpc`,
+  curl -d '{"jsonrpc":"2.0","method":"Algorithm.Sum","params":[3,4],"id":1}' localhost:8808/rpc
+  rpc_server --cert cert.pem --key key.pem     (both ports: tls:// and https://)`,
 } as const;
 
 /** Runs the RPC server until SIGINT or SIGTERM; returns the exit code. */
@@ -298,6 +306,7 @@ export function main(args: string[]): Promise<number> {
       maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
       idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
       quiet: values.quiet,
+      tls: tlsServerSettings(values),
       signal: controller.signal,
     });
     const tcpAddr = server.tcp.addr;
