@@ -191,9 +191,14 @@ export function tlsHttpClient(
  * (see {@link tlsErrorText}), or the error's own message when it is none.
  */
 export function networkErrorText(error: unknown): string {
-  const why = error instanceof Error ? error.message : String(error);
-  const at = why.indexOf("invalid peer certificate: ");
-  return at < 0 ? why : `TLS handshake failed: ${tlsErrorText(why.slice(at))}`;
+  // fetch says "fetch failed" and keeps the reason in its chain of causes.
+  for (let e: unknown = error; e !== undefined; e = e instanceof Error ? e.cause : undefined) {
+    const why = e instanceof Error ? e.message : String(e);
+    const at = why.indexOf("invalid peer certificate: ");
+    if (at >= 0) return `TLS handshake failed: ${tlsErrorText(why.slice(at))}`;
+    if (!(e instanceof Error)) break;
+  }
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** A certificate error as one line a user can act on. */
