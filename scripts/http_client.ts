@@ -17,6 +17,7 @@ import {
   tlsClientSettings,
   tlsHttpClient,
 } from "../lib/net/tls.ts";
+import { writeAllSync } from "../lib/io/print.ts";
 
 /** Exit codes beyond 0, 1 and 2 would surprise scripts; every failure is 1. */
 const EXIT_FAILURE = 1;
@@ -99,11 +100,6 @@ Examples:
   http_client http://localhost:8080/hello
   http_client --ca ca.pem https://localhost:8443/hello      (see docs/tls.md)`,
 } as const;
-
-function writeAllSync(w: { writeSync(p: Uint8Array): number }, data: Uint8Array): void {
-  let offset = 0;
-  while (offset < data.byteLength) offset += w.writeSync(data.subarray(offset));
-}
 
 /** Runs the client; returns the exit code. */
 export function main(args: string[]): Promise<number> {

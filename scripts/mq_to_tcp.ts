@@ -29,7 +29,7 @@ import {
 } from "../lib/cli/cli.ts";
 import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 
 const encoder = new TextEncoder();
 const LF = 0x0a;

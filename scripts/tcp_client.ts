@@ -21,6 +21,7 @@ import { dial } from "../lib/net/dial.ts";
 import { type ClientConn, TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
 import { LineReader, LineTooLongError, type Reader, writeAll } from "../lib/io/lines.ts";
 import { printSync } from "../lib/io/print.ts";
+import { deadline, settledWithin } from "../lib/io/deadline.ts";
 
 /** The seed's word that ends the session. */
 export const DEFAULT_EXIT_WORD = "STOP";
@@ -49,16 +50,6 @@ export interface ChatOptions {
   notice?: (text: string) => void;
 }
 
-/** Resolves when `promise` settles or `ms` pass, whichever comes first. */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([promise, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * The line session: sends each input line, prints each server line as
  * `->: text` as it arrives. Resolves with the exit code.
@@ -76,12 +67,21 @@ export async function chat(
   let received = 0;
   let onLine = null as (() => void) | null;
   let failure = "";
+  let exiting = false;
 
   const receiving = (async () => {
     const replies = new LineReader(conn, { maxLineBytes: MAX_LINE_BYTES });
     try {
-      for await (const line of replies) {
+      for await (const raw of replies) {
+        // Nothing after the exit line, even lines already read (a server that floods).
+        if (exiting) break;
         received++;
+        // otherTCPserver.go writes back its whole 1024-byte buffer: the NUL padding is no text.
+        const line = raw.replaceAll("\0", "");
+        if (line === "" && raw !== "") {
+          onLine?.();
+          continue;
+        }
         // On a terminal, a reply replaces the waiting prompt and the prompt follows it.
         const showing = options.prompt && waitingForInput;
         print(`${showing ? CLEAR_LINE : ""}->: ${line}\n${showing ? PROMPT : ""}`);
@@ -130,7 +130,11 @@ export async function chat(
       await writeAll(conn, encoder.encode(next + "\n"));
       sent++;
       if (answered) {
-        await within(Promise.race([answered, receiving]), options.exitWaitMs ?? EXIT_WAIT_MS);
+        await settledWithin(
+          Promise.race([answered, receiving]),
+          options.exitWaitMs ?? EXIT_WAIT_MS,
+        );
+        exiting = true;
         print("TCP client exiting...\n");
         return 0;
       }
@@ -189,16 +193,11 @@ export async function sendOnce(
   try {
     await writeAll(conn, encoder.encode(text + "\n"));
     const replies = new LineReader(conn, { maxLineBytes: MAX_LINE_BYTES });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) =>
-      timer = setTimeout(() => resolve("timeout"), options.timeoutMs)
+    const reply = await deadline(
+      replies.readLine(),
+      options.timeoutMs,
+      `No reply within ${options.timeoutMs} ms`,
     );
-    const reply = await Promise.race([replies.readLine(), timeout]).finally(() =>
-      clearTimeout(timer)
-    );
-    if (reply === "timeout") {
-      throw new Deno.errors.TimedOut(`No reply within ${options.timeoutMs} ms`);
-    }
     if (reply === null) throw new Deno.errors.UnexpectedEof("The server closed without a reply");
     printSync(options.raw ? `${reply}\n` : `->: ${reply}\n`);
     return 0;

@@ -103,14 +103,9 @@ export function joinHostPort(hostname: string, port: number): string {
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
-/**
- * Formats a listener or connection address as `tcp://h:p`, `udp://h:p` or
- * `unix:/path`; `scheme` replaces the transport, e.g. `tls://h:p`.
- */
-export function formatAddr(addr: Deno.Addr, scheme?: string): string {
-  if ("hostname" in addr) {
-    return `${scheme ?? addr.transport}://${joinHostPort(addr.hostname, addr.port)}`;
-  }
+/** Formats a listener or connection address as `tcp://h:p`, `udp://h:p` or `unix:/path`. */
+export function formatAddr(addr: Deno.Addr): string {
+  if ("hostname" in addr) return `${addr.transport}://${joinHostPort(addr.hostname, addr.port)}`;
   return "path" in addr ? `unix:${addr.path}` : addr.transport;
 }
 

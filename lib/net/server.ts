@@ -1,20 +1,19 @@
 /**
- * The TCP server runner every stream server shares: the accept loop,
- * live-connection tracking, `--max-conns`, the idle timeout, graceful
- * shutdown on SIGINT and SIGTERM, TLS with `tls`, and the ready line
- * `Listening on tcp://H:P` (`tls://H:P`).
+ * The TCP server every stream server shares: the accept loop,
+ * live-connection tracking, `--max-conns`, the idle timeout, and a
+ * graceful, bounded shutdown when its signal aborts. lifecycle.ts runs it
+ * as a process (signals, workers, the ready line).
  *
  * @module
  */
-import { type Address, formatAddr, formatPeer } from "./addr.ts";
+import { type Address, formatPeer } from "./addr.ts";
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_CONNS, printReady } from "./lifecycle.ts";
 import { Logger } from "../cli/log.ts";
+import { delay, settledWithin } from "../io/deadline.ts";
+import type { ConnectionLimit } from "./workers.ts";
 import { type Reader, writeAll, type Writer } from "../io/lines.ts";
 import type { TlsCertificate } from "./tls.ts";
 
-/** Default bound on simultaneous connections. */
-export const DEFAULT_MAX_CONNS = 10_000;
-/** How long shutdown lets busy handlers finish before closing their connections. */
-export const DEFAULT_DRAIN_TIMEOUT_MS = 5_000;
 /** Sent to the connection that arrives beyond `maxConns`, before it is closed. */
 export const BUSY_MESSAGE = "ERROR too many connections, try again later\n";
 /** Sent to a connection closed for saying nothing during the idle timeout. */
@@ -122,18 +121,9 @@ export class Session implements Reader, Writer {
   /** Writes a last line (best effort, bounded in time) and closes. */
   async closeWith(message: string, timeoutMs = 1_000): Promise<void> {
     if (this.#closed) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        this.writeAll(message),
-        new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
-      ]);
-    } catch {
-      // The peer is gone; closing is all that is left.
-    } finally {
-      clearTimeout(timer);
-      this.close();
-    }
+    // A failed write means the peer is gone; closing is all that is left.
+    await settledWithin(this.writeAll(message), timeoutMs);
+    this.close();
   }
 }
 
@@ -146,13 +136,15 @@ export interface ServeTcpOptions {
   address?: Address;
   /** Most simultaneous connections; the next one gets an error line and is closed. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections (all ports, all workers); replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Close a connection whose peer sent nothing for this long; 0 never. Default 0. */
   idleTimeoutMs?: number;
   /** Line sent before an idle close. Default {@link IDLE_MESSAGE}; "" sends nothing. */
   idleMessage?: string;
   /** Line sent to a connection over `maxConns`. Default {@link BUSY_MESSAGE}. */
   busyMessage?: string;
-  /** How long shutdown waits for busy handlers. Default 5000 ms. */
+  /** How long shutdown waits for busy handlers. Default {@link DEFAULT_DRAIN_TIMEOUT_MS}. */
   drainTimeoutMs?: number;
   /** Aborting it shuts the server down gracefully. */
   signal?: AbortSignal;
@@ -170,8 +162,6 @@ export interface ServeTcpOptions {
 export class TcpServer implements AsyncDisposable {
   /** Where it listens; with port 0, the port the system chose. */
   readonly addr: Deno.Addr;
-  /** `tls` when it serves TLS, else the address's transport; the ready line's scheme. */
-  readonly scheme: string;
   /** Resolves when the server has stopped and every handler has finished. */
   readonly finished: Promise<void>;
   #listener: Deno.Listener;
@@ -191,7 +181,6 @@ export class TcpServer implements AsyncDisposable {
     this.#options = options;
     this.#logger = options.logger ?? new Logger();
     this.addr = listener.addr;
-    this.scheme = options.tls ? "tls" : listener.addr.transport;
     const idle = options.idleTimeoutMs ?? 0;
     if (idle > 0) {
       this.#sweeper = setInterval(() => this.#sweep(idle), Math.min(1000, Math.max(10, idle / 4)));
@@ -235,15 +224,13 @@ export class TcpServer implements AsyncDisposable {
     this.#controller.abort();
     for (const session of this.#sessions) session.drain();
     const drainMs = this.#options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, drainMs));
-    await Promise.race([Promise.allSettled([...this.#handlers]), timeout]);
-    clearTimeout(timer);
+    await settledWithin(Promise.allSettled([...this.#handlers]), drainMs);
     for (const session of this.#sessions) session.close();
   }
 
   async #acceptLoop(): Promise<void> {
-    const maxConns = this.#options.maxConns ?? DEFAULT_MAX_CONNS;
+    const limit = this.#options.limit;
+    const maxConns = limit?.max ?? this.#options.maxConns ?? DEFAULT_MAX_CONNS;
     while (!this.#controller.signal.aborted) {
       let conn: Deno.Conn;
       try {
@@ -252,10 +239,10 @@ export class TcpServer implements AsyncDisposable {
         if (this.#controller.signal.aborted || error instanceof Deno.errors.BadResource) break;
         // Out of file descriptors and the like: say so, breathe, go on.
         this.#logger.error("accept:", error);
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await delay(100);
         continue;
       }
-      if (this.#sessions.size >= maxConns) {
+      if (limit ? !limit.tryAcquire() : this.#sessions.size >= maxConns) {
         const busy = new Session(-1, conn, this.#controller.signal);
         this.#logger.info(`Refused ${busy.peer}: ${maxConns} connections already`);
         busy.closeWith(this.#options.busyMessage ?? BUSY_MESSAGE).catch(() => {});
@@ -286,6 +273,7 @@ export class TcpServer implements AsyncDisposable {
       } finally {
         session.close();
         this.#sessions.delete(session);
+        this.#options.limit?.release();
       }
     })();
     this.#handlers.add(run);
@@ -366,36 +354,8 @@ export async function serveTcp(
   const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 };
   const listener = await listenOn(address, options.reusePort, options.tls);
   const server = new TcpServer(listener, handler, options);
-  if (options.onListen) options.onListen(server.addr);
-  else printListening(server.addr, server.scheme);
+  (options.onListen ?? ((addr) => printReady(addr, { tls: options.tls !== undefined })))(
+    server.addr,
+  );
   return server;
-}
-
-/** Prints the ready line tests and users wait for: `Listening on tcp://H:P` (or `scheme://`). */
-export function printListening(addr: Deno.Addr, scheme?: string): void {
-  console.log(`Listening on ${formatAddr(addr, scheme)}`);
-}
-
-/**
- * Aborts `controller` on SIGINT or SIGTERM; dispose the result to remove
- * the listeners. A second signal is left to the default action, so a stuck
- * shutdown can still be interrupted.
- */
-export function abortOnSignals(controller: AbortController): Disposable {
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  const onSignal = () => {
-    remove();
-    controller.abort();
-  };
-  const remove = () => {
-    for (const sig of signals) {
-      try {
-        Deno.removeSignalListener(sig, onSignal);
-      } catch {
-        // Never added.
-      }
-    }
-  };
-  for (const sig of signals) Deno.addSignalListener(sig, onSignal);
-  return { [Symbol.dispose]: remove };
 }
