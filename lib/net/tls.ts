@@ -187,6 +187,18 @@ export function tlsHttpClient(
 }
 
 /**
+ * The node:tls options (`ca`, `rejectUnauthorized`) for clients built on
+ * node packages (the `ws` WebSocket client), which, unlike Deno's fetch,
+ * can skip verification per connection: `--insecure` works there.
+ */
+export function nodeTlsOptions(
+  settings: TlsClientSettings | undefined,
+): { ca?: string[]; rejectUnauthorized?: boolean } {
+  if (settings?.insecure) return { rejectUnauthorized: false };
+  return settings?.caCerts ? { ca: settings.caCerts } : {};
+}
+
+/**
  * The certificate problem inside a fetch or WebSocket error as one line
  * (see {@link tlsErrorText}), or the error's own message when it is none.
  */
@@ -196,6 +208,11 @@ export function networkErrorText(error: unknown): string {
     const why = e instanceof Error ? e.message : String(e);
     const at = why.indexOf("invalid peer certificate: ");
     if (at >= 0) return `TLS handshake failed: ${tlsErrorText(why.slice(at))}`;
+    if (
+      /unable to verify|unable to get local issuer|self.signed|certificate has expired/i.test(why)
+    ) {
+      return `TLS handshake failed: ${tlsErrorText(why)}`;
+    }
     if (!(e instanceof Error)) break;
   }
   return error instanceof Error ? error.message : String(error);
