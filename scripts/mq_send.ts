@@ -421,6 +421,7 @@ const spec = {
       description: "longest stdin line with --lines",
     },
     "connect-timeout": AMQP_OPTIONS["connect-timeout"],
+    ca: AMQP_OPTIONS.ca,
     quiet: { type: "boolean", description: "no per-message output with --lines" },
   },
   notes: `Prints "Message published to Queue!" once the broker confirmed each message

@@ -22,7 +22,6 @@ import { dial } from "../lib/net/dial.ts";
 import { LineReader, LineWriter, writeAll } from "../lib/io/lines.ts";
 import type { Reader } from "../lib/io/read_buffer.ts";
 import { PROMPT } from "../lib/chat/tcp_chat.ts";
-import { dial } from "../lib/net/dial.ts";
 import { TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
 
 /** Most bytes of one line from the server (its lines stay far below this). */
