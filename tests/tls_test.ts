@@ -398,3 +398,110 @@ Deno.test({
     assert.match(bus.stderr, /--bus-ca ".*" needs --bus amqps:/);
   },
 });
+
+Deno.test({
+  name:
+    "ws_chat_server --cert: curl --cacert gets the page, a wss client joins, the TCP side is TLS",
+  ignore: missingPeer("curl") || missingPeer("ncat"),
+  fn: async () => {
+    await using server = await startScript("ws_chat_server", [
+      ...serverArgs,
+      "--host=127.0.0.1",
+      "--port=0",
+      "--tcp-port=0",
+    ]);
+    assert.match(server.stdout.lines[0], /^Listening on https:\/\/127\.0\.0\.1:\d+/);
+    const tcpLine = await server.stdout.waitFor(/chat over TCP/);
+    assert.match(tcpLine, /^Listening on tls:\/\//);
+    const tcpPort = /:(\d+) /.exec(tcpLine)![1];
+    const page = `https://localhost:${server.port}/`;
+    const curl = await new Deno.Command("curl", {
+      args: ["-sS", "--cacert", certs.ca, page],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(curl.success, new TextDecoder().decode(curl.stderr));
+    assert.match(new TextDecoder().decode(curl.stdout), /<title>netkit chat<\/title>/);
+    const untrusted = await new Deno.Command("curl", {
+      args: ["-sS", "--cacert", certs.otherCa, page],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(!untrusted.success, "curl refuses a certificate from another CA");
+
+    await using member = await startScript("ws_client", [
+      "--ca",
+      certs.ca,
+      `wss://localhost:${server.port}/ws?name=secure`,
+    ], { stdin: true, waitReady: false });
+    await member.stdout.waitFor(/^\{"type":"welcome",.*"name":"secure"/);
+    // A terminal user on the TLS side talks to the wss member.
+    const nc = await runNcat(
+      ["--ssl", "--ssl-verify", "--ssl-trustfile", certs.ca, "localhost", tcpPort],
+      "tls-user\nhello from ncat\n/quit\n",
+    );
+    assert.match(nc.stdout, /Welcome/);
+    await member.stdout.waitFor(/"name":"tls-user","text":"hello from ncat"/);
+    await member.write("hello back\n");
+    await member.stdout.waitFor(/"name":"secure","text":"hello back"/);
+    await member.closeStdin();
+    assert.equal((await member.exit()).code, 0, member.output);
+
+    const wrong = await runScript("ws_client", [
+      "--ca",
+      certs.otherCa,
+      `wss://localhost:${server.port}/ws?name=x`,
+    ], { stdin: "" });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /unknown authority/);
+    const insecure = await runScript("ws_client", [
+      "--insecure",
+      `wss://localhost:${server.port}/ws?name=y`,
+    ], { stdin: "" });
+    assert.equal(insecure.code, 0, insecure.stderr);
+  },
+});
+
+Deno.test("http_server --cert answers https://; http_client --ca fetches, --insecure is refused", async () => {
+  await using server = await startScript("http_server", [...serverArgs, "127.0.0.1:0", "-q"]);
+  assert.match(server.stdout.lines[0], /^Listening on https:\/\//);
+  const url = `https://localhost:${server.port}/secure`;
+  const ok = await runScript("http_client", ["--ca", certs.ca, url]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout, "Hello, you've requested: /secure");
+  const untrusted = await runScript("http_client", [url]);
+  assert.equal(untrusted.code, 1);
+  assert.match(
+    untrusted.stderr,
+    /TLS handshake failed: certificate signed by an unknown authority/,
+  );
+  const insecure = await runScript("http_client", ["--insecure", url]);
+  assert.equal(insecure.code, 2);
+  assert.match(insecure.stderr, /--unsafely-ignore-certificate-errors/);
+  const plain = await runScript("http_client", [
+    "--ca",
+    certs.ca,
+    `http://localhost:${server.port}/`,
+  ]);
+  assert.equal(plain.code, 2);
+});
+
+Deno.test("ws_echo_server and ws_random_server --cert speak wss://", async () => {
+  await using echo = await startScript("ws_echo_server", [...serverArgs, "127.0.0.1:0", "-q"]);
+  assert.match(echo.stdout.lines[0], /^Listening on https:\/\//);
+  const echoed = await runScript("ws_client", [
+    "--ca",
+    certs.ca,
+    `wss://localhost:${echo.port}/ws`,
+  ], { stdin: "secret\n" });
+  assert.equal(echoed.code, 0, echoed.stderr);
+  assert.match(echoed.stdout, /secret/);
+  await using random = await startScript("ws_random_server", [...serverArgs, "127.0.0.1:0", "-q"]);
+  const numbers = await runScript("ws_client", [
+    "--ca",
+    certs.ca,
+    `wss://localhost:${random.port}/ws`,
+  ], { stdin: "3\n" });
+  assert.equal(numbers.code, 0, numbers.stderr);
+  assert.equal(numbers.stdout.split("\n").filter((l) => /^-?\d+$/.test(l)).length, 3);
+});
