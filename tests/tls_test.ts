@@ -505,3 +505,35 @@ Deno.test("ws_echo_server and ws_random_server --cert speak wss://", async () =>
   assert.equal(numbers.code, 0, numbers.stderr);
   assert.equal(numbers.stdout.split("\n").filter((l) => /^-?\d+$/.test(l)).length, 3);
 });
+
+Deno.test("tlsServerSettings() without the right to a loopback probe still tells a wrong key", async () => {
+  const probe = `${certs.dir}/probe.ts`;
+  await Deno.writeTextFile(
+    probe,
+    `import { tlsServerSettings } from "${new URL("../lib/net/tls.ts", import.meta.url).href}";
+for (const key of Deno.args.slice(1)) {
+  try {
+    tlsServerSettings({ cert: Deno.args[0], key });
+    console.log("ok");
+  } catch (error) {
+    console.log(error.message);
+  }
+}`,
+  );
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-net=127.0.0.2",
+      probe,
+      certs.cert,
+      certs.key,
+      certs.otherKey,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  assert.equal(lines[0], "ok", new TextDecoder().decode(out.stderr));
+  assert.match(lines[1], /--key ".*other\.key" does not match --cert/);
+});

@@ -7,7 +7,7 @@
  * @module
  */
 import tls from "node:tls";
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { UsageError } from "../cli/cli.ts";
 import type { Reader, Writer } from "../io/lines.ts";
 
@@ -105,9 +105,9 @@ export function tlsServerSettings(
   const certFile = values.cert;
   const cert = readPem(certFile, "cert", /-----BEGIN CERTIFICATE-----/, "certificate");
   const key = readPem(values.key, "key", /-----BEGIN [A-Z ]*PRIVATE KEY-----/, "private key");
-  let notAfter: Date;
+  let x509: X509Certificate;
   try {
-    notAfter = new Date(new X509Certificate(cert).validTo);
+    x509 = new X509Certificate(cert);
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
     throw new UsageError(`Invalid --cert "${certFile}": ${why}`);
@@ -115,6 +115,13 @@ export function tlsServerSettings(
   try {
     Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key }).close();
   } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      // No right to the loopback probe: let node:crypto compare the key instead.
+      if (!x509.checkPrivateKey(createPrivateKey(key))) {
+        throw new UsageError(`--key "${values.key}" does not match --cert "${certFile}"`);
+      }
+      return checked();
+    }
     const why = error instanceof Error ? error.message : String(error);
     if (/KeyMismatch|not be consistent/i.test(why)) {
       throw new UsageError(`--key "${values.key}" does not match --cert "${certFile}"`);
@@ -122,10 +129,15 @@ export function tlsServerSettings(
     if (/key/i.test(why)) throw new UsageError(`Invalid --key "${values.key}": ${why}`);
     throw new UsageError(`Invalid --cert "${certFile}": ${why}`);
   }
-  if (notAfter.getTime() < Date.now()) {
-    warn(`Warning: --cert "${certFile}" expired on ${notAfter.toISOString()}`);
+  return checked();
+
+  function checked(): TlsCertificate {
+    const notAfter = new Date(x509.validTo);
+    if (notAfter.getTime() < Date.now()) {
+      warn(`Warning: --cert "${certFile}" expired on ${notAfter.toISOString()}`);
+    }
+    return { cert, key, certFile };
   }
-  return { cert, key, certFile };
 }
 
 /**
