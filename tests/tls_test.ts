@@ -335,7 +335,8 @@ async function startAmqpsProxy(): Promise<{ port: number } & AsyncDisposable> {
 }
 
 Deno.test({
-  name: "mq_send and mq_read --ca speak amqps:// through a TLS front; a wrong CA fails at once",
+  name:
+    "mq_send, mq_read and mq_to_tcp --ca speak amqps:// through a TLS front; a wrong CA fails at once",
   ignore: missingPeer("socat"),
   fn: async () => {
     await using proxy = await startAmqpsProxy();
@@ -380,6 +381,31 @@ Deno.test({
       /TLS handshake with localhost:\d+ failed: certificate signed by an unknown authority/,
     );
     assert.doesNotMatch(wrong.stderr, /retrying/, "a certificate problem is not retried");
+    await runScript("mq_send", [
+      "--url",
+      url,
+      "--ca",
+      certs.ca,
+      "--queue",
+      queue,
+      "--message",
+      "bridged",
+    ]);
+    await using echo = await startScript("tcp_echo_server", ["127.0.0.1:0", "-q"]);
+    await using bridge = await startScript("mq_to_tcp", [
+      "--url",
+      url,
+      "--ca",
+      certs.ca,
+      "--queue",
+      queue,
+      "--tcp",
+      `127.0.0.1:${echo.port}`,
+      "--await-reply",
+    ], { waitReady: false });
+    await bridge.stdout.waitFor(/bridged/, 20_000);
+    bridge.kill("SIGINT");
+    assert.equal((await bridge.exit()).code, 0, bridge.output);
     const plain = await runScript("mq_read", ["--url", "amqp://localhost/", "--ca", certs.ca]);
     assert.equal(plain.code, 2);
     assert.match(plain.stderr, /--ca ".*ca\.pem" needs an amqps:\/\/ URL/);
