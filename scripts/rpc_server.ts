@@ -30,6 +30,7 @@ import {
 } from "../lib/rpc/jsonrpc.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
 import { readyLine, runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 
 /** Where HTTP clients post their requests. */
@@ -76,7 +77,7 @@ export interface RpcServer extends AsyncDisposable {
   /** Where the TCP side listens. */
   readonly addr: Deno.Addr;
   readonly tcp: TcpServer;
-  readonly http: Deno.HttpServer<Deno.NetAddr> | null;
+  readonly http: HttpServer | null;
   /** Resolves when both servers have stopped. */
   readonly finished: Promise<void>;
   shutdown(): Promise<void>;
@@ -199,7 +200,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
     logger: log,
     onListen: (addr) => onListen(readyLine(addr)),
   });
-  let http: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let http: HttpServer | null = null;
   const httpAddress = options.httpAddress === undefined
     ? { transport: "tcp", hostname: "0.0.0.0", port: 8808 } as const
     : options.httpAddress;
@@ -208,16 +209,12 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
       throw new RangeError("The HTTP server needs a TCP address");
     }
     try {
-      http = Deno.serve({
-        hostname: httpAddress.hostname,
-        port: httpAddress.port,
+      http = serveHttp((request) => answerHttp(request, registry, maxRequestBytes), {
+        address: httpAddress,
         signal: controller.signal,
+        logger: log,
         onListen: () => {},
-        onError: (error) => {
-          log.error("http:", error);
-          return new Response("Internal server error\n", { status: 500 });
-        },
-      }, (request) => answerHttp(request, registry, maxRequestBytes));
+      });
     } catch (error) {
       controller.abort();
       await tcp.finished;
