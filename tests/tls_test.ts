@@ -186,7 +186,7 @@ Deno.test("tcp_chat_server over TLS: the prompt and the room reach TLS clients",
 Deno.test("file_send --ca sends to file_recv --cert, and refuses an untrusted receiver", async () => {
   const inbox = await Deno.makeTempDir({ prefix: "netkit_tls_inbox_" });
   const file = `${certs.dir}/payload.bin`;
-  const content = new Uint8Array(300_000).map((_, i) => (i * 7) % 256);
+  const content = new Uint8Array(3_000_000).map((_, i) => (i * 7) % 256);
   await Deno.writeFile(file, content);
   try {
     await using recv = await startScript("file_recv", [
@@ -217,6 +217,17 @@ Deno.test("file_send --ca sends to file_recv --cert, and refuses an untrusted re
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /unknown authority/);
     await assert.rejects(Deno.stat(`${inbox}/other.bin`), Deno.errors.NotFound);
+    // --insecure goes through node:tls: the whole file, the half-close and the verdict.
+    const insecure = await runScript("file_send", [
+      "-q",
+      "--insecure",
+      "--as",
+      "insecure.bin",
+      `localhost:${recv.port}`,
+      file,
+    ]);
+    assert.equal(insecure.code, 0, insecure.stderr);
+    assert.deepEqual(await Deno.readFile(`${inbox}/insecure.bin`), content);
   } finally {
     await Deno.remove(inbox, { recursive: true });
   }
