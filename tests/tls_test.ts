@@ -574,3 +574,38 @@ for (const key of Deno.args.slice(1)) {
   assert.equal(lines[0], "ok", new TextDecoder().decode(out.stderr));
   assert.match(lines[1], /--key ".*other\.key" does not match --cert/);
 });
+
+Deno.test("stalled TLS handshakes free their --max-conns slots at the idle timeout; others are served", async () => {
+  await using server = await startScript("tcp_echo_server", [
+    ...serverArgs,
+    "--idle-timeout",
+    "300ms",
+    "--max-conns",
+    "2",
+    "127.0.0.1:0",
+  ]);
+  const silent = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const half = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    // A ClientHello cut short: the server waits for the rest, then gives up on it.
+    await half.write(new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+    let from = 0;
+    for (let i = 0; i < 2; i++) {
+      const line = await server.stderr.waitFor(/Closed: /, 5_000, from);
+      from = server.stderr.lines.indexOf(line, from) + 1;
+    }
+    const r = await runScript("tcp_client", [
+      "--ca",
+      certs.ca,
+      "--send",
+      "still here",
+      `localhost:${server.port}`,
+    ]);
+    assert.equal(r.stdout, "still here", r.stderr + server.output);
+    // One notice per stalled client, not one per sweep while its close waits.
+    assert.equal(server.stderr.count(/idle for 300 ms, closing/), 2, server.output);
+  } finally {
+    silent.close();
+    half.close();
+  }
+});

@@ -26,6 +26,8 @@ const DISCONNECT_ERRORS = [
   Deno.errors.BadResource,
   Deno.errors.Interrupted,
   Deno.errors.NotConnected,
+  // A TLS peer gone before or without its close_notify.
+  Deno.errors.UnexpectedEof,
 ];
 const encoder = new TextEncoder();
 
@@ -51,6 +53,7 @@ export class Session implements Reader, Writer {
   lastActive = Date.now();
   #reading = false;
   #closed = false;
+  #closing = false;
   #draining = false;
 
   constructor(id: number, conn: Deno.Conn, signal: AbortSignal) {
@@ -63,6 +66,11 @@ export class Session implements Reader, Writer {
   /** Whether the session waits for the peer (and can be closed without losing work). */
   get reading(): boolean {
     return this.#reading;
+  }
+
+  /** Whether {@link closeWith} or {@link close} has begun closing this connection. */
+  get closing(): boolean {
+    return this.#closing || this.#closed;
   }
 
   /** Whether the server closed this connection. */
@@ -120,7 +128,9 @@ export class Session implements Reader, Writer {
 
   /** Writes a last line (best effort, bounded in time) and closes. */
   async closeWith(message: string, timeoutMs = 1_000): Promise<void> {
-    if (this.#closed) return;
+    // Once: the write may wait (a TLS peer still in its handshake), and sweeps repeat.
+    if (this.#closed || this.#closing) return;
+    this.#closing = true;
     // A failed write means the peer is gone; closing is all that is left.
     await settledWithin(this.writeAll(message), timeoutMs);
     this.close();
@@ -283,7 +293,7 @@ export class TcpServer implements AsyncDisposable {
   #sweep(idleTimeoutMs: number): void {
     const deadline = Date.now() - idleTimeoutMs;
     for (const session of this.#sessions) {
-      if (session.lastActive < deadline && !session.closed) {
+      if (session.lastActive < deadline && !session.closing) {
         this.#logger.info(`${session.peer}: idle for ${idleTimeoutMs} ms, closing`);
         session.closeWith(this.#options.idleMessage ?? IDLE_MESSAGE).catch(() => {});
       }
