@@ -85,6 +85,8 @@ function goName(schema: GobSchema): string {
  */
 export class GobEncoder {
   #ids = new Map<string, number>();
+  /** The same, by schema object: most values reuse one schema object, and stringifying costs. */
+  #byObject = new WeakMap<object, number>();
   #nextId = FIRST_USER_ID;
 
   /** The messages for `value` of type `schema`: new type definitions, then the value. */
@@ -105,11 +107,17 @@ export class GobEncoder {
 
   #typeId(schema: GobSchema, defs: Uint8Array[]): number {
     if (typeof schema === "string") return BASIC_IDS[schema];
+    const same = this.#byObject.get(schema);
+    if (same !== undefined) return same;
     const key = JSON.stringify(schema);
     const known = this.#ids.get(key);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      this.#byObject.set(schema, known);
+      return known;
+    }
     const id = this.#nextId++;
     this.#ids.set(key, id); // before the parts, so a part may name it
+    this.#byObject.set(schema, id);
     const common = (out: Out) => {
       out.uint(1); // CommonType
       out.uint(1);
