@@ -23,6 +23,8 @@ export const MAX_GOB_TYPES = 1024;
 // Go's predefined type ids (encoding/gob/type.go); user types start at 65.
 const BOOL = 1, INT = 2, UINT = 3, FLOAT = 4, BYTES = 5, STRING = 6, COMPLEX = 7, INTERFACE = 8;
 const FIRST_USER_ID = 65;
+/** Basic types' zero values need no guard against recursion. */
+const NO_IDS: Set<number> = new Set();
 const BASIC_NAMES = ["", "bool", "int", "uint", "float", "bytes", "string", "complex", "interface"];
 
 /** How a value is described to the encoder, as Go types are: basic kinds or composites. */
@@ -434,7 +436,7 @@ export class GobDecoder {
       case "struct": {
         const out: { [field: string]: GobValue } = {};
         for (const f of type.fields) {
-          const zero = this.#zero(f.id, new Set([id]));
+          const zero = this.#zero(f.id, f.id <= STRING ? NO_IDS : new Set([id]));
           if (zero !== undefined) out[f.name] = zero;
         }
         let field = -1;

@@ -25,6 +25,8 @@ export function fail(message: string): never {
   throw new GobError(message);
 }
 
+const textEncoder = new TextEncoder();
+
 /** Appends gob's primitives to a growing buffer. */
 export class Out {
   buf = new Uint8Array(64);
@@ -92,7 +94,7 @@ export class Out {
   }
 
   string(s: string): void {
-    const data = new TextEncoder().encode(s);
+    const data = textEncoder.encode(s);
     this.uint(data.length);
     this.bytes(data);
   }
