@@ -54,9 +54,9 @@ export function serveConcurrent(options: ConcServerOptions = {}): Promise<TcpSer
 const spec = {
   name: "conc_tcp_server",
   summary: "Answers each line with `Client number: N` (concTCP.go), many clients at once.",
-  args: "[PORT]",
+  args: "[ADDR]",
   options: { ...LINE_SERVER_OPTIONS },
-  notes: `PORT may also be HOST:PORT or [IPv6]:PORT (default 1234). N counts accepted
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234). N counts accepted
 clients from 0; a line STOP ends that client's connection.
 
 Examples:

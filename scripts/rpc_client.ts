@@ -2,9 +2,10 @@
 /**
  * rpc_client: calls one JSON-RPC method over TCP (Go's `net/rpc/jsonrpc`
  * dialect by default, so it talks to Go `jsonrpc.ServeConn` servers) or
- * HTTP (JSON-RPC 2.0), prints the result as JSON and, for the seeds'
- * methods, the seeds' sentence (`Arith: 7*8=56`). An RPC error is printed
- * on stderr and exits 1.
+ * HTTP (JSON-RPC 2.0) and prints the result as one line of JSON, the only
+ * thing on stdout, so `| jq` works. For the seeds' methods the seeds'
+ * sentence (`Arith: 7*8=56`) follows on stdout in a terminal, on stderr
+ * otherwise. An RPC error is printed on stderr and exits 1.
  *
  *     deno task rpc_client 127.0.0.1:1234 Arith.Multiply '{"A":7,"B":8}'
  *     deno task rpc_client --http http://127.0.0.1:8808/rpc Algorithm.Sum '[3,4]'
@@ -25,6 +26,7 @@ import { writeAll } from "../lib/io/lines.ts";
 import { prependReader, readUntil } from "../lib/io/read_buffer.ts";
 import { httpHeadLength } from "../lib/net/http_front.ts";
 import { callGob, GO_RPC_PATH, gobToJson } from "../lib/rpc/gob_rpc.ts";
+import { plainOutput, printSync } from "../lib/io/print.ts";
 
 /** Bound on one reply, in bytes. */
 const MAX_REPLY_BYTES = 16 * 1024 * 1024;
@@ -231,6 +233,10 @@ net/rpc, rpc.Dial) it is the one argument, objects sent as a struct and
 integers as int; with --http, gob goes through CONNECT to the URL's path
 (/_goRPC_ if none), as rpc.DialHTTP does.
 
+The result is printed as one line of JSON, the only thing on stdout when it is
+not a terminal (rpc_client ... | jq). The seeds' sentence for their methods
+(Arith: 7*8=56) follows it in a terminal, and goes to stderr otherwise.
+
 Examples:
   rpc_client 127.0.0.1:1234 Arith.Multiply '{"A":7,"B":8}'
   rpc_client --dialect 2.0 127.0.0.1:1234 Algorithm.Sum '[3,4]'
@@ -283,9 +289,12 @@ export function main(args: string[]): Promise<number> {
       const code = reply.error.code === 0 ? "" : ` (code ${reply.error.code})`;
       throw new RpcError(reply.error.code, `${method}: ${reply.error.message}${code}`);
     }
-    console.log(JSON.stringify(reply.result));
+    printSync(JSON.stringify(reply.result) + "\n");
     const sentence = seedSentence(method, params, reply.result);
-    if (sentence !== null) console.log(sentence);
+    // The book's sentence is for people: in a pipe stdout carries the JSON alone.
+    if (sentence !== null) {
+      printSync(sentence + "\n", plainOutput(false) ? Deno.stderr : Deno.stdout);
+    }
     return 0;
   });
 }

@@ -18,6 +18,7 @@
 import { joinHostPort, parseHostPort } from "../lib/net/addr.ts";
 import { chatTime, escapeControls } from "../lib/chat/chat_text.ts";
 import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
+import { dial } from "../lib/net/dial.ts";
 import { LineReader, LineWriter, writeAll } from "../lib/io/lines.ts";
 import { PROMPT } from "../lib/chat/tcp_chat.ts";
 
@@ -34,7 +35,6 @@ const spec = {
   options: {
     name: {
       type: "string",
-      short: "n",
       arg: "NAME",
       description: "nickname (default: asked for on the terminal)",
     },
@@ -56,6 +56,15 @@ const spec = {
       default: "5s",
       description: "give up when the server has sent nothing for this long",
     },
+    "connect-timeout": {
+      type: "string",
+      short: "w",
+      arg: "DURATION",
+      default: "10s",
+      description: "give up connecting after this long (ncat -w)",
+    },
+    ipv4: { type: "boolean", short: "4", description: "IPv4 addresses only" },
+    ipv6: { type: "boolean", short: "6", description: "IPv6 addresses only" },
   },
   notes: `Lines starting with / are commands for the server: /who, /nick NAME, /quit, /help.
 With --dialect seed (seed 001's server) every line is a message; /quit only leaves.
@@ -114,7 +123,11 @@ export function main(args: string[]): Promise<number> {
     }
     const stdin = new LineReader(Deno.stdin.readable, { maxLineBytes: MAX_LINE_BYTES });
 
-    const conn = await Deno.connect({ hostname: address.hostname, port: address.port });
+    if (values.ipv4 && values.ipv6) throw new UsageError("Give -4 or -6, not both");
+    const conn = await dial(address, {
+      family: values.ipv4 ? 4 : values.ipv6 ? 6 : undefined,
+      timeoutMs: parseDurationOption(values["connect-timeout"], "connect-timeout"),
+    });
     console.error(`${joinHostPort(address.hostname, address.port)} connect success!`);
     let name = values.name;
     if (name === undefined) {
