@@ -70,12 +70,21 @@ export async function chat(
   let received = 0;
   let onLine = null as (() => void) | null;
   let failure = "";
+  let exiting = false;
 
   const receiving = (async () => {
     const replies = new LineReader(conn, { maxLineBytes: MAX_LINE_BYTES });
     try {
-      for await (const line of replies) {
+      for await (const raw of replies) {
+        // Nothing after the exit line, even lines already read (a server that floods).
+        if (exiting) break;
         received++;
+        // otherTCPserver.go writes back its whole 1024-byte buffer: the NUL padding is no text.
+        const line = raw.replaceAll("\0", "");
+        if (line === "" && raw !== "") {
+          onLine?.();
+          continue;
+        }
         // On a terminal, a reply replaces the waiting prompt and the prompt follows it.
         const showing = options.prompt && waitingForInput;
         const prefix = options.plain ? "" : "->: ";
@@ -129,6 +138,7 @@ export async function chat(
           Promise.race([answered, receiving]),
           options.exitWaitMs ?? EXIT_WAIT_MS,
         );
+        exiting = true;
         (options.plain ? notice : print)("TCP client exiting...\n");
         return 0;
       }

@@ -243,11 +243,15 @@ export function main(args: string[]): Promise<number> {
       writeAll(Deno.stdout, typeof text === "string" ? encoder.encode(text) : text);
     const printReply = (reply: Uint8Array) =>
       out(raw ? withNewline(reply) : `Reply: ${previewDatagram(reply, Infinity)}\n`);
+    let exiting = false;
     using client = await UdpClient.open(target.hostname, target.port, {
       timeoutMs: Math.max(1, timeoutMs),
       retries,
       family: values.ipv4 ? 4 : values.ipv6 ? 6 : undefined,
-      onLateReply: (reply) => console.error(`udp_client: late reply: ${previewDatagram(reply)}`),
+      // After the exit line (the server may answer STOP), nothing more is printed.
+      onLateReply: (reply) => {
+        if (!exiting) console.error(`udp_client: late reply: ${previewDatagram(reply)}`);
+      },
     });
     const server = joinHostPort(client.server.hostname, client.server.port);
     if (!raw) await out(`The UDP server is ${server}\n`);
@@ -257,9 +261,13 @@ export function main(args: string[]): Promise<number> {
       while (true) {
         if (prompt) await out(">> ");
         const line = await reader.readLine();
-        if (line === null) return 0;
+        if (line === null) {
+          exiting = true;
+          return 0;
+        }
         const data = encoder.encode(line + "\n");
         if (values.book && line.trim() === "STOP") {
+          exiting = true;
           await client.send(data);
           if (!raw) await out("Exiting UDP client!\n");
           return 0;

@@ -34,7 +34,7 @@ Deno.test("rpc_client calls rpc_server over TCP and HTTP: JSON alone on stdout, 
   // RPC errors: printed on stderr, exit 1.
   for (
     const [args, pattern] of [
-      [[addr, "Arith.Divide", "{}"], /Arith\.Divide: rpc: can't find method Arith\.Divide/],
+      [[addr, "Arith.Power", "{}"], /Arith\.Power: rpc: can't find method Arith\.Power/],
       [
         ["--http", url, "Arith.Multiply", '{"A":"7","B":8}'],
         /Invalid params: param "A" must be an integer.* \(code -32602\)/,
@@ -117,8 +117,8 @@ Deno.test({
     result = await runScript("rpc_client", [addr, "Arith.Multiply", '{"A":"x","B":8}']);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /json: cannot unmarshal string into Go struct field Args\.A/);
-    result = await runScript("rpc_client", [addr, "Arith.Divide", "{}"]);
+    result = await runScript("rpc_client", [addr, "Arith.Power", "{}"]);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /rpc: can't find method Arith\.Divide/);
+    assert.match(result.stderr, /rpc: can't find method Arith\.Power/);
   },
 });

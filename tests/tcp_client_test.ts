@@ -274,6 +274,47 @@ Deno.test("tcp_client --help prints usage and exits 0", async () => {
   assert.match(stdout, /^Usage: tcp_client HOST:PORT/);
 });
 
+Deno.test("tcp_client drops otherTCPserver.go's NUL padding and prints nothing after its exit line", async () => {
+  // otherTCPserver.go: each read answered with the whole 1024-byte buffer, zeros and all.
+  const padded = await oneShotServer(async (conn) => {
+    const buf = new Uint8Array(1024);
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      const reply = new Uint8Array(1024);
+      reply.set(buf.subarray(0, n));
+      await writeAll(conn, reply);
+      if (new TextDecoder().decode(buf.subarray(0, n)).includes("STOP")) return;
+    }
+  });
+  const echo = await runScript("tcp_client", ["--book", `127.0.0.1:${padded.port}`], {
+    stdin: "one\ntwo\nSTOP\n",
+  });
+  await padded.done;
+  assert.equal(echo.code, 0, echo.stderr);
+  assert.doesNotMatch(echo.stdout, /\0/);
+  assert.deepEqual(echo.stdout.split("\n"), [
+    "->: one",
+    "->: two",
+    "->: STOP",
+    "TCP client exiting...",
+  ]);
+  // concTCP.go: after the first line, answers forever.
+  const flood = await oneShotServer(async (conn) => {
+    await conn.read(new Uint8Array(1024));
+    const lines = encoder.encode("Client number: 0\n".repeat(1000));
+    try {
+      while (true) await writeAll(conn, lines);
+    } catch {
+      // The client left.
+    }
+  });
+  const flooded = await runScript("tcp_client", ["--book", `127.0.0.1:${flood.port}`], {
+    stdin: "STOP\n",
+  });
+  await flood.done;
+  assert.equal(flooded.code, 0, flooded.stderr);
+  assert.equal(flooded.stdout.split("\n").at(-1), "TCP client exiting...");
+});
+
 Deno.test({
   name: "tcp_client in a terminal keeps ->: and the prompt, and STOP is an ordinary line",
   ignore: missingPeer("script"),

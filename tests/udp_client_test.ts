@@ -140,3 +140,22 @@ Deno.test("udp_client exits 1 for a name that does not resolve and 2 for a bad a
     assert.match(stderr, pattern);
   }
 });
+
+Deno.test("udp_client prints nothing after its exit line, not even a late reply to STOP", async () => {
+  await using peer = new UdpPeer();
+  const answering = (async () => {
+    await peer.next(10_000); // "slow": never answered in time
+    const { from } = await peer.next(10_000); // STOP: answered at once, too late to matter
+    for (let i = 0; i < 5; i++) await peer.send(from.port, `late ${i}`);
+  })();
+  const { code, stdout, stderr } = await runScript(
+    "udp_client",
+    ["--book", "--timeout", "100ms", "--retries", "0", `127.0.0.1:${peer.port}`],
+    { stdin: "slow\nSTOP\n" },
+  );
+  await answering;
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout.split("\n").at(-1), "Exiting UDP client!");
+  assert.match(stderr, /no reply from/);
+  assert.doesNotMatch(stderr, /late reply/);
+});

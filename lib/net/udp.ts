@@ -82,14 +82,14 @@ export class RateLimiter {
 
 /**
  * Renders a datagram for a log line: UTF-8 text without its trailing
- * newline, control characters escaped (a datagram cannot rewrite the
+ * newlines, control characters escaped (a datagram cannot rewrite the
  * terminal), elided after `maxChars` characters (default 200) with the
  * size shown.
  */
 export function previewDatagram(data: Uint8Array, maxChars = PREVIEW_CHARS): string {
   let end = data.byteLength;
-  if (end > 0 && data[end - 1] === 0x0a) end--;
-  if (end > 0 && data[end - 1] === 0x0d) end--;
+  // All the line ends: the book's udpC.go sends its line's newline plus one of its own.
+  while (end > 0 && (data[end - 1] === 0x0a || data[end - 1] === 0x0d)) end--;
   const decodeBytes = Math.min(end, maxChars * 4); // a character is at most 4 bytes
   const text = new TextDecoder().decode(data.subarray(0, decodeBytes));
   const shown = text.length > maxChars ? text.slice(0, maxChars) : text;
