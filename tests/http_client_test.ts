@@ -25,6 +25,13 @@ Deno.test("http_client -i, -I and -o against http_server, as curl shows them", a
     assert.equal(saved.code, 0, saved.stderr);
     assert.equal(saved.stdout, "");
     assert.equal(await Deno.readTextFile(file), "Hello, you've requested: /hi\n");
+    const withHead = await runScript("http_client", ["-i", "-o", file, url]);
+    assert.equal(withHead.code, 0, withHead.stderr);
+    assert.equal(withHead.stdout, "");
+    assert.match(
+      await Deno.readTextFile(file),
+      /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nHello, you've requested: \/hi\n$/,
+    );
   } finally {
     await Deno.remove(file);
   }
