@@ -380,7 +380,8 @@ When stdout is not a terminal (or with --raw) only the server's messages are
 written, each followed by a newline; diagnostics go to stderr. In a terminal
 messages print as the book's "YYYY/MM/DD HH:MM:SS Received: text". At the end of
 input the client waits until the server has been silent for --linger (or has
-closed), then closes with 1000 and exits 0.
+closed), then closes with 1000 and exits 0: --linger must be longer than the
+server takes to answer. -n leaves the close to the server.
 
 --book is the book's client, idle trap included: "Please give me input! N" after
 each 4 s of silence on stdin, and after the 6th it quits with "Caught interrupt
