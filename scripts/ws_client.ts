@@ -4,9 +4,10 @@
  * websocat. Each stdin line is sent as a message. When stdout is a pipe
  * (or with `--raw`) each message received is written as it came, followed
  * by a newline, and nothing else; in a terminal it prints as the book's
- * `YYYY/MM/DD HH:MM:SS Received: text`. At the end of input it waits
- * until the server has been silent for `--linger` (or closes), then closes
- * with 1000 and exits 0; `-n` leaves closing to the server. The book's
+ * `YYYY/MM/DD HH:MM:SS Received: text`. At the end of input it waits for
+ * a first answer to the last line, then until the server has been silent
+ * for `--linger` (or closes), then closes with 1000 and exits 0; `-n`
+ * leaves closing to the server. The book's
  * idle trap (`Please give me input! N` every 4 s, quitting after the 6th)
  * is there only with `--book`. Ctrl-C sends close 1000 and waits up to 2 s
  * for the server's close.
