@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=WS_NO_BUFFER_UTIL,WS_NO_UTF_8_VALIDATE
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=WS_NO_BUFFER_UTIL,WS_NO_UTF_8_VALIDATE
 /**
  * ws_client: the WebSocket client of seed 000, usable in pipes like
  * websocat. Each stdin line is sent as a message. When stdout is a pipe
@@ -17,6 +17,13 @@
  *
  * @module
  */
+import {
+  networkErrorText,
+  nodeTlsOptions,
+  TLS_CLIENT_OPTIONS,
+  type TlsClientSettings,
+  tlsClientSettings,
+} from "../lib/net/tls.ts";
 import { parseHostPort } from "../lib/net/addr.ts";
 import {
   parseDurationOption,
@@ -106,6 +113,8 @@ export interface WsClientOptions {
   output?: ClientOutput;
   /** Aborting it acts as Ctrl-C. Default: SIGINT. */
   signal?: AbortSignal;
+  /** How a wss:// URL checks the server: extra CAs. Default the system's roots. */
+  tls?: TlsClientSettings;
 }
 
 /** Turns `SERVER PATH` or a URL into a ws:// or wss:// URL and the seed's two words. */
@@ -152,6 +161,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   const ws = new NodeWebSocket(url.href, options.protocols ?? [], {
     headers: Object.fromEntries(options.headers ?? []),
     maxPayload: MAX_MESSAGE_BYTES,
+    ...nodeTlsOptions(options.tls),
   });
   ws.binaryType = "arraybuffer";
   let opened = false;
@@ -178,7 +188,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     };
   });
   ws.onerror = (event) => {
-    failure ||= event.message || "the connection failed";
+    failure ||= networkErrorText(event.message || "the connection failed");
   };
   ws.onmessage = (event) => {
     lastMessageAt = performance.now();
@@ -389,6 +399,8 @@ const spec = {
       default: "10s",
       description: "give up connecting after this long",
     },
+    ca: TLS_CLIENT_OPTIONS.ca,
+    insecure: TLS_CLIENT_OPTIONS.insecure,
   },
   notes: `SERVER is HOST:PORT and PATH the path without its slash, as in the book
 (ws_client localhost:1234 ws), or give one ws:// or wss:// URL.
@@ -407,7 +419,8 @@ signal - quitting!" (the book sends itself SIGINT).
 Examples:
   ws_client localhost:1234 ws
   echo 100000 | ws_client ws://127.0.0.1:1234/ws | wc -l
-  ws_client -H "Authorization: Bearer T" --protocol chat wss://example.com/socket`,
+  ws_client -H "Authorization: Bearer T" --protocol chat wss://example.com/socket
+  ws_client --ca ca.pem wss://localhost:8443/ws           (see docs/tls.md)`,
 } as const;
 
 /** Runs the client; returns the exit code. */
@@ -415,6 +428,10 @@ export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
     const { url, server, path } = parseTarget(positionals);
     const headers = parseHeaders(values.header, values.origin);
+    const tls = tlsClientSettings(values);
+    if (tls && url.protocol !== "wss:") {
+      throw new UsageError(`--ca and --insecure need a wss:// URL, not "${url.href}"`);
+    }
     // --book keeps the book's look even in a pipe; --raw always wins.
     const raw = values.raw || (!values.book && plainOutput(false));
     const options: WsClientOptions = {
@@ -432,6 +449,7 @@ export function main(args: string[]): Promise<number> {
       binary: values.binary,
       maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
       connectTimeoutMs: parseDurationOption(values["connect-timeout"], "connect-timeout"),
+      tls,
     };
     if (options.idleIntervalMs! <= 0) {
       throw new UsageError(`Invalid --idle-interval "${values["idle-interval"]}": must be > 0`);

@@ -33,6 +33,7 @@ Deno.test("serverSettings() reads ADDR, --port on --host, and the shared options
     idleTimeoutMs: 0,
     quiet: false,
     workers: 1,
+    tls: undefined,
   });
   assert.deepEqual(
     parse("--host=::1", "--port=9", "--max-conns=3", "--idle-timeout=2s", "-q", "--workers=2"),
@@ -42,6 +43,7 @@ Deno.test("serverSettings() reads ADDR, --port on --host, and the shared options
       idleTimeoutMs: 2000,
       quiet: true,
       workers: 2,
+      tls: undefined,
     },
   );
   assert.equal((parse("127.0.0.1:80").address as { port: number }).port, 80);
