@@ -10,7 +10,7 @@
 import { ScriptProcess, startScript } from "../tests/helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-/** Where ../shared/bench lives: next to the repository, or `NETKIT_SHARED_BENCH` (from a worktree). */
+/** Where ../shared/bench lives, next to the repository (`NETKIT_SHARED_BENCH` for a worktree). */
 export const SHARED_BENCH = Deno.env.get("NETKIT_SHARED_BENCH") ?? `${ROOT}../shared/bench`;
 
 let binDir: string | null = null;

@@ -42,6 +42,7 @@ import { formatBytes, ProgressBoard } from "../lib/cli/progress.ts";
 import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
 import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 import type { ConnectionLimit } from "../lib/net/workers.ts";
+import type { TlsCertificate } from "../lib/net/tls.ts";
 
 /** A sender silent this long is dropped; its `.part` stays for a resume. */
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
@@ -93,6 +94,8 @@ export interface ReceiverOptions {
   onListen?: (addr: Deno.Addr) => void;
   /** Called for each saved file. Default prints `Saved PATH (...) from PEER` to stdout. */
   onSaved?: (saved: SavedFile) => void;
+  /** Receive over TLS with this certificate. Default plain TCP. */
+  tls?: TlsCertificate;
 }
 
 /** A refusal or a failed transfer; its message goes to the sender as `error <message>`. */
@@ -458,6 +461,7 @@ export async function serveFiles(dir: string, options: ReceiverOptions = {}): Pr
     idleMessage: errorLine(`Nothing received for ${idleMs} ms; closing`),
     busyMessage: errorLine("Too many senders at once, try again later"),
     signal: options.signal,
+    tls: options.tls,
     logger: log,
     onListen: options.onListen,
   });
@@ -493,7 +497,7 @@ const spec = {
       description: "flush each file to disk before confirming it (slower, survives a crash)",
     },
     rename: { type: "boolean", description: 'save as "name (1).ext" when name.ext exists' },
-    ...serverOptions(["max-conns", "idle-timeout", "quiet"], {
+    ...serverOptions(["max-conns", "idle-timeout", "quiet", "cert", "key"], {
       "max-conns": { default: String(DEFAULT_MAX_CONNS), description: "most senders at once" },
       "idle-timeout": { default: "60s", description: "drop a sender silent this long (0 = never)" },
       quiet: { description: "log only errors" },
@@ -507,7 +511,8 @@ control characters, at most 255 bytes).
 
 Examples:
   file_recv 9000 --dir ./inbox
-  file_recv 127.0.0.1:9000 --dir /srv/inbox --rename --max-size 2G`,
+  file_recv 127.0.0.1:9000 --dir /srv/inbox --rename --max-size 2G
+  file_recv 9000 --dir ./inbox --cert cert.pem --key key.pem   (file_send --ca ...)`,
 } as const;
 
 /** Receives files until SIGINT or SIGTERM; returns the exit code. */
@@ -526,6 +531,7 @@ export function main(args: string[]): Promise<number> {
       idleTimeoutMs: settings.idleTimeoutMs,
       quiet: settings.quiet,
       fsync: values.fsync,
+      tls: settings.tls,
     };
     const dir = values.dir;
     return runServer(

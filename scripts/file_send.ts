@@ -11,6 +11,13 @@
  *
  * @module
  */
+import { dial } from "../lib/net/dial.ts";
+import {
+  type ClientConn,
+  TLS_CLIENT_OPTIONS,
+  type TlsClientSettings,
+  tlsClientSettings,
+} from "../lib/net/tls.ts";
 import { basename } from "node:path";
 import { type NetAddress, parseHostPort } from "../lib/net/addr.ts";
 import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
@@ -51,6 +58,8 @@ export interface SendOptions {
   timeoutMs?: number;
   /** Where progress goes. Default a board on stderr (bars on a terminal). */
   board?: ProgressBoard;
+  /** Send over TLS, checking the receiver's certificate as these say. Default plain TCP. */
+  tls?: TlsClientSettings;
 }
 
 /** What a successful send reports. */
@@ -82,10 +91,7 @@ export async function sendFile(
   const size = info.size;
   using file = await Deno.open(path, { read: true });
   const where = `${address.hostname}:${address.port}`;
-  const conn = await Deno.connect({ hostname: address.hostname, port: address.port })
-    .catch((error) => {
-      throw new Error(`Cannot connect to ${where}: ${error.message}`);
-    });
+  const conn = await dial(address, { tls: options.tls, timeoutMs });
   try {
     await writeAll(conn, formatHeader({ name, size }));
     const reader = new LineReader(conn, { maxLineBytes: MAX_REPLY_BYTES });
@@ -143,7 +149,7 @@ export async function sendFile(
 
 /** Streams the content with progress and a stall watchdog; returns the bytes sent. */
 async function sendContent(
-  conn: Deno.TcpConn,
+  conn: ClientConn,
   file: Deno.FsFile,
   hash: ReturnType<typeof sha256>,
   bytes: number,
@@ -204,6 +210,7 @@ const spec = {
       description: "fail when the receiver is silent or takes no bytes this long",
     },
     quiet: { type: "boolean", short: "q", description: "no progress, only the summary" },
+    ...TLS_CLIENT_OPTIONS,
   },
   notes: `The receiver saves each file under its name (without the folders).
 If an earlier transfer of the same file broke, it resumes where it stopped.
@@ -212,7 +219,8 @@ if any file failed.
 
 Examples:
   file_send localhost:9000 report.pdf photos.tar
-  file_send 192.0.2.7:9000 build/app.tar.gz --as app-1.2.tar.gz`,
+  file_send 192.0.2.7:9000 build/app.tar.gz --as app-1.2.tar.gz
+  file_send --ca ca.pem files.example:9000 report.pdf      (TLS, see docs/tls.md)`,
 } as const;
 
 /** Sends the files named on the command line; returns the exit code. */
@@ -223,6 +231,7 @@ export function main(args: string[]): Promise<number> {
     if (values.as !== undefined && paths.length > 1) {
       throw new UsageError("--as names one file; give one FILE with it");
     }
+    const tls = tlsClientSettings(values);
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
     if (timeoutMs <= 0) throw new UsageError(`Invalid --timeout "${values.timeout}": must be > 0`);
     const board = new ProgressBoard({
@@ -235,7 +244,7 @@ export function main(args: string[]): Promise<number> {
     const started = performance.now();
     for (const path of paths) {
       try {
-        const r = await sendFile(address, path, { name: values.as, timeoutMs, board });
+        const r = await sendFile(address, path, { name: values.as, timeoutMs, board, tls });
         total += r.size - r.offset;
         const notes = (r.saved !== r.name ? `, saved as ${quoteName(r.saved)}` : "") +
           (r.offset > 0 ? `, resumed at ${r.offset}` : "");

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * im_client: the instant-messaging client of seed 003's course project,
  * for `im_server`. Interactive, it shows the seed's numbered menus
@@ -14,146 +14,16 @@
  *
  * @module
  */
+import { TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
 import { parseHostPort } from "../lib/net/addr.ts";
 import { runCommand, usage, UsageError } from "../lib/cli/cli.ts";
-import {
-  checkName,
-  checkPassword,
-  checkUserId,
-  ProtocolError,
-  type RequestId,
-} from "../lib/im/im_protocol.ts";
-import { LineReader, writeAll } from "../lib/io/lines.ts";
+import { checkName, checkPassword, checkUserId } from "../lib/im/im_protocol.ts";
+import { LineReader } from "../lib/io/lines.ts";
 import { settledWithin } from "../lib/io/deadline.ts";
-import { writeAllSync } from "../lib/io/print.ts";
+import { ImConnection, type ServerLine } from "../lib/im/im_connection.ts";
 
-/** The client accepts long server lines: an online list of thousands of users is one line. */
-const MAX_SERVER_LINE_BYTES = 16 * 1024 * 1024;
-/** How long a request waits for its response. */
-const REQUEST_TIMEOUT_MS = 30_000;
-/** Pings go out at this fraction of the server's idle timeout. */
-const PING_FRACTION = 1 / 3;
 const encoder = new TextEncoder();
-
-/** A line from the server. */
-export type ServerLine = Record<string, unknown> & { type: string };
-
-/** The connection to an im_server: requests matched to responses by id, pushes to a callback. */
-export class ImConnection {
-  readonly conn: Deno.TcpConn;
-  /** The server's hello line. */
-  hello: ServerLine | null = null;
-  /** Resolves when the server closes the connection (or it breaks). */
-  readonly closed: Promise<void>;
-  #pending = new Map<RequestId, (line: ServerLine) => void>();
-  #nextId = 1;
-  #onPush: (line: ServerLine) => void;
-  #pinger: ReturnType<typeof setInterval> | undefined;
-  #helloSeen!: () => void;
-  #helloPromise = new Promise<void>((resolve) => this.#helloSeen = resolve);
-  #isClosed = false;
-
-  private constructor(conn: Deno.TcpConn, onPush: (line: ServerLine) => void) {
-    this.conn = conn;
-    this.#onPush = onPush;
-    this.closed = this.#readLoop();
-  }
-
-  /** Connects and waits for the server's hello. */
-  static async connect(
-    hostname: string,
-    port: number,
-    onPush: (line: ServerLine) => void,
-  ): Promise<ImConnection> {
-    const connection = new ImConnection(await Deno.connect({ hostname, port }), onPush);
-    await Promise.race([connection.#helloPromise, connection.closed]);
-    if (!connection.hello) throw new Error(`${hostname}:${port} closed before saying hello`);
-    return connection;
-  }
-
-  /** Sends a request and resolves with its response (an `error` line included). */
-  async request(body: Record<string, unknown>): Promise<ServerLine> {
-    if (this.#isClosed) throw new Error("Connection closed");
-    const id = this.#nextId++;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const response = new Promise<ServerLine>((resolve, reject) => {
-      this.#pending.set(id, resolve);
-      timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new Error(`No answer to "${body.type}" within ${REQUEST_TIMEOUT_MS / 1000} s`));
-      }, REQUEST_TIMEOUT_MS);
-    });
-    try {
-      await writeAll(this.conn, encoder.encode(JSON.stringify({ ...body, id }) + "\n"));
-      return await response;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Like {@link request}, but an `error` response throws a {@link ProtocolError}. */
-  async call(body: Record<string, unknown>): Promise<ServerLine> {
-    const reply = await this.request(body);
-    if (reply.type === "error") {
-      throw new ProtocolError(reply.code as never, String(reply.message), reply);
-    }
-    return reply;
-  }
-
-  close(): void {
-    clearInterval(this.#pinger);
-    if (this.#isClosed) return;
-    this.#isClosed = true;
-    try {
-      this.conn.close();
-    } catch {
-      // Closed by the peer already.
-    }
-  }
-
-  async #readLoop(): Promise<void> {
-    const reader = new LineReader(this.conn, { maxLineBytes: MAX_SERVER_LINE_BYTES });
-    try {
-      for await (const text of reader) {
-        let line: ServerLine;
-        try {
-          line = JSON.parse(text);
-        } catch {
-          continue; // Not the IM protocol; nothing sensible to show.
-        }
-        if (line.type === "hello" && !this.hello) {
-          this.hello = line;
-          this.#startPings(Number(line.idle_timeout_ms) || 0);
-          this.#helloSeen();
-          continue;
-        }
-        const waiter = line.id === undefined ? undefined : this.#pending.get(line.id as RequestId);
-        if (waiter) {
-          this.#pending.delete(line.id as RequestId);
-          waiter(line);
-        } else {
-          this.#onPush(line);
-        }
-      }
-    } catch {
-      // A reset connection ends like a closed one.
-    } finally {
-      this.close();
-      for (const waiter of this.#pending.values()) {
-        waiter({ type: "error", code: "closed", message: "Connection closed by the server" });
-      }
-      this.#pending.clear();
-    }
-  }
-
-  #startPings(idleTimeoutMs: number): void {
-    if (idleTimeoutMs <= 0) return;
-    const every = Math.max(1_000, idleTimeoutMs * PING_FRACTION);
-    this.#pinger = setInterval(() => {
-      this.request({ type: "ping" }).catch(() => {});
-    }, every);
-  }
-}
+import { writeAllSync } from "../lib/io/print.ts";
 
 /** Where the user types: a terminal with line editing, or plain lines from a pipe. */
 export interface Input {
@@ -615,6 +485,7 @@ const spec = {
     },
     register: { type: "boolean", description: "with --user: register the account first" },
     name: { type: "string", arg: "NAME", description: "with --register: the display name" },
+    ...TLS_CLIENT_OPTIONS,
   },
   notes: `Commands with --user, one per line:
   users             who is online
@@ -626,7 +497,8 @@ const spec = {
   quit              log out and exit (also at the end of input)
 
 Incoming messages and presence notices are printed as they arrive. The exit
-code is 1 if the login or any command failed.`,
+code is 1 if the login or any command failed. With --tls (or --ca FILE) the
+password crosses encrypted; see docs/tls.md.`,
 } as const;
 
 /** Runs the client; returns the exit code. */
@@ -637,6 +509,7 @@ export function main(args: string[]): Promise<number> {
       throw new UsageError("--password-stdin needs --user");
     }
     if (values.user !== undefined) usage(() => checkUserId(values.user!));
+    const tls = tlsClientSettings(values);
     const tty = Deno.stdin.isTerminal();
     const scripted = values.user !== undefined;
     const input: Input = tty && !values["password-stdin"]
@@ -653,7 +526,7 @@ export function main(args: string[]): Promise<number> {
     };
     let im: ImConnection;
     try {
-      im = await ImConnection.connect(address.hostname, address.port, onPush);
+      im = await ImConnection.connect(address.hostname, address.port, onPush, tls);
     } catch (error) {
       input.close();
       throw new Error(

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * rpc_server: Go's net/rpc (gob) and JSON-RPC over TCP and HTTP, with the
  * seeds' methods (`Arith.Multiply` of seed 002, `Algorithm.Sum` and
@@ -13,6 +13,7 @@
  * @module
  */
 import { type Address, parseAddress } from "../lib/net/addr.ts";
+import type { TlsCertificate } from "../lib/net/tls.ts";
 import { readAtMost } from "../lib/io/bounded_read.ts";
 import { parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import {
@@ -34,6 +35,7 @@ import {
 import { Logger } from "../lib/cli/log.ts";
 import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
 import { readyLine, runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import type { ConnectionLimit } from "../lib/net/workers.ts";
 import { type HttpFront, serveHttpFront } from "../lib/net/http_front.ts";
 import { prependReader, type Reader, readUntil } from "../lib/io/read_buffer.ts";
 import { GobError } from "../lib/rpc/gob.ts";
@@ -71,8 +73,10 @@ export interface RpcServerOptions {
   httpAddress?: Address | null;
   /** Longest request (one JSON value, or one HTTP body) in bytes. Default 262144. */
   maxRequestBytes?: number;
-  /** Most simultaneous TCP clients. Default 10000. */
+  /** Most simultaneous clients, on each port. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections, both ports together; replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Close TCP clients silent this long; 0 never. Default 0. */
   idleTimeoutMs?: number;
   /** Log nothing per connection. Default false. */
@@ -81,6 +85,8 @@ export interface RpcServerOptions {
   signal?: AbortSignal;
   /** Called with each server's ready line once it listens. Default prints them. */
   onListen?: (line: string) => void;
+  /** Serve both ports over TLS (`tls://`, `https://`) with this certificate. Default plain. */
+  tls?: TlsCertificate;
 }
 
 /** A running RPC server: its TCP and HTTP addresses and its end. */
@@ -228,9 +234,9 @@ async function readBody(request: Request, limit: number): Promise<string | null>
   return bytes && new TextDecoder().decode(bytes);
 }
 
-/** The HTTP side's ready line: `Listening on http://H:P/rpc`. */
-function httpReadyLine(addr: Deno.NetAddr): string {
-  return readyLine(addr, { protocol: "http", path: RPC_PATH });
+/** The HTTP side's ready line: `Listening on http://H:P/rpc` (`https://` with TLS). */
+function httpReadyLine(addr: Deno.NetAddr, tls: boolean): string {
+  return readyLine(addr, { protocol: "http", path: RPC_PATH, tls });
 }
 
 /** Starts the TCP server and (unless disabled) the HTTP server. */
@@ -251,11 +257,13 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
   }, {
     address: options.address,
     maxConns: options.maxConns,
+    limit: options.limit,
     idleTimeoutMs: options.idleTimeoutMs,
     idleMessage: "",
     signal: controller.signal,
+    tls: options.tls,
     logger: log,
-    onListen: (addr) => onListen(readyLine(addr)),
+    onListen: (addr) => onListen(readyLine(addr, { tls: options.tls !== undefined })),
   });
   let http: HttpFront | null = null;
   const httpAddress = options.httpAddress === undefined
@@ -281,6 +289,8 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
         {
           address: httpAddress,
           maxConns: options.maxConns,
+          tls: options.tls,
+          limit: options.limit,
           signal: controller.signal,
           logger: log,
           onListen: () => {},
@@ -295,7 +305,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
       await tcp.finished;
       throw error;
     }
-    onListen(httpReadyLine(http.addr));
+    onListen(httpReadyLine(http.addr, options.tls !== undefined));
   }
   const finished = Promise.all([tcp.finished, http?.finished]).then(() => {});
   const shutdown = async () => {
@@ -311,9 +321,8 @@ const spec = {
   args: "",
   maxArgs: 0,
   options: {
-    ...serverOptions(["max-conns", "idle-timeout", "quiet"], {
+    ...serverOptions(["max-conns", "idle-timeout", "quiet", "cert", "key"], {
       port: { default: "1234", description: "TCP port" },
-      "max-conns": { description: "most TCP clients at once" },
       "idle-timeout": { description: "close TCP clients silent this long (0 = never)" },
     }),
     "http-port": {
@@ -341,7 +350,8 @@ takes POST /rpc (JSON-RPC) and CONNECT /_goRPC_ (rpc.DialHTTP, then gob).
 Examples:
   rpc_server --port 1234 --http-port 8808
   echo '{"method":"Arith.Multiply","params":[{"A":7,"B":8}],"id":0}' | ncat 127.0.0.1 1234
-  curl -d '{"jsonrpc":"2.0","method":"Algorithm.Sum","params":[3,4],"id":1}' localhost:8808/rpc`,
+  curl -d '{"jsonrpc":"2.0","method":"Algorithm.Sum","params":[3,4],"id":1}' localhost:8808/rpc
+  rpc_server --cert cert.pem --key key.pem     (both ports: tls:// and https://)`,
 } as const;
 
 /** Runs the RPC server until SIGINT or SIGTERM; returns the exit code. */
@@ -360,9 +370,11 @@ export function main(args: string[]): Promise<number> {
         address: run.address,
         httpAddress,
         maxRequestBytes,
-        maxConns: settings.maxConns,
+        // --max-conns bounds both ports together.
+        limit: run.limit,
         idleTimeoutMs: settings.idleTimeoutMs,
         quiet: settings.quiet,
+        tls: settings.tls,
         signal: run.signal,
         onListen: () => {},
       });
@@ -372,7 +384,8 @@ export function main(args: string[]): Promise<number> {
       return server;
     }, {
       moduleUrl: import.meta.url,
-      moreReadyLines: ({ http }) => http ? [httpReadyLine(http.addr)] : [],
+      moreReadyLines: ({ http }) =>
+        http ? [httpReadyLine(http.addr, settings.tls !== undefined)] : [],
     });
   });
 }

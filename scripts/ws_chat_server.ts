@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * ws_chat_server: gorilla/websocket's chat room (seed 004) and seed 001's
  * TCP chat in one room. `/` serves the chat page, `/ws?name=NAME` joins
@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { TlsCertificate } from "../lib/net/tls.ts";
 import { type NetAddress, parsePort } from "../lib/net/addr.ts";
 import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat/chat_bus.ts";
 import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat/chat_page.ts";
@@ -66,6 +67,8 @@ export interface WsChatOptions {
   reusePort?: boolean;
   /** Names this worker in join and leave logs when several serve the port. Default none. */
   workerTag?: string;
+  /** Serve the page over https://, the room over wss:// and the TCP side over TLS. Default plain. */
+  tls?: TlsCertificate;
 }
 
 /** A running chat server: the room, its HTTP/WebSocket side and its TCP side. */
@@ -212,7 +215,8 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
   };
 
   const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 8080 };
-  const ws = new WsServer(await listenOn(address, options.reusePort), route, wsOptions);
+  const listener = await listenOn(address, options.reusePort, options.tls);
+  const ws = new WsServer(listener, route, wsOptions);
   const controller = new AbortController();
   let tcp: TcpServer | null = null;
   try {
@@ -223,6 +227,7 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
       tcp = await serveTcpChat(hub, {
         ...options.tcp,
         address: tcpAddress,
+        tls: options.tls,
         logger: log,
         signal: controller.signal,
         onListen: () => {},
@@ -260,7 +265,7 @@ const spec = {
   args: "",
   maxArgs: 0,
   options: {
-    ...serverOptions(["max-conns", "idle-timeout", "quiet", "workers"], {
+    ...serverOptions(["max-conns", "idle-timeout", "quiet", "workers", "cert", "key"], {
       port: { default: "8080", description: "HTTP port" },
       "idle-timeout": {
         default: "60s",
@@ -306,7 +311,10 @@ With --workers N, N threads serve the page and /ws on one port and form one
 room; the TCP side is served by the first. With --bus, servers that share a
 RabbitMQ exchange and --room form one room (each worker joins it); if the
 broker goes away, each keeps its own members talking, tells them the room is
-local-only, and rejoins when the broker is back.`,
+local-only, and rejoins when the broker is back.
+
+With --cert FILE --key FILE the page is served over https://, the room over
+wss:// and the TCP side over TLS (ncat --ssl, tcp_chat_client --ca); see docs/tls.md.`,
 } as const;
 
 /** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
@@ -341,6 +349,7 @@ export function main(args: string[]): Promise<number> {
         reusePort: run.reusePort,
         workerTag: run.workerTag,
         signal: run.signal,
+        tls: settings.tls,
       });
       const link = await connectBus(chat.hub, { ...bus, onLog: (l) => log.error(l) }, {
         workers: settings.workers,
@@ -360,7 +369,9 @@ export function main(args: string[]): Promise<number> {
       moduleUrl: import.meta.url,
       protocol: "http",
       moreReadyLines: ({ tcpAddr }) =>
-        tcpAddr ? [readyLine(tcpAddr, { note: "chat over TCP" })] : [],
+        tcpAddr
+          ? [readyLine(tcpAddr, { note: "chat over TCP", tls: settings.tls !== undefined })]
+          : [],
     });
   });
 }

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * ws_echo_server: the WebSocket echo server of seed 000 (and `/echo` of
  * seed 002). `/` answers `Welcome!\nPlease use /ws for WebSocket!`, `/ws`
@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { TlsCertificate } from "../lib/net/tls.ts";
 import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
@@ -41,6 +42,8 @@ export interface WsEchoOptions {
   reusePort?: boolean;
   /** Added to connection logs when several workers serve the port, e.g. `worker 1`. */
   workerTag?: string;
+  /** Serve https:// and wss:// with this certificate. Default plain. */
+  tls?: TlsCertificate;
 }
 
 /** Starts the echo server and returns its handle. */
@@ -68,7 +71,7 @@ export async function serveWsEcho(options: WsEchoOptions = {}): Promise<WsServer
       ),
   };
   const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 };
-  const listener = await listenOn(address, options.reusePort);
+  const listener = await listenOn(address, options.reusePort, options.tls);
   const server = new WsServer(listener, (request) => {
     const path = new URL(request.url).pathname;
     if (ECHO_PATHS.has(path)) return handlers;
@@ -83,7 +86,8 @@ export async function serveWsEcho(options: WsEchoOptions = {}): Promise<WsServer
     }
     return new Response(WELCOME, { headers: { "content-type": "text/plain; charset=utf-8" } });
   }, { ...options.guard, logger: options.guard?.logger ?? log, signal: options.signal });
-  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http" })))(server.addr);
+  const tls = options.tls !== undefined;
+  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http", tls })))(server.addr);
   return server;
 }
 
@@ -92,7 +96,7 @@ const spec = {
   summary: "Echoes every WebSocket message on /ws and /echo; /client is a browser client.",
   args: "[ADDR]",
   options: {
-    ...serverOptions(["quiet", "workers"], {
+    ...serverOptions(["quiet", "workers", "cert", "key"], {
       quiet: { description: "log nothing per connection or message" },
     }),
     ...WS_SERVER_OPTIONS,
@@ -106,7 +110,8 @@ unless --allow-origin allows it. SIGINT or SIGTERM closes every socket with 1001
 Examples:
   ws_echo_server 1234
   ws_client localhost:1234 ws
-  ws_echo_server --allow-origin https://app.example.com 127.0.0.1:8080`,
+  ws_echo_server --allow-origin https://app.example.com 127.0.0.1:8080
+  ws_echo_server --cert cert.pem --key key.pem 8443 & ws_client --ca ca.pem wss://localhost:8443/ws`,
 } as const;
 
 /** Runs the echo server until SIGINT or SIGTERM; returns the exit code. */
@@ -121,6 +126,7 @@ export function main(args: string[]): Promise<number> {
         // --max-conns bounds the sockets of every worker together.
         guard: { ...guard, limit: run.limit },
         quiet: values.quiet,
+        tls: settings.tls,
       }), { moduleUrl: import.meta.url, protocol: "http" });
   });
 }

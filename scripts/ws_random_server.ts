@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * ws_random_server: exercise 5 of seed 000. A client's first message on
  * `/ws` is a count N (1..100000); the server sends N random integers, one
@@ -11,6 +11,7 @@
  *
  * @module
  */
+import type { TlsCertificate } from "../lib/net/tls.ts";
 import type { NetAddress } from "../lib/net/addr.ts";
 import { parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
@@ -46,6 +47,8 @@ export interface WsRandomOptions {
   signal?: AbortSignal;
   /** Called once listening. Default prints the ready line. */
   onListen?: (addr: Deno.NetAddr) => void;
+  /** Serve https:// and wss:// with this certificate. Default plain. */
+  tls?: TlsCertificate;
 }
 
 /** Parses a client's count; returns an error message for anything but 1..100000. */
@@ -101,14 +104,16 @@ export async function serveWsRandom(options: WsRandomOptions = {}): Promise<WsSe
       log.info(`From ${client.peer}: close ${describeClose(code)}${reason ? ` ${reason}` : ""}`),
   };
   const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 };
-  const server = new WsServer(await listenOn(address), (request) => {
+  const listener = await listenOn(address, false, options.tls);
+  const server = new WsServer(listener, (request) => {
     if (new URL(request.url).pathname === "/ws") return handlers;
     return new Response(
       `Welcome!\nOpen a WebSocket on /ws and send a count 1-${MAX_COUNT}.\n`,
       { headers: { "content-type": "text/plain; charset=utf-8" } },
     );
   }, { ...options.guard, logger: options.guard?.logger ?? log, signal: options.signal });
-  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http" })))(server.addr);
+  const tls = options.tls !== undefined;
+  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http", tls })))(server.addr);
   return server;
 }
 
@@ -117,7 +122,7 @@ const spec = {
   summary: "Sends as many random integers as a WebSocket client's first message asks for.",
   args: "[ADDR]",
   options: {
-    ...serverOptions(["quiet"]),
+    ...serverOptions(["quiet", "cert", "key"]),
     min: { type: "string", arg: "N", default: "1", description: "smallest integer" },
     max: { type: "string", arg: "N", default: "1000", description: "largest integer" },
     ...WS_SERVER_OPTIONS,
@@ -151,6 +156,7 @@ export function main(args: string[]): Promise<number> {
         quiet: values.quiet,
         signal: run.signal,
         onListen: run.onListen,
+        tls: settings.tls,
       }), { moduleUrl: import.meta.url, protocol: "http" });
   });
 }

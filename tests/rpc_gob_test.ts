@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { runScript, startScript, withTimeout } from "./helpers.ts";
 import { buildSeed, missingSeeds, startSeed, startSeedServer } from "./seed_programs.ts";
 import { callGob } from "../lib/rpc/gob_rpc.ts";
-import { GobEncoder } from "../lib/rpc/gob.ts";
+import { GobDecoder, GobEncoder, GobReader } from "../lib/rpc/gob.ts";
 import { GO_RPC_CONNECTED } from "../lib/rpc/gob_rpc.ts";
 
 async function startRpcServer() {
@@ -50,7 +50,8 @@ Deno.test({
       "Arith.Multiply",
       '{"A":6,"B":7}',
     ]);
-    assert.match(json.stdout, /^42\n/);
+    // In a pipe only the JSON result is on stdout.
+    assert.equal(json.stdout, "42");
   },
 });
 
@@ -59,8 +60,8 @@ Deno.test("rpc_client --dialect gob calls rpc_server over TCP and through CONNEC
   const tcp = `127.0.0.1:${server.port}`;
   const http = `http://127.0.0.1:${server.httpPort}`;
   const cases: [string[], number, RegExp][] = [
-    [[tcp, "Arith.Multiply", '{"A":7,"B":8}'], 0, /^56\nArith: 7\*8=56$/],
-    [["--http", http, "Algorithm.Sum", '{"X":3,"Y":4}'], 0, /^7\n/],
+    [[tcp, "Arith.Multiply", '{"A":7,"B":8}'], 0, /^56$/],
+    [["--http", http, "Algorithm.Sum", '{"X":3,"Y":4}'], 0, /^7$/],
     [["--http", `${http}/_goRPC_`, "Arith.Divide", '{"A":-7,"B":2}'], 0, /^{"Quo":-3,"Rem":-1}$/],
     [[tcp, "Programmer.GetSkill", '{"Java":"J","Go":"G"}'], 0, /^"Skill1:J，Skill2G"/],
   ];
@@ -97,7 +98,9 @@ Deno.test({
         '{"A":7,"B":8}',
       ]);
       assert.equal(result.code, 0, result.stderr);
-      assert.equal(result.stdout, "56\nArith: 7*8=56");
+      // In a pipe the seed's sentence goes to stderr, the JSON result alone to stdout.
+      assert.equal(result.stdout, "56");
+      assert.match(result.stderr, /Arith: 7\*8=56/);
       result = await runScript("rpc_client", ["--dialect=gob", addr, "Arith.Divide", "{}"]);
       assert.equal(result.code, 1);
       assert.match(result.stderr, /rpc: can't find method Arith\.Divide/);
@@ -121,7 +124,8 @@ Deno.test({
         '{"X":3,"Y":4}',
       ]);
       assert.equal(result.code, 0, result.stderr);
-      assert.equal(result.stdout, "7\nAlgorithm 和为: 3+4=7");
+      assert.equal(result.stdout, "7");
+      assert.match(result.stderr, /Algorithm 和为: 3\+4=7/);
     }
   },
 });
@@ -182,4 +186,45 @@ Deno.test("rpc_server answers a gob argument of the wrong type and closes undeco
   // Everyone else is still served.
   using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
   assert.deepEqual(await callGob(conn, "Arith.Multiply", { A: 6, B: 7 }), { result: 42 });
+});
+
+Deno.test("rpc_server answers pipelined gob calls in order, also those before a broken one", async () => {
+  await using server = await startRpcServer();
+  const REQUEST = {
+    struct: "Request",
+    fields: [["ServiceMethod", "string"], ["Seq", "uint"]],
+  } as const;
+  const ARGS = { struct: "Args", fields: [["A", "int"], ["B", "int"]] } as const;
+  const encoder = new GobEncoder();
+  const calls: number[] = [];
+  for (let seq = 0; seq < 3; seq++) {
+    calls.push(
+      ...encoder.encode(REQUEST, { ServiceMethod: "Arith.Multiply", Seq: seq }),
+      ...encoder.encode(ARGS, { A: seq + 1, B: 10 }),
+    );
+  }
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  // Three calls and a message of a type never defined, in one write.
+  await conn.write(new Uint8Array([...calls, 4, 0xff, 0xc8, 0, 0]));
+  const reader = new GobReader(conn);
+  const decoder = new GobDecoder();
+  const values: unknown[] = [];
+  await withTimeout(
+    (async () => {
+      for (let m = await reader.next(); m !== null; m = await reader.next()) {
+        const decoded = decoder.decode(m);
+        if (decoded.kind === "value") values.push(decoded.value);
+      }
+    })(),
+    2_000,
+    "the three replies, then the close",
+  );
+  assert.deepEqual(values, [
+    { ServiceMethod: "Arith.Multiply", Seq: 0, Error: "" },
+    10,
+    { ServiceMethod: "Arith.Multiply", Seq: 1, Error: "" },
+    20,
+    { ServiceMethod: "Arith.Multiply", Seq: 2, Error: "" },
+    30,
+  ]);
 });

@@ -10,8 +10,10 @@
 import type { NetAddress } from "./addr.ts";
 import type { Logger } from "../cli/log.ts";
 import { isDisconnect, serveTcp, type Session, type TcpServer } from "./server.ts";
+import type { ConnectionLimit } from "./workers.ts";
 import { prependReader, readUntil } from "../io/read_buffer.ts";
 import { type Reader, writeAll } from "../io/lines.ts";
+import type { TlsCertificate } from "./tls.ts";
 
 /** Longest CONNECT request head read, in bytes: Go's is 28. */
 export const MAX_CONNECT_HEAD_BYTES = 4096;
@@ -32,6 +34,8 @@ export interface HttpFrontOptions {
   address: NetAddress;
   /** Most simultaneous connections. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections (all ports); replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Aborting it shuts both the front and the HTTP server down. */
   signal?: AbortSignal;
   logger?: Logger;
@@ -39,6 +43,8 @@ export interface HttpFrontOptions {
   onListen?: (addr: Deno.Addr) => void;
   /** Told of handler errors; returns the response to send. */
   onError?: (error: unknown) => Response | Promise<Response>;
+  /** Serve HTTPS with this certificate: TLS ends at the front, the loopback backend stays plain. */
+  tls?: TlsCertificate;
 }
 
 /** A running front: the public address and the end of both servers. */
@@ -93,6 +99,8 @@ export async function serveHttpFront(
     }, {
       address: options.address,
       maxConns: options.maxConns,
+      tls: options.tls,
+      limit: options.limit,
       signal: controller.signal,
       logger,
       onListen: options.onListen,

@@ -24,6 +24,7 @@ import {
   type SharedCounter,
   WORKERS_OPTION,
 } from "./workers.ts";
+import { TLS_SERVER_OPTIONS, type TlsCertificate, tlsServerSettings } from "./tls.ts";
 
 /** Default bound on the connections of a process (`--max-conns`). */
 export const DEFAULT_MAX_CONNS = 10_000;
@@ -52,6 +53,7 @@ export const SERVER_OPTIONS = {
   },
   quiet: { type: "boolean", short: "q", description: "log nothing per connection" },
   ...WORKERS_OPTION,
+  ...TLS_SERVER_OPTIONS,
 } as const satisfies Record<string, OptionSpec>;
 
 /** The name of one shared server option. */
@@ -91,6 +93,8 @@ export interface ServerSettings {
   quiet: boolean;
   /** Threads serving the port. */
   workers: number;
+  /** `--cert`/`--key`, read and checked (lib/net/tls.ts); undefined for plain TCP. */
+  tls: TlsCertificate | undefined;
 }
 
 /** Options for {@link serverSettings}. */
@@ -114,6 +118,12 @@ export function serverSettings(
       `--workers ${values.workers} needs a TCP port: unix sockets are not shared`,
     );
   }
+  const tls = tlsServerSettings(values);
+  if (tls && address.transport === "unix") {
+    throw new UsageError(
+      `--cert "${tls.certFile}" needs a TCP port: TLS on unix sockets is not served`,
+    );
+  }
   return {
     address,
     maxConns: values["max-conns"] === undefined
@@ -124,6 +134,7 @@ export function serverSettings(
       : parseDurationOption(values["idle-timeout"], "idle-timeout"),
     quiet: values.quiet ?? false,
     workers,
+    tls,
   };
 }
 
@@ -202,7 +213,7 @@ export interface RunServerOptions<H extends ServerHandle> {
   moduleUrl: string;
   /** What the main listener speaks. Default "tcp". */
   protocol?: Protocol;
-  /** Whether it speaks it over TLS. Default false. */
+  /** Whether it speaks it over TLS. Default: whether `settings.tls` is set. */
   tls?: boolean;
   /** More ready lines, for a server's other listeners (printed after the main one). */
   moreReadyLines?: (handle: H) => string[];
@@ -216,7 +227,9 @@ export interface RunServerOptions<H extends ServerHandle> {
  * run too.
  */
 export async function runServer<H extends ServerHandle>(
-  settings: Pick<ServerSettings, "address" | "workers" | "maxConns">,
+  settings: Pick<ServerSettings, "address" | "workers" | "maxConns"> & {
+    tls?: TlsCertificate;
+  },
   serve: (run: ServerRun) => Promise<H> | H,
   options: RunServerOptions<H>,
 ): Promise<number> {
@@ -243,7 +256,8 @@ export async function runServer<H extends ServerHandle>(
       return handle;
     },
     onListen: (addr, count) => {
-      printReady(addr, { protocol: options.protocol, tls: options.tls, workers: count });
+      const tls = options.tls ?? settings.tls !== undefined;
+      printReady(addr, { protocol: options.protocol, tls, workers: count });
       if (first && options.moreReadyLines) {
         for (const line of options.moreReadyLines(first)) console.log(line);
       }

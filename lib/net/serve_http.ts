@@ -1,6 +1,7 @@
 /**
  * The HTTP server runner the HTTP and WebSocket scripts share: `Deno.serve`
- * on a parsed address, the ready line `Listening on http://H:P`, and a
+ * on a parsed address (HTTPS with `tls`), the ready line
+ * `Listening on http://H:P` (`https://`), and a
  * graceful shutdown when a signal aborts (first the caller's own closing,
  * such as closing WebSockets with 1001, then the HTTP server, bounded in
  * time).
@@ -11,6 +12,7 @@ import type { NetAddress } from "./addr.ts";
 import type { Logger } from "../cli/log.ts";
 import { settledWithin } from "../io/deadline.ts";
 import { HTTP_DRAIN_TIMEOUT_MS, printReady } from "./lifecycle.ts";
+import type { TlsCertificate } from "./tls.ts";
 
 /** Options for {@link serveHttp}. */
 export interface ServeHttpOptions {
@@ -26,6 +28,8 @@ export interface ServeHttpOptions {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Share the port with other workers (Linux `SO_REUSEPORT`). Default false. */
   reusePort?: boolean;
+  /** Serve HTTPS (and so wss://) with this certificate. Default plain HTTP. */
+  tls?: TlsCertificate;
 }
 
 /** A running HTTP server. */
@@ -49,6 +53,7 @@ export function serveHttp(
     hostname: address.hostname,
     port: address.port,
     ...(options.reusePort ? { reusePort: true } : {}),
+    ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
     onListen: () => {},
     onError: (error) => {
       logger?.error(`handler: ${error instanceof Error ? error.message : error}`);
@@ -72,6 +77,7 @@ export function serveHttp(
   };
   if (options.signal?.aborted) shutdown();
   options.signal?.addEventListener("abort", shutdown, { once: true });
-  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http" })))(addr);
+  const tls = options.tls !== undefined;
+  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http", tls })))(addr);
   return { addr, finished, shutdown, [Symbol.asyncDispose]: shutdown };
 }
