@@ -15,15 +15,18 @@ import { basename } from "node:path";
 import { type NetAddress, parseHostPort } from "../lib/net/addr.ts";
 import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import {
-  formatHeader,
+  formatOpening,
+  formatPrefix,
   formatTrailer,
   MAX_REPLY_BYTES,
   nameProblem,
   parseAnswer,
   parseVerdict,
   quoteName,
+  RESUME_KEY_BYTES,
 } from "../lib/file/file_protocol.ts";
-import { copyHashed, sha256 } from "../lib/file/hashed_copy.ts";
+import { copyHashed, readFull, sha256 } from "../lib/file/hashed_copy.ts";
+import { readTokenFile } from "../lib/file/token.ts";
 import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { formatBytes, formatRate, ProgressBoard } from "../lib/cli/progress.ts";
@@ -50,6 +53,10 @@ export interface SendOptions {
   timeoutMs?: number;
   /** Where progress goes. Default a board on stderr (bars on a terminal). */
   board?: ProgressBoard;
+  /** The receiver's token (its --token-file). Default none. */
+  token?: string;
+  /** Speak seed 004's bare protocol: name, `ok`, content, close; nothing verified. Default false. */
+  plain?: boolean;
 }
 
 /** What a successful send reports. */
@@ -62,8 +69,10 @@ export interface SendResult {
   /** Bytes the receiver already had from an earlier, broken transfer. */
   offset: number;
   seconds: number;
-  /** SHA-256 of the whole file, hex, the same on both sides. */
+  /** SHA-256 of the whole file, hex, the same on both sides (unless `verified` is false). */
   hex: string;
+  /** False with `plain`: the bare protocol confirms nothing. */
+  verified: boolean;
 }
 
 /** Rejects after `ms` with `message`, unless `promise` settles first. */
@@ -94,27 +103,43 @@ export async function sendFile(
   const size = info.size;
   using file = await Deno.open(path, { read: true });
   const where = `${address.hostname}:${address.port}`;
+  const key = options.plain ? undefined : await resumeKey(file, size);
   const conn = await Deno.connect({ hostname: address.hostname, port: address.port })
     .catch((error) => {
       throw new Error(`Cannot connect to ${where}: ${error.message}`);
     });
   try {
-    await writeAll(conn, formatHeader({ name, size }));
+    if (options.plain) return await sendBare(conn, file, name, size, where, options);
+    await writeAll(conn, formatOpening({ header: { name, size }, key, token: options.token }));
     const reader = new LineReader(conn, { maxLineBytes: MAX_REPLY_BYTES });
-    const line = await within(
-      reader.readLine(),
-      timeoutMs,
-      `No answer from ${where} within ${timeoutMs} ms`,
-    );
-    if (line === null) throw new Error(`${where} closed the connection without an answer`);
-    const answer = parseAnswer(line, size);
-    if (!answer.ok) {
-      throw new TransferRefused(`Receiver refused ${quoteName(name)}: ${answer.reason}`);
-    }
-    const offset = answer.offset;
-    const hash = sha256();
-    if (offset > 0 && await copyHashed(file, hash, offset) < offset) {
-      throw new Error(`"${path}" shrank while reading it`);
+    const answer = async () => {
+      const line = await within(
+        reader.readLine(),
+        timeoutMs,
+        `No answer from ${where} within ${timeoutMs} ms`,
+      );
+      if (line === null) throw new Error(`${where} closed the connection without an answer`);
+      const answer = parseAnswer(line, size);
+      if (!answer.ok) {
+        throw new TransferRefused(`Receiver refused ${quoteName(name)}: ${answer.reason}`);
+      }
+      return answer.offset;
+    };
+    let offset = await answer();
+    let hash = sha256();
+    if (offset > 0) {
+      if (await copyHashed(file, hash, offset) < offset) {
+        throw new Error(`"${path}" shrank while reading it`);
+      }
+      // Prove that our first bytes are the receiver's; `ok 0` means they are not.
+      await writeAll(conn, formatPrefix(hash.copy().digest("hex")));
+      const confirmed = await answer();
+      if (confirmed !== offset) {
+        if (confirmed !== 0) throw new Error(`${where} changed the offset to ${confirmed}`);
+        hash = sha256();
+        await file.seek(0, Deno.SeekMode.Start);
+        offset = 0;
+      }
     }
     // The receiver speaks again only at the end, or to say why it stopped.
     const verdictLine = reader.readLine();
@@ -143,7 +168,7 @@ export async function sendFile(
         `Digest mismatch: sent sha256 ${hex}, the receiver computed ${verdict.hex}`,
       );
     }
-    return { name, saved: verdict.saved, size, offset, seconds, hex };
+    return { name, saved: verdict.saved, size, offset, seconds, hex, verified: true };
   } finally {
     try {
       conn.close();
@@ -151,6 +176,59 @@ export async function sendFile(
       // Already closed.
     }
   }
+}
+
+/** The resume key: SHA-256 of the file's first MiB (all of a smaller file); leaves the file at 0. */
+async function resumeKey(file: Deno.FsFile, size: number): Promise<string> {
+  const head = new Uint8Array(Math.min(size, RESUME_KEY_BYTES));
+  const n = await readFull(file, head, head.byteLength);
+  await file.seek(0, Deno.SeekMode.Start);
+  return sha256().update(head.subarray(0, n)).digest("hex");
+}
+
+/**
+ * Seed 004's bare protocol: the name alone, `ok` back (no newline), the
+ * content, close. The receiver confirms nothing, so neither can we.
+ */
+async function sendBare(
+  conn: Deno.TcpConn,
+  file: Deno.FsFile,
+  name: string,
+  size: number,
+  where: string,
+  options: SendOptions,
+): Promise<SendResult> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  await writeAll(conn, new TextEncoder().encode(name));
+  const reply = await within(
+    readReply(conn),
+    timeoutMs,
+    `No "ok" from ${where} within ${timeoutMs} ms`,
+  );
+  if (reply !== "ok") {
+    throw new TransferRefused(
+      `Receiver refused ${quoteName(name)}: ${quoteName(reply.trimEnd().slice(0, 200))}`,
+    );
+  }
+  const hash = sha256();
+  const started = performance.now();
+  const never = new Promise<null>(() => {});
+  const sent = await sendContent(conn, file, hash, size, name, 0, {
+    board: options.board,
+    timeoutMs,
+    verdictLine: never,
+  });
+  if (sent < size) throw new Error(`"${name}" shrank while sending it`);
+  await conn.closeWrite();
+  const seconds = (performance.now() - started) / 1000;
+  return { name, saved: name, size, offset: 0, seconds, hex: hash.digest("hex"), verified: false };
+}
+
+/** Reads the bare receiver's reply: what one read brings (the seed writes "ok" at once), "" at end. */
+async function readReply(conn: Deno.TcpConn): Promise<string> {
+  const buf = new Uint8Array(MAX_REPLY_BYTES);
+  const n = await conn.read(buf);
+  return n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
 }
 
 /** Streams the content with progress and a stall watchdog; returns the bytes sent. */
@@ -216,6 +294,15 @@ const spec = {
       description: "fail when the receiver is silent or takes no bytes this long",
     },
     quiet: { type: "boolean", short: "q", description: "no progress, only the summary" },
+    "token-file": {
+      type: "string",
+      arg: "FILE",
+      description: "present the token in FILE to a file_recv --token-file",
+    },
+    plain: {
+      type: "boolean",
+      description: "speak seed 004's bare protocol to its receiver (no size, no digest)",
+    },
   },
   notes: `The receiver saves each file under its name (without the folders).
 If an earlier transfer of the same file broke, it resumes where it stopped.
@@ -236,6 +323,12 @@ export function main(args: string[]): Promise<number> {
       throw new UsageError("--as names one file; give one FILE with it");
     }
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
+    const token = values["token-file"] === undefined
+      ? undefined
+      : await readTokenFile(values["token-file"]);
+    if (token !== undefined && values.plain) {
+      throw new UsageError("--plain sends no token; use one or the other");
+    }
     if (timeoutMs <= 0) throw new UsageError(`Invalid --timeout "${values.timeout}": must be > 0`);
     const board = new ProgressBoard({
       tty: values.quiet ? false : undefined,
@@ -247,10 +340,17 @@ export function main(args: string[]): Promise<number> {
     const started = performance.now();
     for (const path of paths) {
       try {
-        const r = await sendFile(address, path, { name: values.as, timeoutMs, board });
+        const r = await sendFile(address, path, {
+          name: values.as,
+          timeoutMs,
+          board,
+          token,
+          plain: values.plain,
+        });
         total += r.size - r.offset;
         const notes = (r.saved !== r.name ? `, saved as ${quoteName(r.saved)}` : "") +
-          (r.offset > 0 ? `, resumed at ${r.offset}` : "");
+          (r.offset > 0 ? `, resumed at ${r.offset}` : "") +
+          (r.verified ? "" : ", unverified: the bare receiver confirms nothing");
         console.log(
           `Sent ${path} (${formatBytes(r.size)}, ${r.size} bytes) in ${r.seconds.toFixed(2)} s, ` +
             `${

@@ -2,16 +2,28 @@
  * The file transfer protocol `file_send` and `file_recv` speak: one file
  * per TCP connection, lines in UTF-8 ending in `\n`, raw bytes between.
  *
- *     sender   FILE <size> <name>              the header
+ *     sender   token <secret>                  only to a receiver started with --token-file
+ *     sender   key <64 hex digits>             the resume key (see below); optional
+ *     sender   FILE <size> <name>              the header; the lines above come in one write
  *     receiver ok | ok <offset> | error <reason>
+ *     sender   prefix <64 hex digits>          after `ok <offset>` only: SHA-256 of those bytes
+ *     receiver ok | error <reason>             after `prefix` only
  *     sender   <size - offset bytes of content>
  *     sender   sha256 <64 hex digits>          the trailer: digest of the whole file
  *     receiver ok <64 hex digits> <saved name> | error <reason>
  *
- * `ok <offset>` resumes: the receiver holds the first `offset` bytes in a
- * `.part` file, the sender sends the rest, and both digests still cover
- * the whole file. The sender half-closes after the trailer, so a size
+ * `ok <offset>` resumes: the receiver holds the first `offset` bytes of an
+ * earlier transfer with the same name, size and key, the sender proves
+ * with `prefix` that its first `offset` bytes are those, then sends the
+ * rest, and both digests still cover the whole file. The key is the
+ * SHA-256 of the file's first MiB (all of a smaller file), so only a
+ * sender that holds the file learns that a partial copy exists and how
+ * long it is. The sender half-closes after the trailer, so a size
  * declared too long ends in a clean end-of-stream error instead of a hang.
+ *
+ * Seed 004's bare protocol (`--plain`): the sender writes the name alone,
+ * without a newline, waits for `ok` (without one either), sends the
+ * content and closes; no size, no digest.
  *
  * @module
  */
@@ -26,8 +38,18 @@ export const MAX_NAME_BYTES = 255;
 export const MAX_HEADER_BYTES = HEADER_WORD.length + 1 + 20 + 1 + MAX_NAME_BYTES;
 /** Bound on every other protocol line (answers, trailer, errors). */
 export const MAX_REPLY_BYTES = 1024;
-/** Suffix of the file a transfer writes before it is complete. */
-export const PART_SUFFIX = ".part";
+/** The word of the line that carries the receiver's token. */
+export const TOKEN_WORD = "token";
+/** The word of the line that carries the resume key. */
+export const KEY_WORD = "key";
+/** The word of the line that proves the sender's first bytes equal the receiver's partial copy. */
+export const PREFIX_WORD = "prefix";
+/** How much of the file's start the resume key covers. */
+export const RESUME_KEY_BYTES = 1024 * 1024;
+/** Longest token, in bytes. */
+export const MAX_TOKEN_BYTES = 512;
+/** Bound on the sender's opening lines (token, key and header). */
+export const MAX_OPENING_BYTES = MAX_TOKEN_BYTES + MAX_HEADER_BYTES + 128;
 const encoder = new TextEncoder();
 
 /** A header: what the sender offers. */
@@ -93,6 +115,47 @@ export function parseHeader(line: string, maxSize = Number.MAX_SAFE_INTEGER): Fi
 /** The receiver's first answer: where to start, or why not. */
 export type Answer = { ok: true; offset: number } | { ok: false; reason: string };
 
+/** What the sender said before any content: its opening lines, parsed, and what followed them. */
+export interface Opening {
+  header: FileHeader;
+  /** The `token` line's secret, if one came. */
+  token?: string;
+  /** The `key` line's hex, if one came. */
+  key?: string;
+}
+
+/**
+ * Parses the opening lines (newlines removed); the last must be the
+ * header, and `token` and `key` may come before it, once each.
+ */
+export function parseOpening(lines: string[], maxSize = Number.MAX_SAFE_INTEGER): Opening {
+  const last = lines.at(-1) ?? "";
+  if (encoder.encode(last).byteLength > MAX_HEADER_BYTES) {
+    throw new ProtocolError(`Header line over ${MAX_HEADER_BYTES} bytes`);
+  }
+  const header = parseHeader(last, maxSize);
+  const opening: Opening = { header };
+  for (const line of lines.slice(0, -1)) {
+    const space = line.indexOf(" ");
+    const [word, value] = [line.slice(0, space), line.slice(space + 1)];
+    if (word === TOKEN_WORD && opening.token === undefined) opening.token = value;
+    else if (word === KEY_WORD && opening.key === undefined && /^[0-9a-f]{64}$/.test(value)) {
+      opening.key = value;
+    } else {
+      throw new ProtocolError(`Unexpected line before the header: ${quoteName(line.slice(0, 40))}`);
+    }
+  }
+  return opening;
+}
+
+/** Formats the sender's opening lines (newlines included), to go out in one write. */
+export function formatOpening(opening: Opening): Uint8Array {
+  const token = opening.token === undefined ? "" : `${TOKEN_WORD} ${opening.token}\n`;
+  const key = opening.key === undefined ? "" : `${KEY_WORD} ${opening.key}\n`;
+  const { size, name } = opening.header;
+  return encoder.encode(`${token}${key}${HEADER_WORD} ${size} ${name}\n`);
+}
+
 /** Parses the receiver's first answer. */
 export function parseAnswer(line: string, size: number): Answer {
   if (line.startsWith("error ")) return { ok: false, reason: line.slice("error ".length) };
@@ -102,6 +165,20 @@ export function parseAnswer(line: string, size: number): Answer {
     throw new ProtocolError(`Unexpected answer ${quoteName(line.slice(0, 80))}`);
   }
   return { ok: true, offset: Number(match[1]) };
+}
+
+/** Formats the `prefix` line (newline included): the digest of the bytes the receiver holds. */
+export function formatPrefix(hex: string): Uint8Array {
+  return encoder.encode(`${PREFIX_WORD} ${hex}\n`);
+}
+
+/** Parses the `prefix` line into its hex digest. */
+export function parsePrefix(line: string): string {
+  const match = /^prefix ([0-9a-f]{64})$/.exec(line);
+  if (!match) {
+    throw new ProtocolError(`Expected "prefix <hex>", got ${quoteName(line.slice(0, 40))}`);
+  }
+  return match[1];
 }
 
 /** Formats the trailer line (newline included). */

@@ -147,3 +147,10 @@ export function listenNetAddress(
 ): NetAddress {
   return listenAddress(positionals, values, defaultPort) as NetAddress;
 }
+
+/** Whether a listen address can be reached only from this machine (loopback or a unix socket). */
+export function isLoopbackAddress(address: Address): boolean {
+  if (address.transport === "unix") return true;
+  const host = address.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
