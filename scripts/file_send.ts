@@ -30,10 +30,12 @@ import { readTokenFile } from "../lib/file/token.ts";
 import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { formatBytes, formatRate, ProgressBoard } from "../lib/cli/progress.ts";
-import { isDisconnect } from "../lib/net/server.ts";
+import { abortOnSignals, isDisconnect } from "../lib/net/server.ts";
 
 /** Give up when the receiver answers nothing, or takes no bytes, for this long. */
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** Exit code after Ctrl-C or SIGTERM: 128 + SIGINT, as shells report it. */
+const EXIT_INTERRUPTED = 130;
 /** After a failed write, how long to wait for the receiver's reason. */
 const REASON_WAIT_MS = 2_000;
 
@@ -57,6 +59,8 @@ export interface SendOptions {
   token?: string;
   /** Speak seed 004's bare protocol: name, `ok`, content, close; nothing verified. Default false. */
   plain?: boolean;
+  /** Aborting it closes the connection: the transfer fails, the receiver keeps what came. */
+  signal?: AbortSignal;
 }
 
 /** What a successful send reports. */
@@ -108,6 +112,8 @@ export async function sendFile(
     .catch((error) => {
       throw new Error(`Cannot connect to ${where}: ${error.message}`);
     });
+  const interrupt = () => conn.close();
+  options.signal?.addEventListener("abort", interrupt, { once: true });
   try {
     if (options.plain) return await sendBare(conn, file, name, size, where, options);
     await writeAll(conn, formatOpening({ header: { name, size }, key, token: options.token }));
@@ -170,6 +176,7 @@ export async function sendFile(
     }
     return { name, saved: verdict.saved, size, offset, seconds, hex, verified: true };
   } finally {
+    options.signal?.removeEventListener("abort", interrupt);
     try {
       conn.close();
     } catch {
@@ -338,6 +345,8 @@ export function main(args: string[]): Promise<number> {
     let failed = 0;
     let total = 0;
     const started = performance.now();
+    const controller = new AbortController();
+    using _signals = abortOnSignals(controller);
     for (const path of paths) {
       try {
         const r = await sendFile(address, path, {
@@ -346,6 +355,7 @@ export function main(args: string[]): Promise<number> {
           board,
           token,
           plain: values.plain,
+          signal: controller.signal,
         });
         total += r.size - r.offset;
         const notes = (r.saved !== r.name ? `, saved as ${quoteName(r.saved)}` : "") +
@@ -358,6 +368,11 @@ export function main(args: string[]): Promise<number> {
             }, sha256 ${r.hex}${notes}`,
         );
       } catch (error) {
+        if (controller.signal.aborted) {
+          // The bar is gone (the transfer's finish cleared it); the receiver kept what came.
+          log.error(`${path}: interrupted; run the same command again to resume`);
+          return EXIT_INTERRUPTED;
+        }
         failed++;
         log.error(`${path}: ${error instanceof Error ? error.message : String(error)}`);
       }

@@ -251,3 +251,39 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "file_send on Ctrl-C clears its bar and says how to resume",
+  ignore: !hasCommand("script") || !hasCommand("timeout"),
+  async fn() {
+    const size = 32 * 1024 * 1024; // more than the socket buffers hold
+    let release = () => {};
+    const released = new Promise<void>((resolve) => release = resolve);
+    await withFile(new Uint8Array(size), async (path) => {
+      await using fake = fakeReceiver(async (conn, lines) => {
+        await header(lines);
+        await say(conn, "ok");
+        await released; // takes no more bytes until the sender is gone
+      });
+      const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+      const command = [Deno.execPath(), ...taskArgs("file_send"), `127.0.0.1:${fake.port}`, path]
+        .map(quote).join(" ");
+      const out = await new Deno.Command("script", {
+        args: ["-qec", `timeout --preserve-status -s INT 2 ${command}`, "/dev/null"],
+        cwd: ROOT,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      release();
+      const text = new TextDecoder().decode(out.stdout).replaceAll("\x1b[K", "<K>");
+      assert.equal(out.code, 130, text);
+      assert.match(text, /data\.bin \[#*-*\] \d+%/, "a bar was drawn");
+      assert.match(
+        text,
+        /\r<K>[\d/: ]+\S*data\.bin: interrupted; run the same command again to resume\r?\n$/,
+        "the bar is cleared before the last line, and not drawn again",
+      );
+    });
+  },
+});
