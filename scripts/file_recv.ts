@@ -20,7 +20,7 @@
  * @module
  */
 import { resolve } from "node:path";
-import { type Address, isLoopbackAddress, LISTEN_OPTIONS, listenAddress } from "../lib/net/addr.ts";
+import { type Address, isLoopbackAddress } from "../lib/net/addr.ts";
 import { parseDurationOption, parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
 import { errorLine } from "../lib/file/file_protocol.ts";
 import {
@@ -38,7 +38,9 @@ import {
 import { readTokenFile } from "../lib/file/token.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { formatBytes, ProgressBoard } from "../lib/cli/progress.ts";
-import { abortOnSignals, serveTcp, type TcpServer } from "../lib/net/server.ts";
+import { serveTcp, type TcpServer } from "../lib/net/server.ts";
+import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import type { ConnectionLimit } from "../lib/net/workers.ts";
 
 export type { ExistingPolicy, SavedFile };
 
@@ -53,6 +55,8 @@ export interface ReceiverOptions extends Partial<TransferOptions> {
   address?: Address;
   /** Most simultaneous senders. Default 32. */
   maxConns?: number;
+  /** The process's bound on connections; replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Drop a sender silent this long; 0 never. Default 60000. */
   idleTimeoutMs?: number;
   /** Bounds on the partial copies of broken transfers. Default 100 files, 64 GiB, 24 h. */
@@ -125,6 +129,7 @@ export async function serveFiles(dir: string, options: ReceiverOptions = {}): Pr
   return serveTcp((session) => receiver.handle(session), {
     address,
     maxConns: options.maxConns ?? DEFAULT_MAX_CONNS,
+    limit: options.limit,
     idleTimeoutMs: idleMs,
     idleMessage: errorLine(`Nothing received for ${idleMs} ms; closing`),
     busyMessage: errorLine("Too many senders at once, try again later"),
@@ -153,7 +158,6 @@ const spec = {
   args: "[ADDR] --dir DIR",
   options: {
     dir: { type: "string", short: "d", arg: "DIR", description: "directory to save files in" },
-    ...LISTEN_OPTIONS,
     "max-size": {
       type: "string",
       arg: "SIZE",
@@ -165,19 +169,11 @@ const spec = {
       description: "flush each file to disk before confirming it (slower, survives a crash)",
     },
     rename: { type: "boolean", description: 'save as "name (1).ext" when name.ext exists' },
-    "max-conns": {
-      type: "string",
-      arg: "N",
-      default: String(DEFAULT_MAX_CONNS),
-      description: "most senders at once",
-    },
-    "idle-timeout": {
-      type: "string",
-      arg: "DURATION",
-      default: "60s",
-      description: "drop a sender silent this long (0 = never)",
-    },
-    quiet: { type: "boolean", short: "q", description: "log only errors" },
+    ...serverOptions(["max-conns", "idle-timeout", "quiet"], {
+      "max-conns": { default: String(DEFAULT_MAX_CONNS), description: "most senders at once" },
+      "idle-timeout": { default: "60s", description: "drop a sender silent this long (0 = never)" },
+      quiet: { description: "log only errors" },
+    }),
     "token-file": {
       type: "string",
       arg: "FILE",
@@ -228,16 +224,14 @@ export function main(args: string[]): Promise<number> {
     if (values.overwrite && values.rename) {
       throw new UsageError("Use either --overwrite or --rename, not both");
     }
-    const address = listenAddress(positionals, values, 1234);
+    const settings = serverSettings(values, positionals, { defaultPort: 1234 });
     const options: ReceiverOptions = {
-      address,
       maxSize: values["max-size"] === undefined
         ? undefined
         : parseSize(values["max-size"], "max-size"),
       existing: values.overwrite ? "overwrite" : values.rename ? "rename" : "refuse",
-      maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
-      idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
-      quiet: values.quiet,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      quiet: settings.quiet,
       fsync: values.fsync,
       plain: values.plain,
       token: values["token-file"] === undefined
@@ -249,11 +243,12 @@ export function main(args: string[]): Promise<number> {
         ttlMs: parseDurationOption(values["partial-ttl"], "partial-ttl"),
       },
     };
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = await serveFiles(values.dir, { ...options, signal: controller.signal });
-    await server.finished;
-    return 0;
+    const dir = values.dir;
+    return runServer(
+      settings,
+      (run) => serveFiles(dir, { ...options, ...run }),
+      { moduleUrl: import.meta.url },
+    );
   });
 }
 

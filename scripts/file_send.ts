@@ -30,7 +30,9 @@ import { readTokenFile } from "../lib/file/token.ts";
 import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { formatBytes, formatRate, ProgressBoard } from "../lib/cli/progress.ts";
-import { abortOnSignals, isDisconnect } from "../lib/net/server.ts";
+import { isDisconnect } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
+import { deadline } from "../lib/io/deadline.ts";
 
 /** Give up when the receiver answers nothing, or takes no bytes, for this long. */
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -79,19 +81,6 @@ export interface SendResult {
   verified: boolean;
 }
 
-/** Rejects after `ms` with `message`, unless `promise` settles first. */
-async function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error(message)), ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Sends one file to a receiver and resolves once the receiver has saved it, verified. */
 export async function sendFile(
   address: NetAddress,
@@ -119,7 +108,7 @@ export async function sendFile(
     await writeAll(conn, formatOpening({ header: { name, size }, key, token: options.token }));
     const reader = new LineReader(conn, { maxLineBytes: MAX_REPLY_BYTES });
     const answer = async () => {
-      const line = await within(
+      const line = await deadline(
         reader.readLine(),
         timeoutMs,
         `No answer from ${where} within ${timeoutMs} ms`,
@@ -160,7 +149,7 @@ export async function sendFile(
     const hex = hash.digest("hex");
     await writeAll(conn, formatTrailer(hex)).catch((error) => reasonOr(verdictLine, error));
     await conn.closeWrite();
-    const final = await within(
+    const final = await deadline(
       verdictLine,
       timeoutMs,
       `No verdict from ${where} within ${timeoutMs} ms`,
@@ -207,7 +196,7 @@ async function sendBare(
 ): Promise<SendResult> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   await writeAll(conn, new TextEncoder().encode(name));
-  const reply = await within(
+  const reply = await deadline(
     readReply(conn),
     timeoutMs,
     `No "ok" from ${where} within ${timeoutMs} ms`,
@@ -277,7 +266,7 @@ async function sendContent(
 /** After a failed write: throws the receiver's `error` line if it sent one, else `error`. */
 async function reasonOr(verdictLine: Promise<string | null>, error: unknown): Promise<never> {
   if (!isDisconnect(error)) throw error;
-  const line = await within(verdictLine, REASON_WAIT_MS, "").catch(() => null);
+  const line = await deadline(verdictLine, REASON_WAIT_MS, "").catch(() => null);
   if (line?.startsWith("error ")) throw new TransferRefused(`Receiver: ${line.slice(6)}`);
   throw new Error(`Connection lost while sending: ${(error as Error).message}`);
 }

@@ -11,9 +11,8 @@
 import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
 import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 
 /** Options for {@link serveHello}. */
 export interface HelloServerOptions {
@@ -60,8 +59,7 @@ const spec = {
   summary: 'Answers every HTTP request with "Hello, you\'ve requested: PATH".',
   args: "[ADDR]",
   options: {
-    ...LISTEN_OPTIONS,
-    quiet: { type: "boolean", short: "q", description: "log nothing per request" },
+    ...serverOptions(["quiet"], { quiet: { description: "log nothing per request" } }),
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 8080).
 
@@ -72,13 +70,15 @@ Example:
 
 /** Runs the server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = listenNetAddress(positionals, values, 8080);
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = serveHello({ address, quiet: values.quiet, signal: controller.signal });
-    await server.finished;
-    return 0;
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const settings = serverSettings(values, positionals, { defaultPort: 8080 });
+    return runServer(settings, (run) =>
+      serveHello({
+        address: run.address as NetAddress,
+        quiet: values.quiet,
+        signal: run.signal,
+        onListen: run.onListen,
+      }), { moduleUrl: import.meta.url, protocol: "http" });
   });
 }
 

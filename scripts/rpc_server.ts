@@ -1,19 +1,20 @@
 #!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
 /**
- * rpc_server: JSON-RPC over TCP and HTTP, with the seeds' methods
- * (`Arith.Multiply` of seed 002, `Algorithm.Sum` and
- * `Programmer.GetSkill` of seed 001). Go's `net/rpc/jsonrpc` clients call
- * it over TCP as they would a Go `jsonrpc.ServeConn` server; JSON-RPC 2.0
- * clients use the same port (the dialect is detected per request) or
- * `POST /rpc` on the HTTP port.
+ * rpc_server: Go's net/rpc (gob) and JSON-RPC over TCP and HTTP, with the
+ * seeds' methods (`Arith.Multiply` of seed 002, `Algorithm.Sum` and
+ * `Programmer.GetSkill` of seed 001, and `Arith.Divide`). On the TCP port,
+ * Go's `rpc.Dial` (gob) and `jsonrpc.Dial` clients call it as they would a
+ * Go server (told apart by their first bytes), and JSON-RPC 2.0 clients
+ * too (the JSON dialect is detected per request). On the HTTP port, Go's
+ * `rpc.DialHTTP` (`CONNECT /_goRPC_`, then gob) and `POST /rpc`.
  *
  *     deno task rpc_server --port 1234 --http-port 8808
  *
  * @module
  */
-import { type Address, formatAddr, joinHostPort, parseAddress } from "../lib/net/addr.ts";
+import { type Address, parseAddress } from "../lib/net/addr.ts";
 import { readAtMost } from "../lib/io/bounded_read.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
+import { parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import {
   DEFAULT_MAX_VALUE_BYTES,
   JsonSyntaxError,
@@ -26,10 +27,17 @@ import {
   INVALID_REQUEST,
   PARSE_ERROR,
   parseMessage,
+  RpcError,
   RpcRegistry,
+  SERVER_ERROR,
 } from "../lib/rpc/jsonrpc.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { readyLine, runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import { type HttpFront, serveHttpFront } from "../lib/net/http_front.ts";
+import { prependReader, type Reader, readUntil } from "../lib/io/read_buffer.ts";
+import { GobError } from "../lib/rpc/gob.ts";
+import { GO_RPC_CONNECTED, GO_RPC_PATH, looksLikeGob, serveGob } from "../lib/rpc/gob_rpc.ts";
 
 /** Where HTTP clients post their requests. */
 export const RPC_PATH = "/rpc";
@@ -42,6 +50,11 @@ export function seedMethods(registry = new RpcRegistry()): RpcRegistry {
       { A: "int", B: "int" },
       ({ A, B }) => checkedInt(A * B, `${A}*${B}`),
     )
+    .register("Arith.Divide", { A: "int", B: "int" }, ({ A, B }) => {
+      // Go's own example (net/rpc's documentation) answers with this text.
+      if (B === 0) throw new RpcError(SERVER_ERROR, "divide by zero");
+      return { Quo: Math.trunc(A / B), Rem: A % B };
+    })
     .register("Algorithm.Sum", { X: "int", Y: "int" }, ({ X, Y }) => checkedInt(X + Y, `${X}+${Y}`))
     .register("Programmer.GetSkill", { Java: "string", Go: "string" }, ({ Java, Go }) =>
       // Exactly as seed 001 builds it, full-width comma and all.
@@ -66,23 +79,30 @@ export interface RpcServerOptions {
   quiet?: boolean;
   /** Aborting it shuts both servers down gracefully. */
   signal?: AbortSignal;
-  /** Called once each server listens. Default prints the ready lines. */
-  onListen?: (url: string) => void;
+  /** Called with each server's ready line once it listens. Default prints them. */
+  onListen?: (line: string) => void;
 }
 
 /** A running RPC server: its TCP and HTTP addresses and its end. */
 export interface RpcServer extends AsyncDisposable {
+  /** Where the TCP side listens. */
+  readonly addr: Deno.Addr;
   readonly tcp: TcpServer;
-  readonly http: Deno.HttpServer<Deno.NetAddr> | null;
+  readonly http: HttpFront | null;
   /** Resolves when both servers have stopped. */
   readonly finished: Promise<void>;
   shutdown(): Promise<void>;
 }
 
+/** Whether a stream's first byte starts JSON (a value or whitespace before one). */
+function startsJson(byte: number): boolean {
+  return byte === 0x7b || byte === 0x5b || byte === 0x20 || byte === 0x0a || byte === 0x0d ||
+    byte === 0x09;
+}
+
 /**
- * Serves one TCP connection: reads a stream of JSON values and answers each
- * in order, every reply a read made available leaving in one write, so
- * pipelined requests are answered without waiting for the client.
+ * Serves one TCP connection in the dialect its first bytes show: gob
+ * (Go's `rpc.Dial`) or a stream of JSON values.
  */
 async function serveConnection(
   session: Session,
@@ -90,7 +110,48 @@ async function serveConnection(
   maxRequestBytes: number,
   log: Logger,
 ): Promise<void> {
-  const reader = new JsonValueReader(session, { maxValueBytes: maxRequestBytes });
+  const head = await readUntil(session, (b) => startsJson(b[0]) || b.length >= 3, 64);
+  if (head === null) return;
+  const source = prependReader(head, session);
+  if (!startsJson(head[0]) && looksLikeGob(head)) {
+    await serveGobSession(session, source, registry, maxRequestBytes, log);
+  } else {
+    await serveJson(session, source, registry, maxRequestBytes, log);
+  }
+}
+
+/** Serves Go's gob RPC; undecodable input is logged and the connection closed at once. */
+async function serveGobSession(
+  session: Session,
+  source: Reader,
+  registry: RpcRegistry,
+  maxRequestBytes: number,
+  log: Logger,
+): Promise<void> {
+  try {
+    await serveGob({ read: (p) => source.read(p), write: (p) => session.write(p) }, registry, {
+      maxMessageBytes: maxRequestBytes,
+      onError: (error) => log.info(`${session.peer}: ${error.message}`),
+    });
+  } catch (error) {
+    if (!(error instanceof GobError)) throw error;
+    log.info(`${session.peer}: ${error.message}, closing`);
+  }
+}
+
+/**
+ * Serves a stream of JSON values, answering each in order, every reply a
+ * read made available leaving in one write, so pipelined requests are
+ * answered without waiting for the client.
+ */
+async function serveJson(
+  session: Session,
+  source: Reader,
+  registry: RpcRegistry,
+  maxRequestBytes: number,
+  log: Logger,
+): Promise<void> {
+  const reader = new JsonValueReader(source, { maxValueBytes: maxRequestBytes });
   try {
     for (let items = await reader.readValues(); items; items = await reader.readValues()) {
       const out: string[] = [];
@@ -167,6 +228,11 @@ async function readBody(request: Request, limit: number): Promise<string | null>
   return bytes && new TextDecoder().decode(bytes);
 }
 
+/** The HTTP side's ready line: `Listening on http://H:P/rpc`. */
+function httpReadyLine(addr: Deno.NetAddr): string {
+  return readyLine(addr, { protocol: "http", path: RPC_PATH });
+}
+
 /** Starts the TCP server and (unless disabled) the HTTP server. */
 export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServer> {
   const log = new Logger({ quiet: options.quiet });
@@ -174,7 +240,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_VALUE_BYTES;
   const controller = new AbortController();
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
-  const onListen = options.onListen ?? ((url: string) => console.log(`Listening on ${url}`));
+  const onListen = options.onListen ?? ((line: string) => console.log(line));
   const tcp = await serveTcp(async (session) => {
     log.info(`Connection from: ${session.peer}`);
     try {
@@ -189,9 +255,9 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
     idleMessage: "",
     signal: controller.signal,
     logger: log,
-    onListen: (addr) => onListen(formatAddr(addr)),
+    onListen: (addr) => onListen(readyLine(addr)),
   });
-  let http: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let http: HttpFront | null = null;
   const httpAddress = options.httpAddress === undefined
     ? { transport: "tcp", hostname: "0.0.0.0", port: 8808 } as const
     : options.httpAddress;
@@ -200,49 +266,61 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
       throw new RangeError("The HTTP server needs a TCP address");
     }
     try {
-      http = Deno.serve({
-        hostname: httpAddress.hostname,
-        port: httpAddress.port,
-        signal: controller.signal,
-        onListen: () => {},
-        onError: (error) => {
-          log.error("http:", error);
-          return new Response("Internal server error\n", { status: 500 });
+      http = await serveHttpFront(
+        (request) => answerHttp(request, registry, maxRequestBytes),
+        async (target, conn, session) => {
+          if (target !== GO_RPC_PATH) {
+            await session.closeWith(
+              `HTTP/1.0 404 Not Found\r\n\r\nCONNECT only to ${GO_RPC_PATH}\n`,
+            );
+            return;
+          }
+          await conn.writeAll(GO_RPC_CONNECTED);
+          await serveGobSession(session, conn, registry, maxRequestBytes, log);
         },
-      }, (request) => answerHttp(request, registry, maxRequestBytes));
+        {
+          address: httpAddress,
+          maxConns: options.maxConns,
+          signal: controller.signal,
+          logger: log,
+          onListen: () => {},
+          onError: (error) => {
+            log.error("http:", error);
+            return new Response("Internal server error\n", { status: 500 });
+          },
+        },
+      );
     } catch (error) {
       controller.abort();
       await tcp.finished;
       throw error;
     }
-    onListen(`http://${joinHostPort(http.addr.hostname, http.addr.port)}${RPC_PATH}`);
+    onListen(httpReadyLine(http.addr));
   }
   const finished = Promise.all([tcp.finished, http?.finished]).then(() => {});
   const shutdown = async () => {
     controller.abort();
     await finished;
   };
-  return { tcp, http, finished, shutdown, [Symbol.asyncDispose]: shutdown };
+  return { addr: tcp.addr, tcp, http, finished, shutdown, [Symbol.asyncDispose]: shutdown };
 }
 
 const spec = {
   name: "rpc_server",
-  summary: "Serves JSON-RPC (Go's net/rpc/jsonrpc dialect and JSON-RPC 2.0) over TCP and HTTP.",
+  summary: "Serves Go's net/rpc (gob), Go's net/rpc/jsonrpc and JSON-RPC 2.0 over TCP and HTTP.",
   args: "",
   maxArgs: 0,
   options: {
-    port: { type: "string", short: "p", arg: "PORT", default: "1234", description: "TCP port" },
+    ...serverOptions(["max-conns", "idle-timeout", "quiet"], {
+      port: { default: "1234", description: "TCP port" },
+      "max-conns": { description: "most TCP clients at once" },
+      "idle-timeout": { description: "close TCP clients silent this long (0 = never)" },
+    }),
     "http-port": {
       type: "string",
       arg: "PORT",
       default: "8808",
-      description: 'HTTP port for POST /rpc ("off" for none)',
-    },
-    host: {
-      type: "string",
-      arg: "HOST",
-      default: "0.0.0.0",
-      description: "address to listen on",
+      description: 'HTTP port for POST /rpc and CONNECT /_goRPC_ ("off" for none)',
     },
     "max-request": {
       type: "string",
@@ -250,26 +328,15 @@ const spec = {
       default: String(DEFAULT_MAX_VALUE_BYTES),
       description: "longest request (one JSON value or HTTP body)",
     },
-    "max-conns": {
-      type: "string",
-      arg: "N",
-      default: "10000",
-      description: "most TCP clients at once",
-    },
-    "idle-timeout": {
-      type: "string",
-      arg: "DURATION",
-      default: "0",
-      description: "close TCP clients silent this long (0 = never)",
-    },
-    quiet: { type: "boolean", short: "q", description: "log nothing per connection" },
   },
-  notes:
-    `Methods: Arith.Multiply {A,B}, Algorithm.Sum {X,Y} (integers), Programmer.GetSkill {Java,Go}.
+  notes: `Methods: Arith.Multiply {A,B}, Arith.Divide {A,B} (integers; replies {Quo,Rem}),
+Algorithm.Sum {X,Y} (integers), Programmer.GetSkill {Java,Go}.
 
-TCP carries a stream of JSON values, each a request in Go's dialect
+TCP carries Go's gob RPC (rpc.Dial) when its first bytes are gob, else a
+stream of JSON values, each a request in Go's dialect
 ({"method","params":[arg],"id"}) or JSON-RPC 2.0 ("jsonrpc":"2.0", batches,
-notifications), answered in order, one reply per line.
+notifications), answered in order, one reply per line. The HTTP port
+takes POST /rpc (JSON-RPC) and CONNECT /_goRPC_ (rpc.DialHTTP, then gob).
 
 Examples:
   rpc_server --port 1234 --http-port 8808
@@ -279,31 +346,34 @@ Examples:
 
 /** Runs the RPC server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values }) => {
-    const port = usage(() =>
-      parseAddress(values.port, { defaultHost: values.host, allowUnix: false })
-    );
-    const httpPort = values["http-port"] === "off"
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const settings = serverSettings(values, positionals, { defaultPort: 1234 });
+    const httpAddress = values["http-port"] === "off"
       ? null
       : usage(() =>
         parseAddress(values["http-port"], { defaultHost: values.host, allowUnix: false })
       );
+    const maxRequestBytes = parseIntOption(values["max-request"], "max-request", { min: 64 });
     const log = new Logger({ quiet: values.quiet });
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = await serveRpc({
-      address: port,
-      httpAddress: httpPort,
-      maxRequestBytes: parseIntOption(values["max-request"], "max-request", { min: 64 }),
-      maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
-      idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
-      quiet: values.quiet,
-      signal: controller.signal,
+    return runServer(settings, async (run) => {
+      const server = await serveRpc({
+        address: run.address,
+        httpAddress,
+        maxRequestBytes,
+        maxConns: settings.maxConns,
+        idleTimeoutMs: settings.idleTimeoutMs,
+        quiet: settings.quiet,
+        signal: run.signal,
+        onListen: () => {},
+      });
+      if (server.addr.transport === "tcp") {
+        log.info(`Serving RPC server on port ${server.addr.port}`);
+      }
+      return server;
+    }, {
+      moduleUrl: import.meta.url,
+      moreReadyLines: ({ http }) => http ? [httpReadyLine(http.addr)] : [],
     });
-    const tcpAddr = server.tcp.addr;
-    if (tcpAddr.transport === "tcp") log.info(`Serving RPC server on port ${tcpAddr.port}`);
-    await server.finished;
-    return 0;
   });
 }
 

@@ -12,6 +12,7 @@
  * @module
  */
 import { parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
+import { runServer } from "../lib/net/lifecycle.ts";
 import {
   answerLines,
   clientName,
@@ -19,7 +20,6 @@ import {
   type LineServerOptions,
   lineServerSettings,
   serveLineServer,
-  serveUntilSignal,
 } from "../lib/net/line_server.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { printSync } from "../lib/io/print.ts";
@@ -108,13 +108,13 @@ export function serveRandom(options: RandomServerOptions = {}): Promise<TcpServe
 const spec = {
   name: "tcp_random_server",
   summary: "Answers each line with a random integer; RANGE A B picks the range per client.",
-  args: "[PORT]",
+  args: "[ADDR]",
   options: {
     ...LINE_SERVER_OPTIONS,
     min: { type: "string", arg: "N", default: String(DEFAULT_MIN), description: "smallest number" },
     max: { type: "string", arg: "N", default: String(DEFAULT_MAX), description: "largest number" },
   },
-  notes: `PORT may also be HOST:PORT or [IPv6]:PORT (default 1234).
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234).
 
 Protocol, one line each way:
   any line      a random integer in the client's range
@@ -136,10 +136,10 @@ export function main(args: string[]): Promise<number> {
     const max = parseIntOption(values.max, "max", bound);
     const problem = rangeProblem(min, max);
     if (problem) throw new UsageError(`Invalid --min "${min}" and --max "${max}": ${problem}`);
-    return serveUntilSignal(
+    return runServer(
       settings,
-      import.meta.url,
       (run) => serveRandom({ ...settings, ...run, min, max }),
+      { moduleUrl: import.meta.url },
     );
   });
 }

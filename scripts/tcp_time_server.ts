@@ -12,6 +12,7 @@
  * @module
  */
 import { runCommand } from "../lib/cli/cli.ts";
+import { runServer } from "../lib/net/lifecycle.ts";
 import {
   answerLines,
   clientName,
@@ -19,7 +20,6 @@ import {
   type LineServerOptions,
   lineServerSettings,
   serveLineServer,
-  serveUntilSignal,
 } from "../lib/net/line_server.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { printSync } from "../lib/io/print.ts";
@@ -73,7 +73,7 @@ export function serveTime(options: TimeServerOptions = {}): Promise<TcpServer> {
 const spec = {
   name: "tcp_time_server",
   summary: "Answers each line with the local time in RFC 3339 (tcpS.go), many clients at once.",
-  args: "[PORT]",
+  args: "[ADDR]",
   options: {
     ...LINE_SERVER_OPTIONS,
     "exit-on-stop": {
@@ -81,7 +81,7 @@ const spec = {
       description: "exit the server when a client sends STOP (as in the book)",
     },
   },
-  notes: `PORT may also be HOST:PORT or [IPv6]:PORT (default 1234). Each line gets one line
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234). Each line gets one line
 back; a line STOP ends that client's connection.
 
 Examples:
@@ -93,10 +93,10 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, ({ values, positionals }) => {
     const settings = lineServerSettings(values, positionals);
-    return serveUntilSignal(
+    return runServer(
       settings,
-      import.meta.url,
       (run) => serveTime({ ...settings, ...run, exitOnStop: values["exit-on-stop"] }),
+      { moduleUrl: import.meta.url },
     );
   });
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Logger } from "../lib/cli/log.ts";
 import { UsageError } from "../lib/cli/cli.ts";
+import type { NetAddress } from "../lib/net/addr.ts";
 import {
   MAX_UDP_PAYLOAD,
   parseUdpServerArgs,
@@ -55,8 +56,10 @@ Deno.test("RateLimiter with 0 allows everything; a full table drops new sources"
   assert.deepEqual(small.nextWindow(), { dropped: 1, sources: 1 });
 });
 
-Deno.test("previewDatagram trims the newline, escapes control bytes and elides long data", () => {
+Deno.test("previewDatagram trims the newlines, escapes control bytes and elides long data", () => {
   assert.equal(previewDatagram(encoder.encode("hello\r\n")), "hello");
+  // The book's udpC.go adds a newline to the line it read: both go.
+  assert.equal(previewDatagram(encoder.encode("hello\n\n")), "hello");
   assert.equal(previewDatagram(new Uint8Array()), "");
   assert.equal(
     previewDatagram(encoder.encode("\x1b[31mred\nnext\x00")),
@@ -134,15 +137,16 @@ Deno.test("serveUdp() stops on its signal and handlers can stop it", async () =>
 
 Deno.test("parseUdpServerArgs() reads PORT, HOST:PORT, --port on --host and --rate", () => {
   const defaults = { host: "0.0.0.0", rate: "0" };
-  assert.deepEqual(parseUdpServerArgs(defaults, []), {
-    address: { transport: "tcp", hostname: "0.0.0.0", port: 1234 },
-    rate: 0,
-  });
-  assert.deepEqual(parseUdpServerArgs({ host: "::1", rate: "7", port: "53" }, []), {
-    address: { transport: "tcp", hostname: "::1", port: 53 },
-    rate: 7,
-  });
-  assert.equal(parseUdpServerArgs(defaults, ["[::1]:9"]).address.hostname, "::1");
+  const plain = parseUdpServerArgs(defaults, []);
+  assert.deepEqual(plain.settings.address, { transport: "tcp", hostname: "0.0.0.0", port: 1234 });
+  assert.equal(plain.rate, 0);
+  const given = parseUdpServerArgs({ host: "::1", rate: "7", port: "53" }, []);
+  assert.deepEqual(given.settings.address, { transport: "tcp", hostname: "::1", port: 53 });
+  assert.equal(given.rate, 7);
+  assert.equal(
+    (parseUdpServerArgs(defaults, ["[::1]:9"]).settings.address as NetAddress).hostname,
+    "::1",
+  );
   assert.throws(() => parseUdpServerArgs(defaults, ["x:70000"]), UsageError);
   assert.throws(
     () => parseUdpServerArgs({ ...defaults, rate: "many" }, []),

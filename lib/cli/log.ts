@@ -5,6 +5,8 @@
  * @module
  */
 
+import { writeAllSync } from "../io/print.ts";
+
 const encoder = new TextEncoder();
 
 /** Formats a time the way Go's log package does: `2006/01/02 15:04:05`. */
@@ -55,9 +57,8 @@ export class Logger {
     const text = parts.map((p) => p instanceof Error ? p.message : String(p)).join(" ");
     const line = this.#timestamps ? `${goLogTime()} ${text}\n` : `${text}\n`;
     const bytes = encoder.encode(line);
-    let offset = 0;
     try {
-      while (offset < bytes.byteLength) offset += this.#sink.writeSync(bytes.subarray(offset));
+      writeAllSync(this.#sink, bytes);
     } catch {
       // stderr closed: nowhere left to report to.
     }

@@ -1,6 +1,6 @@
 /**
  * The HTTP server runner the HTTP and WebSocket scripts share: `Deno.serve`
- * on a parsed address, the ready line `Listening on tcp://H:P`, and a
+ * on a parsed address, the ready line `Listening on http://H:P`, and a
  * graceful shutdown when a signal aborts (first the caller's own closing,
  * such as closing WebSockets with 1001, then the HTTP server, bounded in
  * time).
@@ -9,10 +9,8 @@
  */
 import type { NetAddress } from "./addr.ts";
 import type { Logger } from "../cli/log.ts";
-import { printListening } from "./server.ts";
-
-/** How long shutdown waits for in-flight HTTP requests before giving up on them. */
-export const HTTP_SHUTDOWN_TIMEOUT_MS = 3_000;
+import { settledWithin } from "../io/deadline.ts";
+import { HTTP_DRAIN_TIMEOUT_MS, printReady } from "./lifecycle.ts";
 
 /** Options for {@link serveHttp}. */
 export interface ServeHttpOptions {
@@ -24,7 +22,7 @@ export interface ServeHttpOptions {
   beforeShutdown?: () => Promise<void>;
   /** Diagnostics for handler errors. Default: Deno's own (stderr). */
   logger?: Logger;
-  /** Called once listening. Default prints `Listening on tcp://H:P`. */
+  /** Called once listening. Default prints `Listening on http://H:P`. */
   onListen?: (addr: Deno.NetAddr) => void;
   /** Share the port with other workers (Linux `SO_REUSEPORT`). Default false. */
   reusePort?: boolean;
@@ -66,12 +64,7 @@ export function serveHttp(
       try {
         await options.beforeShutdown?.();
       } finally {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          server.shutdown().catch(() => {}),
-          new Promise((resolve) => timer = setTimeout(resolve, HTTP_SHUTDOWN_TIMEOUT_MS)),
-        ]);
-        clearTimeout(timer);
+        await settledWithin(server.shutdown(), HTTP_DRAIN_TIMEOUT_MS);
         done();
       }
     })();
@@ -79,6 +72,6 @@ export function serveHttp(
   };
   if (options.signal?.aborted) shutdown();
   options.signal?.addEventListener("abort", shutdown, { once: true });
-  (options.onListen ?? printListening)(addr);
+  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http" })))(addr);
   return { addr, finished, shutdown, [Symbol.asyncDispose]: shutdown };
 }

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { LISTEN_OPTIONS, listenNetAddress, type NetAddress } from "./addr.ts";
+import type { NetAddress } from "./addr.ts";
 import { parseIntOption } from "../cli/cli.ts";
 import { Logger } from "../cli/log.ts";
-import { printListening } from "./server.ts";
+import { printReady, serverOptions, type ServerSettings, serverSettings } from "./lifecycle.ts";
 
 /** The largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header). */
 export const MAX_UDP_PAYLOAD = 65_507;
@@ -82,14 +82,14 @@ export class RateLimiter {
 
 /**
  * Renders a datagram for a log line: UTF-8 text without its trailing
- * newline, control characters escaped (a datagram cannot rewrite the
+ * newlines, control characters escaped (a datagram cannot rewrite the
  * terminal), elided after `maxChars` characters (default 200) with the
  * size shown.
  */
 export function previewDatagram(data: Uint8Array, maxChars = PREVIEW_CHARS): string {
   let end = data.byteLength;
-  if (end > 0 && data[end - 1] === 0x0a) end--;
-  if (end > 0 && data[end - 1] === 0x0d) end--;
+  // All the line ends: the book's udpC.go sends its line's newline plus one of its own.
+  while (end > 0 && (data[end - 1] === 0x0a || data[end - 1] === 0x0d)) end--;
   const decodeBytes = Math.min(end, maxChars * 4); // a character is at most 4 bytes
   const text = new TextDecoder().decode(data.subarray(0, decodeBytes));
   const shown = text.length > maxChars ? text.slice(0, maxChars) : text;
@@ -254,20 +254,19 @@ export function serveUdp(handler: DatagramHandler, options: ServeUdpOptions = {}
   const { hostname = "0.0.0.0", port = 1234 } = options.address ?? {};
   const conn = Deno.listenDatagram({ transport: "udp", hostname, port });
   const server = new UdpServer(conn, handler, options);
-  (options.onListen ?? printListening)(server.addr);
+  (options.onListen ?? ((addr) => printReady(addr, { protocol: "udp" })))(server.addr);
   return server;
 }
 
 /** The command-line options every UDP server takes, for its `CommandSpec`. */
 export const UDP_SERVER_OPTIONS = {
-  ...LISTEN_OPTIONS,
+  ...serverOptions(["quiet"], { quiet: { description: "print nothing per datagram" } }),
   rate: {
     type: "string",
     arg: "N",
     default: "0",
     description: "replies per second per source address, excess dropped (0 = no limit)",
   },
-  quiet: { type: "boolean", short: "q", description: "print nothing per datagram" },
 } as const;
 
 /**
@@ -275,9 +274,9 @@ export const UDP_SERVER_OPTIONS = {
  * `--host`, default port 1234) and `--rate`; mistakes are usage errors.
  */
 export function parseUdpServerArgs(
-  values: { port?: string; host: string; rate: string },
+  values: { port?: string; host: string; rate: string; quiet?: boolean },
   positionals: string[],
-): { address: NetAddress; rate: number } {
-  const address = listenNetAddress(positionals, values, 1234);
-  return { address, rate: parseIntOption(values.rate, "rate", { min: 0 }) };
+): { settings: ServerSettings; rate: number } {
+  const settings = serverSettings(values, positionals, { defaultPort: 1234 });
+  return { settings, rate: parseIntOption(values.rate, "rate", { min: 0 }) };
 }
