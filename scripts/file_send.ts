@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { basename } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { type NetAddress, parseHostPort } from "../lib/net/addr.ts";
 import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import {
@@ -27,7 +27,7 @@ import {
 } from "../lib/file/file_protocol.ts";
 import { copyHashed, readFull, sha256 } from "../lib/file/hashed_copy.ts";
 import { readTokenFile } from "../lib/file/token.ts";
-import { LineReader, writeAll } from "../lib/io/lines.ts";
+import { LineReader, type Reader, writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { formatBytes, formatRate, ProgressBoard } from "../lib/cli/progress.ts";
 import { isDisconnect } from "../lib/net/server.ts";
@@ -38,6 +38,8 @@ import { deadline } from "../lib/io/deadline.ts";
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** Exit code after Ctrl-C or SIGTERM: 128 + SIGINT, as shells report it. */
 const EXIT_INTERRUPTED = 130;
+/** Chunks of a stream of unknown size: big enough that the 4-byte length costs nothing. */
+const STREAM_CHUNK_BYTES = 256 * 1024;
 /** After a failed write, how long to wait for the receiver's reason. */
 const REASON_WAIT_MS = 2_000;
 
@@ -147,23 +149,105 @@ export async function sendFile(
     });
     if (sent < size - offset) throw new Error(`"${path}" shrank while sending it`);
     const hex = hash.digest("hex");
-    await writeAll(conn, formatTrailer(hex)).catch((error) => reasonOr(verdictLine, error));
-    await conn.closeWrite();
-    const final = await deadline(
-      verdictLine,
-      timeoutMs,
-      `No verdict from ${where} within ${timeoutMs} ms`,
-    );
+    const saved = await finish(conn, hex, verdictLine, where, timeoutMs);
     const seconds = (performance.now() - started) / 1000;
-    if (final === null) throw new Error(`${where} closed the connection without a verdict`);
-    const verdict = parseVerdict(final);
-    if (!verdict.ok) throw new TransferRefused(`Receiver: ${verdict.reason}`);
-    if (verdict.hex !== hex) {
-      throw new TransferRefused(
-        `Digest mismatch: sent sha256 ${hex}, the receiver computed ${verdict.hex}`,
-      );
+    return { name, saved, size, offset, seconds, hex, verified: true };
+  } finally {
+    options.signal?.removeEventListener("abort", interrupt);
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
     }
-    return { name, saved: verdict.saved, size, offset, seconds, hex, verified: true };
+  }
+}
+
+/**
+ * Sends the trailer, half-closes, and waits for the receiver's verdict;
+ * returns the name it saved, once its digest equals `hex`.
+ */
+async function finish(
+  conn: Deno.TcpConn,
+  hex: string,
+  verdictLine: Promise<string | null>,
+  where: string,
+  timeoutMs: number,
+): Promise<string> {
+  await writeAll(conn, formatTrailer(hex)).catch((error) => reasonOr(verdictLine, error));
+  await conn.closeWrite();
+  const final = await deadline(
+    verdictLine,
+    timeoutMs,
+    `No verdict from ${where} within ${timeoutMs} ms`,
+  );
+  if (final === null) throw new Error(`${where} closed the connection without a verdict`);
+  const verdict = parseVerdict(final);
+  if (!verdict.ok) throw new TransferRefused(`Receiver: ${verdict.reason}`);
+  if (verdict.hex !== hex) {
+    throw new TransferRefused(
+      `Digest mismatch: sent sha256 ${hex}, the receiver computed ${verdict.hex}`,
+    );
+  }
+  return verdict.saved;
+}
+
+/**
+ * Sends a stream of unknown size (a pipe on stdin) as `name`: in chunks,
+ * each a 4-byte length and its bytes, then a chunk of length 0 and the
+ * trailer. Nothing to resume from: a broken stream is sent again whole.
+ */
+export async function sendStream(
+  address: NetAddress,
+  source: Reader,
+  name: string,
+  options: SendOptions = {},
+): Promise<SendResult> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const problem = nameProblem(name);
+  if (problem) throw new Error(`Cannot send as ${quoteName(name)}: ${problem}`);
+  const where = `${address.hostname}:${address.port}`;
+  const conn = await Deno.connect({ hostname: address.hostname, port: address.port })
+    .catch((error) => {
+      throw new Error(`Cannot connect to ${where}: ${error.message}`);
+    });
+  const interrupt = () => conn.close();
+  options.signal?.addEventListener("abort", interrupt, { once: true });
+  try {
+    const header = { name, size: 0, streamed: true };
+    await writeAll(conn, formatOpening({ header, token: options.token }));
+    const reader = new LineReader(conn, { maxLineBytes: MAX_REPLY_BYTES });
+    const line = await deadline(reader.readLine(), timeoutMs, `No answer from ${where}`);
+    if (line === null) throw new Error(`${where} closed the connection without an answer`);
+    const answer = parseAnswer(line, 0);
+    if (!answer.ok) {
+      throw new TransferRefused(`Receiver refused ${quoteName(name)}: ${answer.reason}`);
+    }
+    const verdictLine = reader.readLine();
+    verdictLine.catch(() => {});
+    const started = performance.now();
+    const hash = sha256();
+    const board = options.board ?? new ProgressBoard();
+    const progress = board.start(name, 0, 0);
+    const buf = new Uint8Array(STREAM_CHUNK_BYTES + 4);
+    const view = new DataView(buf.buffer);
+    let size = 0;
+    try {
+      while (true) {
+        const n = await readFull(source, buf.subarray(4), STREAM_CHUNK_BYTES);
+        view.setUint32(0, n);
+        hash.update(buf.subarray(4, 4 + n));
+        await writeAll(conn, buf.subarray(0, 4 + n)).catch((error) => reasonOr(verdictLine, error));
+        size += n;
+        progress.advance(n);
+        if (n === 0) break;
+      }
+    } finally {
+      progress.finish();
+    }
+    const hex = hash.digest("hex");
+    const saved = await finish(conn, hex, verdictLine, where, timeoutMs);
+    const seconds = (performance.now() - started) / 1000;
+    return { name, saved, size, offset: 0, seconds, hex, verified: true };
   } finally {
     options.signal?.removeEventListener("abort", interrupt);
     try {
@@ -271,17 +355,75 @@ async function reasonOr(verdictLine: Promise<string | null>, error: unknown): Pr
   throw new Error(`Connection lost while sending: ${(error as Error).message}`);
 }
 
+/** A file to send: where to read it (`-` for a pipe on stdin) and the name to send. */
+interface Item {
+  path: string;
+  name: string;
+}
+
+/**
+ * The files the command line names: `-` (stdin, named by --as, sent as a
+ * stream of unknown size), folders walked
+ * recursively (names relative to the folder's parent, `photos/2024/a.jpg`;
+ * symlinks skipped, never followed), and files.
+ */
+async function expandPaths(
+  paths: string[],
+  as: string | undefined,
+  log: (line: string) => void,
+): Promise<Item[]> {
+  const items: Item[] = [];
+  for (const path of paths) {
+    if (path === "-") {
+      if (as === undefined) throw new UsageError("Reading stdin (-) needs a name: --as NAME");
+      items.push({ path: "-", name: as });
+      continue;
+    }
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(path);
+    } catch {
+      items.push({ path, name: as ?? basename(path) }); // sendFile reports why
+      continue;
+    }
+    if (!info.isDirectory) {
+      items.push({ path, name: as ?? basename(path) });
+      continue;
+    }
+    if (as !== undefined) throw new UsageError("--as names one file, not a folder");
+    const before = items.length;
+    await walk(path, basename(resolve(path)), items, log);
+    if (items.length === before) log(`${path}: no files in this folder`);
+  }
+  return items;
+}
+
+/** Adds the files under `dir` to `items`, in name order, named `prefix/...`. */
+async function walk(dir: string, prefix: string, items: Item[], log: (line: string) => void) {
+  const entries: Deno.DirEntry[] = [];
+  for await (const entry of Deno.readDir(dir)) entries.push(entry);
+  entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    const name = `${prefix}/${entry.name}`;
+    if (entry.isSymlink) log(`${path}: a symlink, skipped`);
+    else if (entry.isDirectory) await walk(path, name, items, log);
+    else if (entry.isFile) items.push({ path, name });
+    else log(`${path}: not a regular file, skipped`);
+  }
+}
+
 const spec = {
   name: "file_send",
   summary: "Sends files to a file_recv over TCP, one connection each, verified by SHA-256.",
-  args: "HOST:PORT FILE...",
+  args: "HOST:PORT FILE|DIR|-...",
   minArgs: 2,
   maxArgs: Number.MAX_SAFE_INTEGER,
   options: {
     as: {
       type: "string",
       arg: "NAME",
-      description: "save the file under NAME (one file only)",
+      description: "save the file (or stdin, -) under NAME (one file only)",
     },
     timeout: {
       type: "string",
@@ -300,14 +442,20 @@ const spec = {
       description: "speak seed 004's bare protocol to its receiver (no size, no digest)",
     },
   },
-  notes: `The receiver saves each file under its name (without the folders).
-If an earlier transfer of the same file broke, it resumes where it stopped.
+  notes: `The receiver saves each file under its name (without the folders). A
+folder is sent with everything in it, names relative to its parent
+(photos/2024/a.jpg; symlinks are skipped). - reads stdin and needs --as NAME;
+it is sent in chunks as it comes and cannot resume.
+If an earlier transfer of the same file broke, it resumes where it stopped;
+after Ctrl-C, run the same command again.
 Prints one line per file sent (size, time, throughput, SHA-256) and exits 1
 if any file failed.
 
 Examples:
   file_send localhost:9000 report.pdf photos.tar
-  file_send 192.0.2.7:9000 build/app.tar.gz --as app-1.2.tar.gz`,
+  file_send 192.0.2.7:9000 build/app.tar.gz --as app-1.2.tar.gz
+  file_send localhost:9000 photos/
+  tar c src | file_send localhost:9000 - --as src.tar`,
 } as const;
 
 /** Sends the files named on the command line; returns the exit code. */
@@ -336,16 +484,19 @@ export function main(args: string[]): Promise<number> {
     const started = performance.now();
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
-    for (const path of paths) {
+    const options = {
+      timeoutMs,
+      board,
+      token,
+      plain: values.plain,
+      signal: controller.signal,
+    };
+    const items = await expandPaths(paths, values.as, (line) => log.info(line));
+    for (const { path, name } of items) {
       try {
-        const r = await sendFile(address, path, {
-          name: values.as,
-          timeoutMs,
-          board,
-          token,
-          plain: values.plain,
-          signal: controller.signal,
-        });
+        const r = path === "-"
+          ? await sendStream(address, Deno.stdin, name, options)
+          : await sendFile(address, path, { ...options, name });
         total += r.size - r.offset;
         const notes = (r.saved !== r.name ? `, saved as ${quoteName(r.saved)}` : "") +
           (r.offset > 0 ? `, resumed at ${r.offset}` : "") +
@@ -366,10 +517,10 @@ export function main(args: string[]): Promise<number> {
         log.error(`${path}: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
-    if (paths.length > 1) {
+    if (items.length > 1) {
       const seconds = (performance.now() - started) / 1000;
       console.log(
-        `Sent ${paths.length - failed} of ${paths.length} files, ${formatBytes(total)} in ` +
+        `Sent ${items.length - failed} of ${items.length} files, ${formatBytes(total)} in ` +
           `${seconds.toFixed(2)} s, ${formatRate(total / Math.max(seconds, 1e-6))}`,
       );
     }

@@ -242,12 +242,13 @@ Deno.test("file_recv's offset answer tells a sender without the file's start not
   }
   await server.stderr.waitFor(/after 2000000 of 3000000 bytes; kept to resume/);
   // Same name and size, no key or another key: a fresh start, as if nothing were kept.
-  for (
-    const header of [`FILE 3000000 secret.bin`, `key ${"0".repeat(64)}\nFILE 3000000 secret.bin`]
-  ) {
+  const probes = [`FILE 3000000 secret.bin`, `key ${"0".repeat(64)}\nFILE 3000000 secret.bin`];
+  for (const [i, header] of probes.entries()) {
     const [peer, answer] = await offer(server.port, header);
     peer.close();
     assert.equal(answer, "ok", header);
+    const done = () => server.stderr.count("after 0 of 3000000 bytes") === i + 1;
+    await eventually(done, "the receiver is done with the probe"); // before the next claims the name
   }
   await eventually(
     () => box.partials().length === 1,
@@ -284,17 +285,11 @@ Deno.test("file_recv keeps no empty partials, and bounds and expires the others"
     await eventually(() => box.partials().length === 3, box.partials().join(" "));
     assert.deepEqual(box.inbox(), []);
   }
-  {
-    await using server = await receiver(box, ["--partial-ttl", "1s"]);
-    assert.equal(box.partials().length, 3, "not yet expired at start");
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
-    const [peer, answer] = await offer(server.port, "FILE 0 empty");
-    await using _ = peer;
-    assert.equal(answer, "ok");
-    await peer.send(`sha256 ${hexOf("")}\n`);
-    assert.match(await peer.readLine() ?? "", /^ok /);
-    assert.deepEqual(box.partials(), [], "expired ones are gone");
-  }
+  // Untouched for longer than --partial-ttl: deleted as the receiver starts.
+  const old = new Date(Date.now() - 2 * 3600_000);
+  for (const p of box.partials()) Deno.utimeSync(`${box.dir}/${PARTIALS}/${p}`, old, old);
+  await using _ = await receiver(box, ["--partial-ttl", "1h"]);
+  assert.deepEqual(box.partials(), [], "expired ones are gone");
 });
 
 Deno.test("file_recv never follows a symlink planted at the target or at its .part", async () => {
@@ -483,4 +478,75 @@ Deno.test("file_recv rejects bad usage with exit 2 and a missing directory with 
   const help = await runScript("file_recv", ["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: file_recv \[ADDR\] --dir DIR/);
+});
+
+Deno.test("file_send sends a folder recursively, relative names, symlinks skipped; file_recv keeps them inside DIR", async () => {
+  await using box = new Sandbox();
+  await using server = await receiver(box);
+  const tree = `${box.root}/tree`;
+  await Deno.mkdir(`${tree}/sub/deeper`, { recursive: true });
+  await Deno.writeTextFile(`${tree}/a.txt`, "a");
+  await Deno.writeTextFile(`${tree}/sub/deeper/b.txt`, "b");
+  await Deno.symlink("../outside.txt", `${tree}/link.txt`);
+  const r = await runScript("file_send", [`127.0.0.1:${server.port}`, tree]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /link\.txt: a symlink, skipped/);
+  assert.match(r.stdout, /Sent 2 of 2 files/);
+  assert.equal(await Deno.readTextFile(`${box.dir}/tree/a.txt`), "a");
+  assert.equal(await Deno.readTextFile(`${box.dir}/tree/sub/deeper/b.txt`), "b");
+  // A folder in DIR that is a symlink is never gone through.
+  await Deno.symlink("..", `${box.dir}/evil`);
+  await Deno.writeTextFile(`${box.root}/x`, "x");
+  const evil = await runScript("file_send", [
+    `127.0.0.1:${server.port}`,
+    `${box.root}/x`,
+    "--as",
+    "evil/x",
+  ]);
+  assert.equal(evil.code, 1);
+  assert.match(evil.stderr, /"evil" exists and is not a folder \(a file or a symlink\)/);
+  assert.equal(await Deno.readTextFile(`${box.root}/outside.txt`), "precious");
+  assert.deepEqual(box.tree().filter((p) => !p.startsWith("tree")), [
+    "in",
+    "in/evil",
+    "in/tree",
+    "in/tree/a.txt",
+    "in/tree/sub",
+    "in/tree/sub/deeper",
+    "in/tree/sub/deeper/b.txt",
+    "outside.txt",
+    "x",
+  ]);
+});
+
+Deno.test("file_send - sends stdin of unknown size in chunks; a broken stream is not saved", async () => {
+  await using box = new Sandbox();
+  await using server = await receiver(box);
+  const text = "piped content\n".repeat(50_000);
+  const r = await runScript("file_send", [`127.0.0.1:${server.port}`, "-", "--as", "p.txt"], {
+    stdin: text,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`sha256 ${hexOf(text)}`));
+  assert.equal(await Deno.readTextFile(`${box.dir}/p.txt`), text);
+  const bad = await runScript("file_send", [`127.0.0.1:${server.port}`, "-"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /Reading stdin \(-\) needs a name: --as NAME/);
+  // Raw: a chunk over the bound, and a stream cut short.
+  {
+    const [peer, answer] = await offer(server.port, "FILE - big.bin");
+    await using _ = peer;
+    assert.equal(answer, "ok");
+    await peer.send(Uint8Array.of(0x7f, 0, 0, 0));
+    assert.match(await peer.readLine() ?? "", /^error A chunk of 2130706432 bytes, over 1048576/);
+  }
+  {
+    const [peer, answer] = await offer(server.port, "FILE - cut.bin");
+    assert.equal(answer, "ok");
+    await peer.send(Uint8Array.of(0, 0, 0, 5, 104, 101));
+    peer.close();
+  }
+  await server.stderr.waitFor("Connection closed after 0 bytes of a stream; discarded");
+  await eventually(() => box.partials().length === 0, "no partial of a broken stream");
+  assert.deepEqual(box.inbox(), ["p.txt"]);
 });

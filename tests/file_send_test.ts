@@ -170,7 +170,12 @@ Deno.test("file_send goes on after a failed file and exits 1 with a summary", as
     await Deno.writeTextFile(`${dir}/good.txt`, "good");
     await using server = await startScript("file_recv", ["127.0.0.1:0", "--dir", `${dir}/in`]);
     const target = `127.0.0.1:${server.port}`;
-    const r = await runScript("file_send", [target, `${dir}/missing.txt`, dir, `${dir}/good.txt`]);
+    const r = await runScript("file_send", [
+      target,
+      `${dir}/missing.txt`,
+      "/dev/null",
+      `${dir}/good.txt`,
+    ]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /missing\.txt: No such file/);
     assert.match(r.stderr, /is not a regular file/);
@@ -201,7 +206,7 @@ Deno.test("file_send refuses bad names itself and reports an unreachable receive
 Deno.test("file_send rejects bad usage with exit 2", async () => {
   for (
     const [args, pattern] of [
-      [["127.0.0.1:9"], /Missing argument: HOST:PORT FILE\.\.\./],
+      [["127.0.0.1:9"], /Missing argument: HOST:PORT FILE\|DIR\|-\.\.\./],
       [["9", "f"], /the host is missing/],
       [["127.0.0.1:9", "a", "b", "--as", "c"], /--as names one file/],
       [["127.0.0.1:9", "a", "--timeout", "soon"], /Invalid --timeout "soon"/],
@@ -213,7 +218,7 @@ Deno.test("file_send rejects bad usage with exit 2", async () => {
   }
   const help = await runScript("file_send", ["--help"]);
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /^Usage: file_send HOST:PORT FILE\.\.\./);
+  assert.match(help.stdout, /^Usage: file_send HOST:PORT FILE\|DIR\|-\.\.\./);
 });
 
 Deno.test({

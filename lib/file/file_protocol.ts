@@ -5,6 +5,7 @@
  *     sender   token <secret>                  only to a receiver started with --token-file
  *     sender   key <64 hex digits>             the resume key (see below); optional
  *     sender   FILE <size> <name>              the header; the lines above come in one write
+ *                                              (`FILE - <name>`: size unknown, content in chunks)
  *     receiver ok | ok <offset> | error <reason>
  *     sender   prefix <64 hex digits>          after `ok <offset>` only: SHA-256 of those bytes
  *     receiver ok | error <reason>             after `prefix` only
@@ -20,6 +21,11 @@
  * sender that holds the file learns that a partial copy exists and how
  * long it is. The sender half-closes after the trailer, so a size
  * declared too long ends in a clean end-of-stream error instead of a hang.
+ *
+ * A stream of unknown size (`file_send -`) sends `FILE - <name>`, and
+ * after `ok` its content in chunks, each a 4-byte big-endian length and
+ * that many bytes (at most 1 MiB), ended by a chunk of length 0, then the
+ * trailer as above; it cannot resume.
  *
  * Seed 004's bare protocol (`--plain`): the sender writes the name alone,
  * without a newline, waits for `ok` (without one either), sends the
@@ -52,10 +58,16 @@ export const MAX_TOKEN_BYTES = 512;
 export const MAX_OPENING_BYTES = MAX_TOKEN_BYTES + MAX_HEADER_BYTES + 128;
 const encoder = new TextEncoder();
 
+/** Largest chunk of a stream of unknown size. */
+export const MAX_STREAM_CHUNK_BYTES = 1024 * 1024;
+
 /** A header: what the sender offers. */
 export interface FileHeader {
   name: string;
+  /** Bytes; 0 for a stream. */
   size: number;
+  /** Size unknown: the content comes in chunks (`FILE - <name>`). */
+  streamed?: boolean;
 }
 
 /** Raised for a protocol line that does not parse, or a name that is not allowed. */
@@ -67,20 +79,27 @@ export class ProtocolError extends Error {
 }
 
 /**
- * Why `name` is not a plain file name, or null when it is one: no
- * directories (`/`, `\`), no `.` or `..`, no drive letters, no NUL or
- * control characters, not empty, at most 255 bytes of UTF-8.
+ * Why `name` is not a safe relative file name, or null when it is one:
+ * one or more plain names joined by `/` (a file sent from a folder), none
+ * of them empty, `.` or `..`; no `\`, no drive letters, no NUL or control
+ * characters, not empty, at most 255 bytes of UTF-8 in all.
  */
 export function nameProblem(name: string): string | null {
   if (name === "") return "the name is empty";
   const bytes = encoder.encode(name).byteLength;
   if (bytes > MAX_NAME_BYTES) return `the name is ${bytes} bytes, over ${MAX_NAME_BYTES}`;
-  if (name === "." || name === "..") return `"${name}" is a directory`;
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x1f\x7f-\x9f]/.test(name)) return "the name contains control characters";
-  if (/[/\\]/.test(name)) return "the name contains a path separator";
+  if (name.includes("\\")) return "the name contains a backslash (a path separator)";
   if (/^[A-Za-z]:/.test(name)) return "the name starts with a drive letter";
   if (name.includes("\ufffd")) return "the name is not valid UTF-8";
+  if (name.startsWith("/")) return "the name is an absolute path (a path separator first)";
+  for (const part of name.split("/")) {
+    if (part === "") {
+      return "the name has an empty folder name (a path separator at the end or twice)";
+    }
+    if (part === "." || part === "..") return `"${part}" is a directory, not a file or folder name`;
+  }
   return null;
 }
 
@@ -91,17 +110,19 @@ export function quoteName(name: string): string {
 
 /** Formats the header line (newline included). */
 export function formatHeader(header: FileHeader): Uint8Array {
-  return encoder.encode(`${HEADER_WORD} ${header.size} ${header.name}\n`);
+  const size = header.streamed ? "-" : header.size;
+  return encoder.encode(`${HEADER_WORD} ${size} ${header.name}\n`);
 }
 
 /** Parses a header line; throws {@link ProtocolError} on a bad line or a bad name. */
 export function parseHeader(line: string, maxSize = Number.MAX_SAFE_INTEGER): FileHeader {
-  const match = /^FILE (\d{1,20})(?: (.*))?$/s.exec(line);
+  const match = /^FILE (\d{1,20}|-)(?: (.*))?$/s.exec(line);
   if (!match) {
     const shown = quoteName(line.slice(0, 40)) + (line.length > 40 ? "..." : "");
     throw new ProtocolError(`Expected "FILE <size> <name>", got ${shown}`);
   }
-  const size = Number(match[1]);
+  const streamed = match[1] === "-";
+  const size = streamed ? 0 : Number(match[1]);
   if (!Number.isSafeInteger(size)) throw new ProtocolError(`Size ${match[1]} is too large`);
   const name = match[2] ?? "";
   const problem = nameProblem(name);
@@ -109,7 +130,7 @@ export function parseHeader(line: string, maxSize = Number.MAX_SAFE_INTEGER): Fi
   if (size > maxSize) {
     throw new ProtocolError(`${quoteName(name)} is ${size} bytes, over the limit of ${maxSize}`);
   }
-  return { name, size };
+  return streamed ? { name, size, streamed } : { name, size };
 }
 
 /** The receiver's first answer: where to start, or why not. */
@@ -152,8 +173,12 @@ export function parseOpening(lines: string[], maxSize = Number.MAX_SAFE_INTEGER)
 export function formatOpening(opening: Opening): Uint8Array {
   const token = opening.token === undefined ? "" : `${TOKEN_WORD} ${opening.token}\n`;
   const key = opening.key === undefined ? "" : `${KEY_WORD} ${opening.key}\n`;
-  const { size, name } = opening.header;
-  return encoder.encode(`${token}${key}${HEADER_WORD} ${size} ${name}\n`);
+  const header = formatHeader(opening.header);
+  const lines = encoder.encode(`${token}${key}`);
+  const out = new Uint8Array(lines.byteLength + header.byteLength);
+  out.set(lines);
+  out.set(header, lines.byteLength);
+  return out;
 }
 
 /** Parses the receiver's first answer. */
@@ -216,9 +241,11 @@ export function errorLine(reason: string): string {
   return `error ${reason.replace(/[\x00-\x1f]+/g, " ")}\n`;
 }
 
-/** `name (1).ext`, `name (2).ext`, ...: the n-th alternative for a name that exists. */
+/** `name (1).ext`, `name (2).ext`, ...: the n-th alternative for a name that exists (its last part). */
 export function numberedName(name: string, n: number): string {
-  const dot = name.lastIndexOf(".");
-  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
-  return `${stem} (${n})${ext}`;
+  const slash = name.lastIndexOf("/");
+  const [folder, base] = [name.slice(0, slash + 1), name.slice(slash + 1)];
+  const dot = base.lastIndexOf(".");
+  const [stem, ext] = dot > 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ""];
+  return `${folder}${stem} (${n})${ext}`;
 }

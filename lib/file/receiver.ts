@@ -9,6 +9,7 @@ import { join } from "node:path";
 import {
   errorLine,
   MAX_REPLY_BYTES,
+  MAX_STREAM_CHUNK_BYTES,
   nameProblem,
   numberedName,
   type Opening,
@@ -19,7 +20,7 @@ import {
   quoteName,
   TOKEN_WORD,
 } from "./file_protocol.ts";
-import { copyHashed, sha256 } from "./hashed_copy.ts";
+import { copyHashed, readFull, sha256 } from "./hashed_copy.ts";
 import { readOpening } from "./opening.ts";
 import { PARTIALS_DIR, PartialStore } from "./partials.ts";
 import { tokenMatches } from "./token.ts";
@@ -141,6 +142,13 @@ export class Receiver {
     if (raw.extra > 0) {
       return this.#refuse(session, "Content sent before the answer to the header");
     }
+    if (opening.header.streamed) {
+      return this.#withTarget(
+        session,
+        opening.header.name,
+        (final) => this.#receiveStream(session, opening.header.name, final),
+      );
+    }
     await this.#withTarget(session, opening.header.name, async (final) => {
       const { name, size } = opening.header;
       const id = opening.key === undefined
@@ -189,9 +197,10 @@ export class Receiver {
 
   /** Picks the name to write, by the existing-file policy, and marks it in use. */
   async #claim(name: string): Promise<string> {
-    if (name === PARTIALS_DIR) {
+    if (name.split("/")[0] === PARTIALS_DIR) {
       throw new TransferError(`${quoteName(name)} is reserved for the receiver's partial copies`);
     }
+    await this.#folders(name, false);
     const policy = this.#options.existing ?? "refuse";
     let final = name;
     for (let n = 1;; n++) {
@@ -211,6 +220,38 @@ export class Receiver {
     }
     this.#claimed.add(final);
     return final;
+  }
+
+  /**
+   * Checks (and with `create`, makes) the folders of a relative name inside
+   * DIR, one at a time, refusing anything there that is not a real folder:
+   * a symlink among them would lead outside DIR.
+   */
+  async #folders(name: string, create: boolean): Promise<void> {
+    const parts = name.split("/").slice(0, -1);
+    let path = this.dir;
+    for (const part of parts) {
+      path = join(path, part);
+      let info: Deno.FileInfo | null = null;
+      try {
+        info = await Deno.lstat(path);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+      if (info === null && !create) return; // nothing below it exists either
+      if (info === null) {
+        try {
+          await Deno.mkdir(path);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        }
+        info = await Deno.lstat(path);
+      }
+      if (!info.isDirectory) {
+        const shown = quoteName(path.slice(this.dir.length + 1));
+        throw new TransferError(`${shown} exists and is not a folder (a file or a symlink)`);
+      }
+    }
   }
 
   async #exists(name: string): Promise<boolean> {
@@ -449,8 +490,86 @@ export class Receiver {
     });
   }
 
+  /**
+   * A stream of unknown size: chunks (4-byte length, bytes) up to one of
+   * length 0, then the trailer; kept only when complete and verified.
+   */
+  async #receiveStream(session: Session, name: string, final: string): Promise<void> {
+    const id = PartialStore.oneOffId();
+    this.#partials.claim(id);
+    const partPath = this.#partials.path(id);
+    const file = await Deno.open(partPath, { write: true, createNew: true });
+    const limit = this.#options.maxSize ?? Number.MAX_SAFE_INTEGER;
+    const hash = sha256();
+    const lengthBytes = new Uint8Array(4);
+    let total = 0;
+    try {
+      await session.writeAll("ok\n");
+      this.#log.info(`${session.peer}: receiving ${quoteName(name)}, a stream of unknown size`);
+      const progress = this.#board.start(name, 0, 0);
+      try {
+        while (true) {
+          if (await readFull(session, lengthBytes, 4) < 4) {
+            throw new TransferError(
+              `Connection closed after ${total} bytes of a stream; discarded`,
+            );
+          }
+          const length = new DataView(lengthBytes.buffer).getUint32(0);
+          if (length === 0) break;
+          if (length > MAX_STREAM_CHUNK_BYTES) {
+            throw new TransferError(`A chunk of ${length} bytes, over ${MAX_STREAM_CHUNK_BYTES}`);
+          }
+          if (total + length > limit) {
+            throw new TransferError(`${quoteName(name)} is over the limit of ${limit} bytes`);
+          }
+          if (
+            await copyHashed(session, hash, length, { sink: file, chunkBytes: length }) < length
+          ) {
+            throw new TransferError(
+              `Connection closed after ${total} bytes of a stream; discarded`,
+            );
+          }
+          total += length;
+          progress.advance(length);
+        }
+      } finally {
+        progress.finish();
+      }
+      const theirs = await this.#readTrailer(session, total, () => {});
+      const ours = hash.digest("hex");
+      if (theirs !== ours) {
+        throw new TransferError(
+          `Digest mismatch: the bytes received have sha256 ${ours}, the sender says ${theirs}; discarded`,
+        );
+      }
+      if (this.#options.fsync) await file.syncData();
+      file.close();
+      await this.#place(partPath, final);
+      await session.writeAll(`ok ${ours} ${final}\n`);
+      this.#log.info(`${session.peer}: saved ${quoteName(final)}, ${total} bytes`);
+      const path = join(this.dir, final);
+      this.#options.onSaved({
+        path,
+        size: total,
+        hex: ours,
+        peer: session.peer,
+        resumedAt: 0,
+        verified: true,
+      });
+    } finally {
+      try {
+        file.close();
+      } catch {
+        // Closed before the move.
+      }
+      await Deno.remove(partPath).catch(() => {});
+      this.#partials.release(id);
+    }
+  }
+
   /** Moves a complete partial into place: replacing only with --overwrite, never following links. */
   async #place(partPath: string, final: string): Promise<void> {
+    await this.#folders(final, true);
     const finalPath = join(this.dir, final);
     if (this.#options.existing === "overwrite") {
       await Deno.rename(partPath, finalPath); // replaces a symlink itself, not its target
