@@ -11,7 +11,6 @@ import {
   MAX_REPLY_BYTES,
   MAX_STREAM_CHUNK_BYTES,
   nameProblem,
-  numberedName,
   type Opening,
   parseOpening,
   parsePrefix,
@@ -22,19 +21,17 @@ import {
 } from "./file_protocol.ts";
 import { copyHashed, readFull, sha256 } from "./hashed_copy.ts";
 import { readOpening } from "./opening.ts";
-import { PARTIALS_DIR, PartialStore } from "./partials.ts";
+import { PartialStore } from "./partials.ts";
+import { type ExistingPolicy, Inbox, TransferError } from "./inbox.ts";
 import { tokenMatches } from "./token.ts";
 import { LineReader, LineTooLongError, type Reader } from "../io/lines.ts";
 import type { Logger } from "../cli/log.ts";
 import type { ProgressBoard } from "../cli/progress.ts";
 import type { Session } from "../net/server.ts";
 
-/** How many `name (N).ext` candidates --rename tries. */
-const MAX_RENAME_TRIES = 10_000;
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
-/** What to do when a file of the same name is already in DIR. */
-export type ExistingPolicy = "refuse" | "overwrite" | "rename";
+export type { ExistingPolicy };
 
 /** A file saved by the receiver. */
 export interface SavedFile {
@@ -67,14 +64,6 @@ export interface TransferOptions {
   onSaved: (saved: SavedFile) => void;
 }
 
-/** A refusal or a failed transfer; its message goes to the sender as `error <message>`. */
-class TransferError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "TransferError";
-  }
-}
-
 /** Receives files into one directory; one instance owns the set of names in use. */
 export class Receiver {
   readonly dir: string;
@@ -82,8 +71,7 @@ export class Receiver {
   #partials: PartialStore;
   #log: Logger;
   #board: ProgressBoard;
-  /** Final names that a transfer in flight writes. */
-  #claimed = new Set<string>();
+  #inbox: Inbox;
 
   constructor(
     dir: string,
@@ -93,6 +81,7 @@ export class Receiver {
   ) {
     this.dir = dir;
     this.#partials = partials;
+    this.#inbox = new Inbox(dir, options);
     this.#options = options;
     this.#log = io.log;
     this.#board = io.board;
@@ -180,7 +169,7 @@ export class Receiver {
   ): Promise<void> {
     let final: string;
     try {
-      final = await this.#claim(name);
+      final = await this.#inbox.claim(name);
     } catch (error) {
       if (!(error instanceof TransferError)) throw error;
       return this.#refuse(session, error.message);
@@ -191,76 +180,7 @@ export class Receiver {
       if (!(error instanceof TransferError)) throw error;
       return this.#refuse(session, error.message);
     } finally {
-      this.#claimed.delete(final);
-    }
-  }
-
-  /** Picks the name to write, by the existing-file policy, and marks it in use. */
-  async #claim(name: string): Promise<string> {
-    if (name.split("/")[0] === PARTIALS_DIR) {
-      throw new TransferError(`${quoteName(name)} is reserved for the receiver's partial copies`);
-    }
-    await this.#folders(name, false);
-    const policy = this.#options.existing ?? "refuse";
-    let final = name;
-    for (let n = 1;; n++) {
-      const busy = this.#claimed.has(final);
-      if (!busy && (policy === "overwrite" || !(await this.#exists(final)))) break;
-      if (policy !== "rename") {
-        throw new TransferError(
-          busy
-            ? `${quoteName(final)} is being received from another sender`
-            : `${quoteName(final)} exists (the receiver runs without --overwrite or --rename)`,
-        );
-      }
-      final = numberedName(name, n);
-      if (n > MAX_RENAME_TRIES || nameProblem(final)) {
-        throw new TransferError(`No free name for ${quoteName(name)} in the receiver's directory`);
-      }
-    }
-    this.#claimed.add(final);
-    return final;
-  }
-
-  /**
-   * Checks (and with `create`, makes) the folders of a relative name inside
-   * DIR, one at a time, refusing anything there that is not a real folder:
-   * a symlink among them would lead outside DIR.
-   */
-  async #folders(name: string, create: boolean): Promise<void> {
-    const parts = name.split("/").slice(0, -1);
-    let path = this.dir;
-    for (const part of parts) {
-      path = join(path, part);
-      let info: Deno.FileInfo | null = null;
-      try {
-        info = await Deno.lstat(path);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      }
-      if (info === null && !create) return; // nothing below it exists either
-      if (info === null) {
-        try {
-          await Deno.mkdir(path);
-        } catch (error) {
-          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-        }
-        info = await Deno.lstat(path);
-      }
-      if (!info.isDirectory) {
-        const shown = quoteName(path.slice(this.dir.length + 1));
-        throw new TransferError(`${shown} exists and is not a folder (a file or a symlink)`);
-      }
-    }
-  }
-
-  async #exists(name: string): Promise<boolean> {
-    try {
-      await Deno.lstat(join(this.dir, name)); // a symlink, even dangling, exists
-      return true;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw error;
+      this.#inbox.release(final);
     }
   }
 
@@ -316,7 +236,7 @@ export class Receiver {
       }
       if (this.#options.fsync) await file.syncData();
       file.close();
-      await this.#place(partPath, final);
+      await this.#inbox.place(partPath, final);
       await session.writeAll(`ok ${ours} ${final}\n`);
       this.#log.info(`${session.peer}: saved ${quoteName(final)}, ${size} bytes`);
       const path = join(this.dir, final);
@@ -463,7 +383,7 @@ export class Receiver {
         if (session.signal.aborted) throw new TransferError("Receiver shutting down");
         if (this.#options.fsync) await file.syncData();
         file.close();
-        await this.#place(partPath, final);
+        await this.#inbox.place(partPath, final);
         const hex = hash.digest("hex");
         this.#log.info(
           `${session.peer}: saved ${quoteName(final)}, ${got} bytes, unverified ` +
@@ -544,7 +464,7 @@ export class Receiver {
       }
       if (this.#options.fsync) await file.syncData();
       file.close();
-      await this.#place(partPath, final);
+      await this.#inbox.place(partPath, final);
       await session.writeAll(`ok ${ours} ${final}\n`);
       this.#log.info(`${session.peer}: saved ${quoteName(final)}, ${total} bytes`);
       const path = join(this.dir, final);
@@ -565,34 +485,6 @@ export class Receiver {
       await Deno.remove(partPath).catch(() => {});
       this.#partials.release(id);
     }
-  }
-
-  /** Moves a complete partial into place: replacing only with --overwrite, never following links. */
-  async #place(partPath: string, final: string): Promise<void> {
-    await this.#folders(final, true);
-    const finalPath = join(this.dir, final);
-    if (this.#options.existing === "overwrite") {
-      await Deno.rename(partPath, finalPath); // replaces a symlink itself, not its target
-    } else {
-      try {
-        await Deno.link(partPath, finalPath); // fails if the name appeared meanwhile
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-        throw new TransferError(`${quoteName(final)} appeared meanwhile; not saved`);
-      }
-      await Deno.remove(partPath);
-    }
-    if (this.#options.fsync) await syncDirectory(this.dir);
-  }
-}
-
-/** Flushes a directory's entries (the rename) to disk, where the system allows it. */
-async function syncDirectory(path: string): Promise<void> {
-  try {
-    using dir = await Deno.open(path, { read: true });
-    await dir.sync();
-  } catch {
-    // Not every system can open a directory; the file itself is flushed.
   }
 }
 
