@@ -2,10 +2,12 @@
 /**
  * file_recv: receives files over TCP into one directory, any number of
  * senders at once, one file per connection (the receiver of seed 004's
- * file transfer, made safe): only plain file names, content written to
- * `NAME.part` and renamed into place once size and SHA-256 match, a broken
- * transfer resumed from its `.part`, existing files never overwritten
- * silently. The protocol is described in lib/file/file_protocol.ts.
+ * file transfer, made safe): only names inside DIR, content written to a
+ * partial copy in a hidden folder and moved into place once size and
+ * SHA-256 match, a broken transfer resumed from its partial copy by the
+ * sender that holds the same file, existing files never overwritten
+ * silently, an optional token, and seed 004's bare sender with --plain.
+ * The protocol is described in lib/file/file_protocol.ts.
  *
  *     deno task file_recv 9000 --dir ./inbox
  *
@@ -15,7 +17,7 @@
  * runs `deno run --allow-net --allow-read=DIR --allow-write=DIR
  * scripts/file_recv.ts --dir DIR`; the receiver checks at start that it
  * may read and write DIR. The code never touches a path outside DIR:
- * names must be plain names and symlinks are never followed.
+ * names are checked part by part and symlinks are never followed.
  *
  * @module
  */
@@ -206,8 +208,9 @@ const spec = {
 Each file is written to a partial copy in DIR/.netkit-partials and moved to
 NAME once its size and SHA-256 match; a broken transfer keeps its partial
 copy, and the next send of the same file (same name, size and first MiB,
-and the same bytes so far) resumes from it. Names must be plain file names
-(no paths, no control characters, at most 255 bytes). Without --token-file,
+and the same bytes so far) resumes from it. Names are file names or paths
+inside DIR (a/b.txt; no "..", no absolute paths, no control characters, at
+most 255 bytes); folders are made as needed. Without --token-file,
 anyone who can reach the port can drop files: listen on 127.0.0.1, or set
 a token.
 

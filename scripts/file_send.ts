@@ -5,7 +5,9 @@
  * with the size in the header and the SHA-256 of the whole file in a
  * trailer; it reports success only when the receiver's digest matches its
  * own. A transfer broken half way resumes where it stopped on the next
- * send. The protocol is described in lib/file/file_protocol.ts.
+ * send. Folders go recursively, stdin (`-`) as a stream, and `--plain`
+ * speaks to seed 004's own receiver. The protocol is described in
+ * lib/file/file_protocol.ts.
  *
  *     deno task file_send localhost:9000 report.pdf photos.tar
  *
@@ -442,7 +444,7 @@ const spec = {
       description: "speak seed 004's bare protocol to its receiver (no size, no digest)",
     },
   },
-  notes: `The receiver saves each file under its name (without the folders). A
+  notes: `A file is saved under its own name (without its folders). A
 folder is sent with everything in it, names relative to its parent
 (photos/2024/a.jpg; symlinks are skipped). - reads stdin and needs --as NAME;
 it is sent in chunks as it comes and cannot resume.
