@@ -34,6 +34,7 @@ import {
 import { Logger } from "../lib/cli/log.ts";
 import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
 import { readyLine, runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import type { ConnectionLimit } from "../lib/net/workers.ts";
 import { type HttpFront, serveHttpFront } from "../lib/net/http_front.ts";
 import { prependReader, type Reader, readUntil } from "../lib/io/read_buffer.ts";
 import { GobError } from "../lib/rpc/gob.ts";
@@ -71,8 +72,10 @@ export interface RpcServerOptions {
   httpAddress?: Address | null;
   /** Longest request (one JSON value, or one HTTP body) in bytes. Default 262144. */
   maxRequestBytes?: number;
-  /** Most simultaneous TCP clients. Default 10000. */
+  /** Most simultaneous clients, on each port. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections, both ports together; replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Close TCP clients silent this long; 0 never. Default 0. */
   idleTimeoutMs?: number;
   /** Log nothing per connection. Default false. */
@@ -251,6 +254,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
   }, {
     address: options.address,
     maxConns: options.maxConns,
+    limit: options.limit,
     idleTimeoutMs: options.idleTimeoutMs,
     idleMessage: "",
     signal: controller.signal,
@@ -281,6 +285,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
         {
           address: httpAddress,
           maxConns: options.maxConns,
+          limit: options.limit,
           signal: controller.signal,
           logger: log,
           onListen: () => {},
@@ -313,7 +318,6 @@ const spec = {
   options: {
     ...serverOptions(["max-conns", "idle-timeout", "quiet"], {
       port: { default: "1234", description: "TCP port" },
-      "max-conns": { description: "most TCP clients at once" },
       "idle-timeout": { description: "close TCP clients silent this long (0 = never)" },
     }),
     "http-port": {
@@ -360,7 +364,8 @@ export function main(args: string[]): Promise<number> {
         address: run.address,
         httpAddress,
         maxRequestBytes,
-        maxConns: settings.maxConns,
+        // --max-conns bounds both ports together.
+        limit: run.limit,
         idleTimeoutMs: settings.idleTimeoutMs,
         quiet: settings.quiet,
         signal: run.signal,

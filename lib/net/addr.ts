@@ -139,15 +139,6 @@ export function listenAddress(
   );
 }
 
-/** {@link listenAddress} for servers that listen on TCP or UDP only. */
-export function listenNetAddress(
-  positionals: string[],
-  values: { port?: string; host: string },
-  defaultPort: number,
-): NetAddress {
-  return listenAddress(positionals, values, defaultPort) as NetAddress;
-}
-
 /** Whether a listen address can be reached only from this machine (loopback or a unix socket). */
 export function isLoopbackAddress(address: Address): boolean {
   if (address.transport === "unix") return true;

@@ -10,6 +10,7 @@
 import type { NetAddress } from "./addr.ts";
 import type { Logger } from "../cli/log.ts";
 import { isDisconnect, serveTcp, type Session, type TcpServer } from "./server.ts";
+import type { ConnectionLimit } from "./workers.ts";
 import { prependReader, readUntil } from "../io/read_buffer.ts";
 import { type Reader, writeAll } from "../io/lines.ts";
 
@@ -32,6 +33,8 @@ export interface HttpFrontOptions {
   address: NetAddress;
   /** Most simultaneous connections. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections (all ports); replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Aborting it shuts both the front and the HTTP server down. */
   signal?: AbortSignal;
   logger?: Logger;
@@ -93,6 +96,7 @@ export async function serveHttpFront(
     }, {
       address: options.address,
       maxConns: options.maxConns,
+      limit: options.limit,
       signal: controller.signal,
       logger,
       onListen: options.onListen,
