@@ -110,6 +110,14 @@ export async function fetchBody(url: URL, options: FetchOptions = {}): Promise<F
   }
 }
 
+/** `a` followed by `b` in one buffer. */
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.byteLength + b.byteLength);
+  joined.set(a);
+  joined.set(b, a.byteLength);
+  return joined;
+}
+
 /** The status line and headers as curl's `-i` shows them, ending in a blank line. */
 export function formatHead(result: FetchResult): string {
   let text = `HTTP/1.1 ${result.status} ${result.statusText}\r\n`;
@@ -241,6 +249,10 @@ export function main(args: string[]): Promise<number> {
     const headers = usage(() => parseHeaders(values.header));
     const body = await requestBody(values.data, values["data-binary"]);
     if (body && values.head) throw new UsageError("Give -I or a body (-d), not both");
+    if (body && /^(GET|HEAD)$/i.test(method ?? "")) {
+      // fetch cannot send one; curl would, and most servers ignore it.
+      throw new UsageError(`-X ${method} cannot carry a body (-d): use POST, PUT or PATCH`);
+    }
     if (values.data.length > 0 && !headers.has("content-type")) {
       headers.set("content-type", "application/x-www-form-urlencoded");
     }
@@ -266,9 +278,9 @@ export function main(args: string[]): Promise<number> {
       printSync(result.body);
       return 0;
     }
-    if (head) printSync(head);
     try {
-      await Deno.writeFile(values.output, result.body);
+      // As curl: with -i the head goes into the file too, stdout stays empty.
+      await Deno.writeFile(values.output, head ? concat(head, result.body) : result.body);
     } catch (error) {
       throw new Error(`Cannot write "${values.output}": ${(error as Error).message}`);
     }
