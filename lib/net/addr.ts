@@ -121,7 +121,7 @@ export function formatPeer(addr: Deno.Addr): string {
  */
 export function isLoopback(address: Address): boolean {
   if (address.transport === "unix") return true;
-  const host = address.hostname.toLowerCase();
+  const host = address.hostname.replace(/^\[|\]$/g, "").toLowerCase();
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
