@@ -47,13 +47,21 @@ export interface WsHandlers {
 
 /** What a socket needs of its server: the bounds, the shared encoder, and to be forgotten. */
 export interface SocketHost {
+  /** Largest incoming message; a larger one is refused from its header (1009). */
   readonly maxMessageBytes: number;
+  /** Most bytes waiting for one peer; past it the peer is dropped (1008). */
   readonly maxBufferedBytes: number;
+  /** Ping after half of this silent, close 1001 after the rest; 0 never. */
   readonly idleTimeoutMs: number;
+  /** How long a close handshake may take before TCP is closed. */
   readonly closeTimeoutMs: number;
+  /** A write pending this long drops the peer (1008); 0 never. */
   readonly writeStallMs: number;
+  /** Where refusals and drops are reported. */
   readonly logger: Logger | undefined;
+  /** The encoder all sockets share, so that a broadcast is encoded once. */
   readonly frames: FrameCache;
+  /** Removes a socket whose connection has ended. */
   forget(socket: WsSocket): void;
 }
 
