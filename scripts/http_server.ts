@@ -12,11 +12,17 @@ import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
-import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
+import {
+  HTTP_LIMIT_OPTIONS,
+  type HttpLimits,
+  httpLimits,
+  type HttpServer,
+  serveHttp,
+} from "../lib/net/serve_http.ts";
 import { abortOnSignals } from "../lib/net/server.ts";
 
 /** Options for {@link serveHello}. */
-export interface HelloServerOptions {
+export interface HelloServerOptions extends HttpLimits {
   /** Where to listen. Default `0.0.0.0:8080`. */
   address?: NetAddress;
   /** Log nothing per request. Default false. */
@@ -49,6 +55,9 @@ export function serveHello(options: HelloServerOptions = {}): HttpServer {
     });
   }, {
     address: options.address,
+    maxConns: options.maxConns,
+    headTimeoutMs: options.headTimeoutMs,
+    bodyTimeoutMs: options.bodyTimeoutMs,
     signal: options.signal,
     logger: log,
     onListen: options.onListen,
@@ -61,6 +70,7 @@ const spec = {
   args: "[ADDR]",
   options: {
     ...LISTEN_OPTIONS,
+    ...HTTP_LIMIT_OPTIONS,
     quiet: { type: "boolean", short: "q", description: "log nothing per request" },
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 8080).
@@ -76,7 +86,13 @@ export function main(args: string[]): Promise<number> {
     const address = listenNetAddress(positionals, values, 8080);
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
-    const server = serveHello({ address, quiet: values.quiet, signal: controller.signal });
+    const limits = httpLimits(values);
+    const server = serveHello({
+      address,
+      ...limits,
+      quiet: values.quiet,
+      signal: controller.signal,
+    });
     await server.finished;
     return 0;
   });

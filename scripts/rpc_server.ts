@@ -12,7 +12,7 @@
  * @module
  */
 import { type Address, formatAddr, joinHostPort, parseAddress } from "../lib/net/addr.ts";
-import { readAtMost } from "../lib/io/bounded_read.ts";
+import { readBodyAtMost } from "../lib/io/bounded_read.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import {
   DEFAULT_MAX_VALUE_BYTES,
@@ -29,6 +29,12 @@ import {
   RpcRegistry,
 } from "../lib/rpc/jsonrpc.ts";
 import { Logger } from "../lib/cli/log.ts";
+import {
+  HTTP_LIMIT_OPTIONS,
+  httpLimits,
+  type HttpServer,
+  serveHttp,
+} from "../lib/net/serve_http.ts";
 import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
 
 /** Where HTTP clients post their requests. */
@@ -58,8 +64,12 @@ export interface RpcServerOptions {
   httpAddress?: Address | null;
   /** Longest request (one JSON value, or one HTTP body) in bytes. Default 262144. */
   maxRequestBytes?: number;
-  /** Most simultaneous TCP clients. Default 10000. */
+  /** Most simultaneous clients on each port. Default 10000. */
   maxConns?: number;
+  /** HTTP: deadline for a request head (and an idle keep-alive). Default 10 s. */
+  headTimeoutMs?: number;
+  /** HTTP: deadline from a request's head to its answer, body included. Default 30 s. */
+  bodyTimeoutMs?: number;
   /** Close TCP clients silent this long; 0 never. Default 0. */
   idleTimeoutMs?: number;
   /** Log nothing per connection. Default false. */
@@ -73,7 +83,7 @@ export interface RpcServerOptions {
 /** A running RPC server: its TCP and HTTP addresses and its end. */
 export interface RpcServer extends AsyncDisposable {
   readonly tcp: TcpServer;
-  readonly http: Deno.HttpServer<Deno.NetAddr> | null;
+  readonly http: HttpServer | null;
   /** Resolves when both servers have stopped. */
   readonly finished: Promise<void>;
   shutdown(): Promise<void>;
@@ -157,13 +167,7 @@ async function answerHttp(
 
 /** Reads a request body as text, or null once it passes `limit` bytes. */
 async function readBody(request: Request, limit: number): Promise<string | null> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > limit) {
-    await request.body?.cancel();
-    return null;
-  }
-  if (!request.body) return "";
-  const bytes = await readAtMost(request.body, limit);
+  const bytes = await readBodyAtMost(request, limit);
   return bytes && new TextDecoder().decode(bytes);
 }
 
@@ -191,7 +195,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
     logger: log,
     onListen: (addr) => onListen(formatAddr(addr)),
   });
-  let http: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let http: HttpServer | null = null;
   const httpAddress = options.httpAddress === undefined
     ? { transport: "tcp", hostname: "0.0.0.0", port: 8808 } as const
     : options.httpAddress;
@@ -200,16 +204,15 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
       throw new RangeError("The HTTP server needs a TCP address");
     }
     try {
-      http = Deno.serve({
-        hostname: httpAddress.hostname,
-        port: httpAddress.port,
+      http = serveHttp((request) => answerHttp(request, registry, maxRequestBytes), {
+        address: httpAddress,
+        maxConns: options.maxConns,
+        headTimeoutMs: options.headTimeoutMs,
+        bodyTimeoutMs: options.bodyTimeoutMs,
         signal: controller.signal,
+        logger: log,
         onListen: () => {},
-        onError: (error) => {
-          log.error("http:", error);
-          return new Response("Internal server error\n", { status: 500 });
-        },
-      }, (request) => answerHttp(request, registry, maxRequestBytes));
+      });
     } catch (error) {
       controller.abort();
       await tcp.finished;
@@ -250,12 +253,7 @@ const spec = {
       default: String(DEFAULT_MAX_VALUE_BYTES),
       description: "longest request (one JSON value or HTTP body)",
     },
-    "max-conns": {
-      type: "string",
-      arg: "N",
-      default: "10000",
-      description: "most TCP clients at once",
-    },
+    ...HTTP_LIMIT_OPTIONS,
     "idle-timeout": {
       type: "string",
       arg: "DURATION",
@@ -295,7 +293,7 @@ export function main(args: string[]): Promise<number> {
       address: port,
       httpAddress: httpPort,
       maxRequestBytes: parseIntOption(values["max-request"], "max-request", { min: 64 }),
-      maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
+      ...httpLimits(values),
       idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
       quiet: values.quiet,
       signal: controller.signal,
