@@ -11,6 +11,7 @@
 import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
+import { logPayload } from "../lib/io/escape.ts";
 import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
 import {
   HTTP_LIMIT_OPTIONS,
@@ -49,7 +50,7 @@ export function serveHello(options: HelloServerOptions = {}): HttpServer {
   return serveHttp((request, info) => {
     const path = requestPath(request.url);
     const peer = info.remoteAddr;
-    if (!log.quiet) log.info(`${peer.hostname}:${peer.port} ${request.method} ${path}`);
+    if (!log.quiet) log.info(`${peer.hostname}:${peer.port} ${request.method} ${logPayload(path)}`);
     return new Response(`Hello, you've requested: ${path}\n`, {
       headers: { "content-type": "text/plain; charset=utf-8" },
     });

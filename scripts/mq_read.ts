@@ -18,6 +18,7 @@ import { QueueConsumer } from "../lib/amqp/amqp_consumer.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import { writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
+import { forTerminal } from "../lib/io/escape.ts";
 import { abortOnSignals } from "../lib/net/server.ts";
 
 const encoder = new TextEncoder();
@@ -79,7 +80,9 @@ export function main(args: string[]): Promise<number> {
         const take = Math.min(batch.length, count - received);
         if (!values.quiet) {
           let text = "";
-          for (let i = 0; i < take; i++) text += `Received: ${batch[i].content}\n`;
+          for (let i = 0; i < take; i++) { // Bodies are data: exact when piped, escaped on a terminal.
+            text += `Received: ${forTerminal(String(batch[i].content))}\n`;
+          }
           await out(text);
         }
         settle.ack(batch[take - 1]);

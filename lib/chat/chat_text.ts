@@ -12,9 +12,13 @@ export const MAX_NAME_CHARS = 32;
 /** Longest message, in UTF-8 bytes after clean-up (gorilla's chat uses 512). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 512;
 
+import { escapeControls } from "../io/escape.ts";
+
+/** The room shows what members send escaped by the one terminal-safety function. */
+export { escapeControls };
+
 /** C0 and C1 controls, DEL, and the bidi overrides that can disguise text on a terminal or page. */
-const INVISIBLE = /[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
-const INVISIBLE_ALL = new RegExp(INVISIBLE.source, "gu");
+const INVISIBLE = /[\p{Cc}\p{Bidi_Control}]/u;
 const NEWLINES = /\r\n|[\r\n\u2028\u2029]/g;
 const encoder = new TextEncoder();
 
@@ -70,21 +74,6 @@ export function cleanMessage(text: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES)
     }
   }
   return clean;
-}
-
-/**
- * Makes control characters and bidi overrides visible, so that a message
- * cannot move the cursor, change colours or hide text on a terminal:
- * ESC becomes `\x1b`, a tab `\x09`, U+202E `\u202e`.
- */
-export function escapeControls(text: string): string {
-  if (!INVISIBLE.test(text)) return text;
-  return text.replace(INVISIBLE_ALL, (c) => {
-    const code = c.codePointAt(0)!;
-    return code < 0x100
-      ? `\\x${code.toString(16).padStart(2, "0")}`
-      : `\\u${code.toString(16).padStart(4, "0")}`;
-  });
 }
 
 /** Formats a time as seed 001 does, `2006-01-02 15:04:05`, in local time. */

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { quoteText } from "../io/escape.ts";
 
 /** User ids: 1-32 letters, digits, `_`, `.` or `-`; compared case-insensitively. */
 export const USER_ID_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
@@ -106,8 +107,7 @@ export interface ChatMessage {
 
 /** Quotes a value for an error message: JSON-escaped, control characters visible, shortened. */
 export function quote(value: string): string {
-  const short = value.length > MAX_QUOTED_CHARS ? value.slice(0, MAX_QUOTED_CHARS) + "…" : value;
-  return JSON.stringify(short);
+  return quoteText(value, MAX_QUOTED_CHARS);
 }
 
 /** Checks a user id and returns its canonical (lower-case) form. */
