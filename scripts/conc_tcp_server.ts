@@ -12,13 +12,13 @@
  * @module
  */
 import { runCommand } from "../lib/cli/cli.ts";
+import { runServer } from "../lib/net/lifecycle.ts";
 import {
   answerLines,
   LINE_SERVER_OPTIONS,
   type LineServerOptions,
   lineServerSettings,
   serveLineServer,
-  serveUntilSignal,
 } from "../lib/net/line_server.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { printSync } from "../lib/io/print.ts";
@@ -69,10 +69,10 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, ({ values, positionals }) => {
     const settings = lineServerSettings(values, positionals);
-    return serveUntilSignal(
+    return runServer(
       settings,
-      import.meta.url,
       (run) => serveConcurrent({ ...settings, ...run }),
+      { moduleUrl: import.meta.url },
     );
   });
 }

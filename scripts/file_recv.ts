@@ -20,8 +20,8 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/net/addr.ts";
-import { parseDurationOption, parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
+import type { Address } from "../lib/net/addr.ts";
+import { runCommand, UsageError } from "../lib/cli/cli.ts";
 import {
   errorLine,
   MAX_HEADER_BYTES,
@@ -39,7 +39,9 @@ import { copyHashed, sha256 } from "../lib/file/hashed_copy.ts";
 import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { formatBytes, ProgressBoard } from "../lib/cli/progress.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import type { ConnectionLimit } from "../lib/net/workers.ts";
 
 /** A sender silent this long is dropped; its `.part` stays for a resume. */
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
@@ -75,6 +77,8 @@ export interface ReceiverOptions {
   existing?: ExistingPolicy;
   /** Most simultaneous senders. Default 32. */
   maxConns?: number;
+  /** The process's bound on connections; replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Drop a sender silent this long; 0 never. Default 60000. */
   idleTimeoutMs?: number;
   /** Log only errors. Default false. */
@@ -449,6 +453,7 @@ export async function serveFiles(dir: string, options: ReceiverOptions = {}): Pr
   return serveTcp((session) => receiver.handle(session), {
     address: options.address,
     maxConns: options.maxConns ?? DEFAULT_MAX_CONNS,
+    limit: options.limit,
     idleTimeoutMs: idleMs,
     idleMessage: errorLine(`Nothing received for ${idleMs} ms; closing`),
     busyMessage: errorLine("Too many senders at once, try again later"),
@@ -477,7 +482,6 @@ const spec = {
   args: "[ADDR] --dir DIR",
   options: {
     dir: { type: "string", short: "d", arg: "DIR", description: "directory to save files in" },
-    ...LISTEN_OPTIONS,
     "max-size": {
       type: "string",
       arg: "SIZE",
@@ -489,19 +493,11 @@ const spec = {
       description: "flush each file to disk before confirming it (slower, survives a crash)",
     },
     rename: { type: "boolean", description: 'save as "name (1).ext" when name.ext exists' },
-    "max-conns": {
-      type: "string",
-      arg: "N",
-      default: String(DEFAULT_MAX_CONNS),
-      description: "most senders at once",
-    },
-    "idle-timeout": {
-      type: "string",
-      arg: "DURATION",
-      default: "60s",
-      description: "drop a sender silent this long (0 = never)",
-    },
-    quiet: { type: "boolean", short: "q", description: "log only errors" },
+    ...serverOptions(["max-conns", "idle-timeout", "quiet"], {
+      "max-conns": { default: String(DEFAULT_MAX_CONNS), description: "most senders at once" },
+      "idle-timeout": { default: "60s", description: "drop a sender silent this long (0 = never)" },
+      quiet: { description: "log only errors" },
+    }),
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234).
 Each file is written to NAME.part and renamed to NAME once its size and
@@ -516,28 +512,27 @@ Examples:
 
 /** Receives files until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values, positionals }) => {
+  return runCommand(spec, args, ({ values, positionals }) => {
     if (values.dir === undefined) throw new UsageError("Missing --dir DIR");
     if (values.overwrite && values.rename) {
       throw new UsageError("Use either --overwrite or --rename, not both");
     }
-    const address = listenAddress(positionals, values, 1234);
+    const settings = serverSettings(values, positionals, { defaultPort: 1234 });
     const options: ReceiverOptions = {
-      address,
       maxSize: values["max-size"] === undefined
         ? undefined
         : parseSize(values["max-size"], "max-size"),
       existing: values.overwrite ? "overwrite" : values.rename ? "rename" : "refuse",
-      maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
-      idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
-      quiet: values.quiet,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      quiet: settings.quiet,
       fsync: values.fsync,
     };
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = await serveFiles(values.dir, { ...options, signal: controller.signal });
-    await server.finished;
-    return 0;
+    const dir = values.dir;
+    return runServer(
+      settings,
+      (run) => serveFiles(dir, { ...options, ...run }),
+      { moduleUrl: import.meta.url },
+    );
   });
 }
 

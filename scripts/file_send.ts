@@ -28,6 +28,7 @@ import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { formatBytes, formatRate, ProgressBoard } from "../lib/cli/progress.ts";
 import { isDisconnect } from "../lib/net/server.ts";
+import { deadline } from "../lib/io/deadline.ts";
 
 /** Give up when the receiver answers nothing, or takes no bytes, for this long. */
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -66,19 +67,6 @@ export interface SendResult {
   hex: string;
 }
 
-/** Rejects after `ms` with `message`, unless `promise` settles first. */
-async function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error(message)), ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Sends one file to a receiver and resolves once the receiver has saved it, verified. */
 export async function sendFile(
   address: NetAddress,
@@ -101,7 +89,7 @@ export async function sendFile(
   try {
     await writeAll(conn, formatHeader({ name, size }));
     const reader = new LineReader(conn, { maxLineBytes: MAX_REPLY_BYTES });
-    const line = await within(
+    const line = await deadline(
       reader.readLine(),
       timeoutMs,
       `No answer from ${where} within ${timeoutMs} ms`,
@@ -129,7 +117,7 @@ export async function sendFile(
     const hex = hash.digest("hex");
     await writeAll(conn, formatTrailer(hex)).catch((error) => reasonOr(verdictLine, error));
     await conn.closeWrite();
-    const final = await within(
+    const final = await deadline(
       verdictLine,
       timeoutMs,
       `No verdict from ${where} within ${timeoutMs} ms`,
@@ -192,7 +180,7 @@ async function sendContent(
 /** After a failed write: throws the receiver's `error` line if it sent one, else `error`. */
 async function reasonOr(verdictLine: Promise<string | null>, error: unknown): Promise<never> {
   if (!isDisconnect(error)) throw error;
-  const line = await within(verdictLine, REASON_WAIT_MS, "").catch(() => null);
+  const line = await deadline(verdictLine, REASON_WAIT_MS, "").catch(() => null);
   if (line?.startsWith("error ")) throw new TransferRefused(`Receiver: ${line.slice(6)}`);
   throw new Error(`Connection lost while sending: ${(error as Error).message}`);
 }

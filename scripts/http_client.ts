@@ -10,6 +10,7 @@
  */
 import { parseDurationOption, parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
 import { readAtMost } from "../lib/io/bounded_read.ts";
+import { writeAllSync } from "../lib/io/print.ts";
 
 /** Exit codes beyond 0, 1 and 2 would surprise scripts; every failure is 1. */
 const EXIT_FAILURE = 1;
@@ -83,11 +84,6 @@ error or a timeout, 2 for bad usage.
 Example:
   http_client http://localhost:8080/hello`,
 } as const;
-
-function writeAllSync(w: { writeSync(p: Uint8Array): number }, data: Uint8Array): void {
-  let offset = 0;
-  while (offset < data.byteLength) offset += w.writeSync(data.subarray(offset));
-}
 
 /** Runs the client; returns the exit code. */
 export function main(args: string[]): Promise<number> {

@@ -12,15 +12,8 @@ import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { logPayload } from "../lib/io/escape.ts";
-import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
-import {
-  HTTP_LIMIT_OPTIONS,
-  type HttpLimits,
-  httpLimits,
-  type HttpServer,
-  serveHttp,
-} from "../lib/net/serve_http.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { type HttpLimits, type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
+import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 
 /** Options for {@link serveHello}. */
 export interface HelloServerOptions extends HttpLimits {
@@ -57,6 +50,7 @@ export function serveHello(options: HelloServerOptions = {}): HttpServer {
   }, {
     address: options.address,
     maxConns: options.maxConns,
+    limit: options.limit,
     headTimeoutMs: options.headTimeoutMs,
     bodyTimeoutMs: options.bodyTimeoutMs,
     signal: options.signal,
@@ -70,9 +64,9 @@ const spec = {
   summary: 'Answers every HTTP request with "Hello, you\'ve requested: PATH".',
   args: "[ADDR]",
   options: {
-    ...LISTEN_OPTIONS,
-    ...HTTP_LIMIT_OPTIONS,
-    quiet: { type: "boolean", short: "q", description: "log nothing per request" },
+    ...serverOptions(["max-conns", "head-timeout", "body-timeout", "quiet"], {
+      quiet: { description: "log nothing per request" },
+    }),
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 8080).
 
@@ -83,19 +77,18 @@ Example:
 
 /** Runs the server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = listenNetAddress(positionals, values, 8080);
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const limits = httpLimits(values);
-    const server = serveHello({
-      address,
-      ...limits,
-      quiet: values.quiet,
-      signal: controller.signal,
-    });
-    await server.finished;
-    return 0;
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const settings = serverSettings(values, positionals, { defaultPort: 8080 });
+    return runServer(settings, (run) =>
+      serveHello({
+        address: run.address as NetAddress,
+        limit: run.limit,
+        headTimeoutMs: settings.headTimeoutMs,
+        bodyTimeoutMs: settings.bodyTimeoutMs,
+        quiet: values.quiet,
+        signal: run.signal,
+        onListen: run.onListen,
+      }), { moduleUrl: import.meta.url, protocol: "http" });
   });
 }
 

@@ -24,6 +24,8 @@ import {
   type RequestId,
 } from "../lib/im/im_protocol.ts";
 import { LineReader, writeAll } from "../lib/io/lines.ts";
+import { settledWithin } from "../lib/io/deadline.ts";
+import { writeAllSync } from "../lib/io/print.ts";
 
 /** The client accepts long server lines: an online list of thousands of users is one line. */
 const MAX_SERVER_LINE_BYTES = 16 * 1024 * 1024;
@@ -164,9 +166,7 @@ export interface Input {
 
 /** Writes to stdout, synchronously, so lines never interleave. */
 function writeOut(text: string): void {
-  const bytes = encoder.encode(text);
-  let offset = 0;
-  while (offset < bytes.byteLength) offset += Deno.stdout.writeSync(bytes.subarray(offset));
+  writeAllSync(Deno.stdout, encoder.encode(text));
 }
 
 /** Plain lines from a pipe or a file; prompts are printed as they are. */
@@ -393,7 +393,7 @@ async function runScriptLine(
         input.print(`! Invalid wait "${rest[0]}": milliseconds 0-3600000`);
         return "failed";
       }
-      await Promise.race([new Promise((r) => setTimeout(r, ms)), im.closed]);
+      await settledWithin(im.closed, ms);
       return "ok";
     }
     case "logout":

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --unstable-kv --allow-net --allow-read --allow-write
+#!/usr/bin/env -S deno run --unstable-kv --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read --allow-write
 /**
  * im_server: an instant-messaging server (seed 003's course project:
  * register, log in, see who is online, message everyone or one user,
@@ -12,14 +12,8 @@
  *
  * @module
  */
-import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/net/addr.ts";
-import {
-  parseDurationOption,
-  parseIntOption,
-  runCommand,
-  UsageError,
-  VERSION,
-} from "../lib/cli/cli.ts";
+import type { Address } from "../lib/net/addr.ts";
+import { parseIntOption, runCommand, UsageError, VERSION } from "../lib/cli/cli.ts";
 import {
   type ChatMessage,
   DEFAULT_MAX_TEXT_BYTES,
@@ -37,8 +31,10 @@ import {
   LineWriter,
 } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
+import { deadline, settledWithin } from "../lib/io/deadline.ts";
 import { DEFAULT_ITERATIONS, PasswordHasher, type PasswordRecord } from "../lib/im/password.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 
 /** Default bound on messages waiting for one offline user. */
 export const DEFAULT_MAX_OFFLINE = 1_000;
@@ -383,21 +379,13 @@ class Client {
   /** Writes a line and resolves to whether it reached the socket in time. */
   async deliver(line: string): Promise<boolean> {
     if (this.closed) return false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const written = await Promise.race([
-        this.writer.write(line).then(() => true),
-        new Promise<false>((resolve) =>
-          timer = setTimeout(() => resolve(false), DELIVERY_TIMEOUT_MS)
-        ),
-      ]);
-      if (!written) this.session.close(); // Stuck: drop it; the messages stay stored.
-      return written;
+      await deadline(this.writer.write(line), DELIVERY_TIMEOUT_MS, "Delivery timed out");
+      return true;
     } catch {
+      // Stuck or gone: drop it; the messages stay stored.
       this.session.close();
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
@@ -709,14 +697,7 @@ class ImService {
 
 /** Ends a replaced session: its last lines get a moment to leave, then it closes. */
 function closeSoon(client: Client, ms = 1_000): void {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  Promise.race([
-    client.writer.flush().catch(() => {}),
-    new Promise((resolve) => timer = setTimeout(resolve, ms)),
-  ]).finally(() => {
-    clearTimeout(timer);
-    client.session.close();
-  });
+  settledWithin(client.writer.flush(), ms).then(() => client.session.close());
 }
 
 /** Formats an error line, echoing the request id when there is one. */
@@ -875,7 +856,10 @@ const spec = {
     "messages, offline messages (JSON lines over TCP).",
   args: "[ADDR]",
   options: {
-    ...LISTEN_OPTIONS,
+    ...serverOptions(["max-conns", "idle-timeout", "quiet"], {
+      "max-conns": { description: "most clients at once" },
+      "idle-timeout": { default: "5m", description: "close clients silent this long (0 = never)" },
+    }),
     db: {
       type: "string",
       arg: "PATH",
@@ -900,18 +884,6 @@ const spec = {
       default: String(DEFAULT_MAX_LINE_BYTES),
       description: "longest request line",
     },
-    "max-conns": {
-      type: "string",
-      arg: "N",
-      default: "10000",
-      description: "most clients at once",
-    },
-    "idle-timeout": {
-      type: "string",
-      arg: "DURATION",
-      default: "5m",
-      description: "close clients silent this long (0 = never)",
-    },
     "pbkdf2-iterations": {
       type: "string",
       arg: "N",
@@ -922,7 +894,6 @@ const spec = {
       type: "boolean",
       description: "TESTS ONLY: allow --pbkdf2-iterations below 600000",
     },
-    quiet: { type: "boolean", short: "q", description: "log nothing per connection" },
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 8888).
 
@@ -935,8 +906,8 @@ Protocol: one JSON object per line; see the README for every type. Try:
 
 /** Runs the IM server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = listenAddress(positionals, values, 8888);
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const settings = serverSettings(values, positionals, { defaultPort: 8888 });
     const iterations = parseIntOption(values["pbkdf2-iterations"], "pbkdf2-iterations", {
       min: 1,
     });
@@ -945,23 +916,23 @@ export function main(args: string[]): Promise<number> {
         `Invalid --pbkdf2-iterations "${iterations}": must be at least ${DEFAULT_ITERATIONS}`,
       );
     }
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = await serveIm({
-      address,
+    const options: ImServerOptions = {
       db: values.db,
       iterations,
       insecureTestHashing: values["insecure-test-hashing"],
       maxOffline: parseIntOption(values["max-offline"], "max-offline", { min: 0 }),
       maxTextBytes: parseIntOption(values["max-message"], "max-message", { min: 1 }),
       maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 256 }),
-      maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
-      idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
-      quiet: values.quiet,
-      signal: controller.signal,
-    });
-    await server.finished;
-    return 0;
+      maxConns: settings.maxConns,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      quiet: settings.quiet,
+    };
+    return runServer(
+      settings,
+      (run) =>
+        serveIm({ ...options, address: run.address, signal: run.signal, onListen: run.onListen }),
+      { moduleUrl: import.meta.url },
+    );
   });
 }
 

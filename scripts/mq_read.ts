@@ -19,7 +19,7 @@ import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/c
 import { writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { forTerminal } from "../lib/io/escape.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 
 const encoder = new TextEncoder();
 

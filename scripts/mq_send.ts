@@ -37,7 +37,7 @@ import {
 import { LineReader, LineTooLongError, writeAll } from "../lib/io/lines.ts";
 import { PublishBatch } from "../lib/amqp/amqp_publish.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 
 /** The book's message. */
 export const DEFAULT_MESSAGE = "Writing to RabbitMQ!";

@@ -30,7 +30,7 @@ import {
 import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { logPayload } from "../lib/io/escape.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { abortOnSignals } from "../lib/cli/signals.ts";
 
 const encoder = new TextEncoder();
 const LF = 0x0a;

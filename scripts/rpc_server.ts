@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { type Address, formatAddr, joinHostPort, parseAddress } from "../lib/net/addr.ts";
+import { type Address, parseAddress } from "../lib/net/addr.ts";
 import { readBodyAtMost } from "../lib/io/bounded_read.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
+import { parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import {
   DEFAULT_MAX_VALUE_BYTES,
   JsonSyntaxError,
@@ -29,13 +29,10 @@ import {
   RpcRegistry,
 } from "../lib/rpc/jsonrpc.ts";
 import { Logger } from "../lib/cli/log.ts";
-import {
-  HTTP_LIMIT_OPTIONS,
-  httpLimits,
-  type HttpServer,
-  serveHttp,
-} from "../lib/net/serve_http.ts";
-import { abortOnSignals, serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
+import type { ConnectionLimit } from "../lib/net/workers.ts";
+import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
+import { readyLine, runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 
 /** Where HTTP clients post their requests. */
 export const RPC_PATH = "/rpc";
@@ -66,6 +63,8 @@ export interface RpcServerOptions {
   maxRequestBytes?: number;
   /** Most simultaneous clients on each port. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections, both ports together; replaces `maxConns`. */
+  limit?: ConnectionLimit;
   /** HTTP: deadline for a request head (and an idle keep-alive). Default 10 s. */
   headTimeoutMs?: number;
   /** HTTP: deadline from a request's head to its answer, body included. Default 30 s. */
@@ -76,12 +75,14 @@ export interface RpcServerOptions {
   quiet?: boolean;
   /** Aborting it shuts both servers down gracefully. */
   signal?: AbortSignal;
-  /** Called once each server listens. Default prints the ready lines. */
-  onListen?: (url: string) => void;
+  /** Called with each server's ready line once it listens. Default prints them. */
+  onListen?: (line: string) => void;
 }
 
 /** A running RPC server: its TCP and HTTP addresses and its end. */
 export interface RpcServer extends AsyncDisposable {
+  /** Where the TCP side listens. */
+  readonly addr: Deno.Addr;
   readonly tcp: TcpServer;
   readonly http: HttpServer | null;
   /** Resolves when both servers have stopped. */
@@ -171,6 +172,11 @@ async function readBody(request: Request, limit: number): Promise<string | null>
   return bytes && new TextDecoder().decode(bytes);
 }
 
+/** The HTTP side's ready line: `Listening on http://H:P/rpc`. */
+function httpReadyLine(addr: Deno.NetAddr): string {
+  return readyLine(addr, { protocol: "http", path: RPC_PATH });
+}
+
 /** Starts the TCP server and (unless disabled) the HTTP server. */
 export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServer> {
   const log = new Logger({ quiet: options.quiet });
@@ -178,7 +184,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_VALUE_BYTES;
   const controller = new AbortController();
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
-  const onListen = options.onListen ?? ((url: string) => console.log(`Listening on ${url}`));
+  const onListen = options.onListen ?? ((line: string) => console.log(line));
   const tcp = await serveTcp(async (session) => {
     log.info(`Connection from: ${session.peer}`);
     try {
@@ -189,11 +195,12 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
   }, {
     address: options.address,
     maxConns: options.maxConns,
+    limit: options.limit,
     idleTimeoutMs: options.idleTimeoutMs,
     idleMessage: "",
     signal: controller.signal,
     logger: log,
-    onListen: (addr) => onListen(formatAddr(addr)),
+    onListen: (addr) => onListen(readyLine(addr)),
   });
   let http: HttpServer | null = null;
   const httpAddress = options.httpAddress === undefined
@@ -207,6 +214,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
       http = serveHttp((request) => answerHttp(request, registry, maxRequestBytes), {
         address: httpAddress,
         maxConns: options.maxConns,
+        limit: options.limit,
         headTimeoutMs: options.headTimeoutMs,
         bodyTimeoutMs: options.bodyTimeoutMs,
         signal: controller.signal,
@@ -218,14 +226,14 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
       await tcp.finished;
       throw error;
     }
-    onListen(`http://${joinHostPort(http.addr.hostname, http.addr.port)}${RPC_PATH}`);
+    onListen(httpReadyLine(http.addr));
   }
   const finished = Promise.all([tcp.finished, http?.finished]).then(() => {});
   const shutdown = async () => {
     controller.abort();
     await finished;
   };
-  return { tcp, http, finished, shutdown, [Symbol.asyncDispose]: shutdown };
+  return { addr: tcp.addr, tcp, http, finished, shutdown, [Symbol.asyncDispose]: shutdown };
 }
 
 const spec = {
@@ -234,18 +242,16 @@ const spec = {
   args: "",
   maxArgs: 0,
   options: {
-    port: { type: "string", short: "p", arg: "PORT", default: "1234", description: "TCP port" },
+    ...serverOptions(["max-conns", "idle-timeout", "head-timeout", "body-timeout", "quiet"], {
+      port: { default: "1234", description: "TCP port" },
+      "max-conns": { description: "most clients at once, both ports together" },
+      "idle-timeout": { description: "close TCP clients silent this long (0 = never)" },
+    }),
     "http-port": {
       type: "string",
       arg: "PORT",
       default: "8808",
       description: 'HTTP port for POST /rpc ("off" for none)',
-    },
-    host: {
-      type: "string",
-      arg: "HOST",
-      default: "0.0.0.0",
-      description: "address to listen on",
     },
     "max-request": {
       type: "string",
@@ -253,14 +259,6 @@ const spec = {
       default: String(DEFAULT_MAX_VALUE_BYTES),
       description: "longest request (one JSON value or HTTP body)",
     },
-    ...HTTP_LIMIT_OPTIONS,
-    "idle-timeout": {
-      type: "string",
-      arg: "DURATION",
-      default: "0",
-      description: "close TCP clients silent this long (0 = never)",
-    },
-    quiet: { type: "boolean", short: "q", description: "log nothing per connection" },
   },
   notes:
     `Methods: Arith.Multiply {A,B}, Algorithm.Sum {X,Y} (integers), Programmer.GetSkill {Java,Go}.
@@ -277,31 +275,36 @@ Examples:
 
 /** Runs the RPC server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values }) => {
-    const port = usage(() =>
-      parseAddress(values.port, { defaultHost: values.host, allowUnix: false })
-    );
-    const httpPort = values["http-port"] === "off"
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const settings = serverSettings(values, positionals, { defaultPort: 1234 });
+    const httpAddress = values["http-port"] === "off"
       ? null
       : usage(() =>
         parseAddress(values["http-port"], { defaultHost: values.host, allowUnix: false })
       );
+    const maxRequestBytes = parseIntOption(values["max-request"], "max-request", { min: 64 });
     const log = new Logger({ quiet: values.quiet });
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = await serveRpc({
-      address: port,
-      httpAddress: httpPort,
-      maxRequestBytes: parseIntOption(values["max-request"], "max-request", { min: 64 }),
-      ...httpLimits(values),
-      idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
-      quiet: values.quiet,
-      signal: controller.signal,
+    return runServer(settings, async (run) => {
+      const server = await serveRpc({
+        address: run.address,
+        httpAddress,
+        maxRequestBytes,
+        limit: run.limit,
+        idleTimeoutMs: settings.idleTimeoutMs,
+        headTimeoutMs: settings.headTimeoutMs,
+        bodyTimeoutMs: settings.bodyTimeoutMs,
+        quiet: settings.quiet,
+        signal: run.signal,
+        onListen: () => {},
+      });
+      if (server.addr.transport === "tcp") {
+        log.info(`Serving RPC server on port ${server.addr.port}`);
+      }
+      return server;
+    }, {
+      moduleUrl: import.meta.url,
+      moreReadyLines: ({ http }) => http ? [httpReadyLine(http.addr)] : [],
     });
-    const tcpAddr = server.tcp.addr;
-    if (tcpAddr.transport === "tcp") log.info(`Serving RPC server on port ${tcpAddr.port}`);
-    await server.finished;
-    return 0;
   });
 }
 

@@ -11,7 +11,6 @@
  *
  * @module
  */
-import { type Address, LISTEN_OPTIONS, listenAddress } from "../lib/net/addr.ts";
 import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat/chat_bus.ts";
 import {
   ROOM_OPTIONS,
@@ -22,7 +21,8 @@ import {
 import { runCommand } from "../lib/cli/cli.ts";
 import { ChatHub, type HubOptions } from "../lib/chat/hub.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals, printListening, type TcpServer } from "../lib/net/server.ts";
+import type { TcpServer } from "../lib/net/server.ts";
+import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/chat/tcp_chat.ts";
 
 /** Options for {@link serveChat}. */
@@ -37,6 +37,10 @@ export interface ChatServerOptions extends TcpChatOptions {
 export interface ChatServer extends AsyncDisposable {
   hub: ChatHub;
   server: TcpServer;
+  /** Where it listens. */
+  readonly addr: Deno.Addr;
+  /** Resolves once the room has closed and every connection has ended. */
+  readonly finished: Promise<void>;
   /** Tells everyone the server is going, then stops. */
   shutdown(): Promise<void>;
 }
@@ -56,7 +60,14 @@ export async function serveChat(options: ChatServerOptions = {}): Promise<ChatSe
     await stop();
     await server.finished;
   };
-  return { hub, server, shutdown, [Symbol.asyncDispose]: shutdown };
+  return {
+    hub,
+    server,
+    addr: server.addr,
+    finished: server.finished,
+    shutdown,
+    [Symbol.asyncDispose]: shutdown,
+  };
 }
 
 const spec = {
@@ -64,7 +75,7 @@ const spec = {
   summary: "A chat room over TCP: the first line is your nickname, then every line is a message.",
   args: "[ADDR]",
   options: {
-    ...LISTEN_OPTIONS,
+    ...serverOptions(["max-conns", "quiet"], { quiet: { description: "log no joins and leaves" } }),
     ...TCP_CHAT_OPTIONS,
     ...ROOM_OPTIONS,
     ...BUS_OPTIONS,
@@ -89,37 +100,26 @@ Example:
 
 /** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values, positionals }) => {
-    const address: Address = listenAddress(positionals, values, 8086);
-    const room = roomOptions(values);
+  return runCommand(spec, args, ({ values, positionals }) => {
     const tcp = tcpChatOptions(values);
+    const settings = serverSettings(values, positionals, { defaultPort: 8086 });
+    const room = roomOptions(values);
     const bus = busConfig(values);
     const logger = new Logger({ quiet: values.quiet });
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const chat = await serveChat({
-      ...tcp,
-      address,
-      room,
-      logger,
-      quiet: values.quiet,
-      signal: controller.signal,
-      onListen: () => {},
-    });
-    // Joined (or trying to) before the ready line, so the room spans servers from the start.
-    const link = await connectBus(chat.hub, { ...bus, onLog: (l) => logger.error(l) }, {
-      workers: 1,
-      port: 0,
-    }).catch(async (error) => {
-      await chat.shutdown();
-      throw error;
-    });
-    // After the hub's own listener: the hub closes, then the bus says goodbye.
-    controller.signal.addEventListener("abort", () => link?.close(), { once: true });
-    printListening(chat.server.addr);
-    await chat.server.finished;
-    await link?.close();
-    return 0;
+    return runServer(settings, async (run) => {
+      const chat = await serveChat({ ...tcp, ...run, room, logger, quiet: values.quiet });
+      // Joined (or trying to) before the ready line, so the room spans servers from the start.
+      const link = await connectBus(chat.hub, { ...bus, onLog: (l) => logger.error(l) }, {
+        workers: 1,
+        port: 0,
+      }).catch(async (error) => {
+        await chat.shutdown();
+        throw error;
+      });
+      // After the hub's own listener: the hub closes, then the bus says goodbye.
+      run.signal.addEventListener("abort", () => link?.close(), { once: true });
+      return { addr: chat.addr, finished: chat.finished.then(() => link?.close()) };
+    }, { moduleUrl: import.meta.url });
   });
 }
 

@@ -20,6 +20,7 @@ import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/c
 import { dial } from "../lib/net/dial.ts";
 import { LineReader, LineTooLongError, type Reader, writeAll } from "../lib/io/lines.ts";
 import { printSync } from "../lib/io/print.ts";
+import { deadline, settledWithin } from "../lib/io/deadline.ts";
 
 /** The seed's word that ends the session. */
 export const DEFAULT_EXIT_WORD = "STOP";
@@ -46,16 +47,6 @@ export interface ChatOptions {
   print?: (text: string) => void;
   /** Where notices go. Default stderr. */
   notice?: (text: string) => void;
-}
-
-/** Resolves when `promise` settles or `ms` pass, whichever comes first. */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([promise, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -129,7 +120,10 @@ export async function chat(
       await writeAll(conn, encoder.encode(next + "\n"));
       sent++;
       if (answered) {
-        await within(Promise.race([answered, receiving]), options.exitWaitMs ?? EXIT_WAIT_MS);
+        await settledWithin(
+          Promise.race([answered, receiving]),
+          options.exitWaitMs ?? EXIT_WAIT_MS,
+        );
         print("TCP client exiting...\n");
         return 0;
       }
@@ -188,16 +182,11 @@ export async function sendOnce(
   try {
     await writeAll(conn, encoder.encode(text + "\n"));
     const replies = new LineReader(conn, { maxLineBytes: MAX_LINE_BYTES });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) =>
-      timer = setTimeout(() => resolve("timeout"), options.timeoutMs)
+    const reply = await deadline(
+      replies.readLine(),
+      options.timeoutMs,
+      `No reply within ${options.timeoutMs} ms`,
     );
-    const reply = await Promise.race([replies.readLine(), timeout]).finally(() =>
-      clearTimeout(timer)
-    );
-    if (reply === "timeout") {
-      throw new Deno.errors.TimedOut(`No reply within ${options.timeoutMs} ms`);
-    }
     if (reply === null) throw new Deno.errors.UnexpectedEof("The server closed without a reply");
     printSync(options.raw ? `${reply}\n` : `->: ${reply}\n`);
     return 0;

@@ -12,6 +12,7 @@
  * @module
  */
 import { runCommand } from "../lib/cli/cli.ts";
+import { runServer } from "../lib/net/lifecycle.ts";
 import {
   answerLines,
   clientName,
@@ -19,7 +20,6 @@ import {
   type LineServerOptions,
   lineServerSettings,
   serveLineServer,
-  serveUntilSignal,
 } from "../lib/net/line_server.ts";
 import { writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
@@ -107,10 +107,10 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, ({ values, positionals }) => {
     const settings = lineServerSettings(values, positionals, { allowUnix: true });
-    return serveUntilSignal(
+    return runServer(
       settings,
-      import.meta.url,
       (run) => serveEcho({ ...settings, ...run, reply: values.reply }),
+      { moduleUrl: import.meta.url },
     );
   });
 }

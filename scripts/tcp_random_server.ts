@@ -12,6 +12,7 @@
  * @module
  */
 import { parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
+import { runServer } from "../lib/net/lifecycle.ts";
 import {
   answerLines,
   clientName,
@@ -19,7 +20,6 @@ import {
   type LineServerOptions,
   lineServerSettings,
   serveLineServer,
-  serveUntilSignal,
 } from "../lib/net/line_server.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { printSync } from "../lib/io/print.ts";
@@ -137,10 +137,10 @@ export function main(args: string[]): Promise<number> {
     const max = parseIntOption(values.max, "max", bound);
     const problem = rangeProblem(min, max);
     if (problem) throw new UsageError(`Invalid --min "${min}" and --max "${max}": ${problem}`);
-    return serveUntilSignal(
+    return runServer(
       settings,
-      import.meta.url,
       (run) => serveRandom({ ...settings, ...run, min, max }),
+      { moduleUrl: import.meta.url },
     );
   });
 }

@@ -12,6 +12,7 @@
  * @module
  */
 import { runCommand } from "../lib/cli/cli.ts";
+import { runServer } from "../lib/net/lifecycle.ts";
 import {
   answerLines,
   clientName,
@@ -19,7 +20,6 @@ import {
   type LineServerOptions,
   lineServerSettings,
   serveLineServer,
-  serveUntilSignal,
 } from "../lib/net/line_server.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { printSync } from "../lib/io/print.ts";
@@ -94,10 +94,10 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, ({ values, positionals }) => {
     const settings = lineServerSettings(values, positionals);
-    return serveUntilSignal(
+    return runServer(
       settings,
-      import.meta.url,
       (run) => serveTime({ ...settings, ...run, exitOnStop: values["exit-on-stop"] }),
+      { moduleUrl: import.meta.url },
     );
   });
 }

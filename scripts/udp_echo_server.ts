@@ -13,7 +13,7 @@
 import { joinHostPort, type NetAddress } from "../lib/net/addr.ts";
 import { runCommand, UsageError } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { runServer } from "../lib/net/lifecycle.ts";
 import {
   parseUdpServerArgs,
   previewDatagram,
@@ -101,8 +101,8 @@ Examples:
 
 /** Runs the server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values, positionals }) => {
-    const { address, rate } = parseUdpServerArgs(values, positionals);
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const { settings, rate } = parseUdpServerArgs(values, positionals);
     const replyBytes = new TextEncoder().encode(values.reply).byteLength;
     if (replyBytes > MAX_REPLY_BYTES) {
       throw new UsageError(
@@ -112,18 +112,16 @@ export function main(args: string[]): Promise<number> {
     if (values.echo && values.reply !== DEFAULT_REPLY) {
       throw new UsageError("Give --echo or --reply, not both");
     }
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = serveUdpEcho({
-      address,
-      echo: values.echo,
-      reply: values.reply,
-      rate,
-      quiet: values.quiet,
-      signal: controller.signal,
-    });
-    await server.finished;
-    return 0;
+    return runServer(settings, (run) =>
+      serveUdpEcho({
+        address: run.address as NetAddress,
+        echo: values.echo,
+        reply: values.reply,
+        rate,
+        quiet: values.quiet,
+        signal: run.signal,
+        onListen: run.onListen,
+      }), { moduleUrl: import.meta.url, protocol: "udp" });
   });
 }
 

@@ -13,7 +13,7 @@
 import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { runServer } from "../lib/net/lifecycle.ts";
 import {
   parseUdpServerArgs,
   previewDatagram,
@@ -115,19 +115,17 @@ Examples:
 
 /** Runs the server until SIGINT, SIGTERM or (with --allow-stop) STOP; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values, positionals }) => {
-    const { address, rate } = parseUdpServerArgs(values, positionals);
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = serveRandom({
-      address,
-      allowStop: values["allow-stop"],
-      rate,
-      quiet: values.quiet,
-      signal: controller.signal,
-    });
-    await server.finished;
-    return 0;
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const { settings, rate } = parseUdpServerArgs(values, positionals);
+    return runServer(settings, (run) =>
+      serveRandom({
+        address: run.address as NetAddress,
+        allowStop: values["allow-stop"],
+        rate,
+        quiet: values.quiet,
+        signal: run.signal,
+        onListen: run.onListen,
+      }), { moduleUrl: import.meta.url, protocol: "udp" });
   });
 }
 

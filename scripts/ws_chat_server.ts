@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
 /**
  * ws_chat_server: gorilla/websocket's chat room (seed 004) and seed 001's
  * TCP chat in one room. `/` serves the chat page, `/ws?name=NAME` joins
@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { joinHostPort, type NetAddress, parseAddress, parsePort } from "../lib/net/addr.ts";
+import { type NetAddress, parsePort } from "../lib/net/addr.ts";
 import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat/chat_bus.ts";
 import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat/chat_page.ts";
 import {
@@ -19,7 +19,7 @@ import {
   TCP_CHAT_OPTIONS,
   tcpChatOptions,
 } from "../lib/chat/chat_cli.ts";
-import { parseDurationOption, runCommand, usage } from "../lib/cli/cli.ts";
+import { runCommand, usage } from "../lib/cli/cli.ts";
 import {
   ChatHub,
   type HubOptions,
@@ -28,9 +28,16 @@ import {
   type MemberSink,
 } from "../lib/chat/hub.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { abortOnSignals, type TcpServer } from "../lib/net/server.ts";
+import { type TcpServer } from "../lib/net/server.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/chat/tcp_chat.ts";
-import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/net/workers.ts";
+import {
+  HTTP_DRAIN_TIMEOUT_MS,
+  readyLine,
+  runServer,
+  serverOptions,
+  serverSettings,
+} from "../lib/net/lifecycle.ts";
+import { settledWithin } from "../lib/io/deadline.ts";
 import {
   CLOSE_POLICY,
   type GuardedSocket,
@@ -40,8 +47,6 @@ import {
   type WsHandlers,
 } from "../lib/ws/ws_guard.ts";
 
-/** How long shutdown waits for HTTP requests in flight. */
-const HTTP_SHUTDOWN_TIMEOUT_MS = 3_000;
 /** Longest close reason a WebSocket close frame carries, in bytes. */
 const MAX_CLOSE_REASON_BYTES = 123;
 const encoder = new TextEncoder();
@@ -57,7 +62,7 @@ export interface WsChatOptions {
   /** The TCP side's timeouts and bounds. */
   tcp?: TcpChatOptions;
   /** The WebSocket side's Origin policy, ping/idle timeout and socket bound. */
-  guard?: Pick<WsGuardOptions, "allowOrigins" | "idleTimeoutMs" | "maxSockets">;
+  guard?: Pick<WsGuardOptions, "allowOrigins" | "idleTimeoutMs" | "maxSockets" | "limit">;
   /** Log no joins and leaves. Default false. */
   quiet?: boolean;
   /** Aborting it tells everyone, closes every connection and stops. */
@@ -248,12 +253,7 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
       await closeRoom(hub);
       controller.abort();
       await guard.closeAll();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        http.shutdown().catch(() => {}),
-        new Promise((resolve) => timer = setTimeout(resolve, HTTP_SHUTDOWN_TIMEOUT_MS)),
-      ]);
-      clearTimeout(timer);
+      await settledWithin(http.shutdown(), HTTP_DRAIN_TIMEOUT_MS);
       await tcp?.finished;
     })();
   if (options.signal?.aborted) shutdown();
@@ -275,30 +275,29 @@ const spec = {
   args: "",
   maxArgs: 0,
   options: {
-    port: { type: "string", short: "p", arg: "PORT", default: "8080", description: "HTTP port" },
+    ...serverOptions(["max-conns", "idle-timeout", "quiet", "workers"], {
+      port: { default: "8080", description: "HTTP port" },
+      "idle-timeout": {
+        default: "60s",
+        description: "ping silent WebSocket peers, close those that stay silent (0 = never)",
+      },
+      quiet: { description: "log no joins and leaves" },
+    }),
     "tcp-port": {
       type: "string",
       arg: "PORT",
       default: "8081",
       description: "TCP port for nc and tcp_chat_client (off = none)",
     },
-    host: { type: "string", arg: "HOST", default: "0.0.0.0", description: "address to listen on" },
     "allow-origin": {
       type: "string",
       multiple: true,
       arg: "URL",
       description: "also accept WebSocket handshakes from this Origin, or '*' for any",
     },
-    "idle-timeout": {
-      type: "string",
-      arg: "DURATION",
-      default: "60s",
-      description: "ping silent WebSocket peers, close those that stay silent (0 = never)",
-    },
     ...TCP_CHAT_OPTIONS,
     ...ROOM_OPTIONS,
     ...BUS_OPTIONS,
-    ...WORKERS_OPTION,
   },
   notes: `Open http://localhost:8080 in a browser; join from a terminal with
 nc localhost 8081 (first line: your nickname; /who, /nick NAME, /quit).
@@ -327,68 +326,57 @@ local-only, and rejoins when the broker is back.`,
 
 /** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values }) => {
-    const host = values.host;
-    const address = usage(() =>
-      parseAddress(`${host.includes(":") ? `[${host}]` : host}:${values.port}`)
-    ) as NetAddress;
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const settings = serverSettings(values, positionals, { defaultPort: 8080 });
     const tcpAddress = values["tcp-port"] === "off" ? null : {
       transport: "tcp" as const,
-      hostname: address.hostname,
+      hostname: (settings.address as NetAddress).hostname,
       port: usage(() => parsePort(values["tcp-port"], "--tcp-port")),
     };
     const tcp = tcpChatOptions(values);
-    const options = {
-      room: roomOptions(values),
-      tcp,
-      guard: {
-        allowOrigins: usage(() => parseAllowedOrigins(values["allow-origin"])),
-        idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
-        maxSockets: tcp.maxConns,
-      },
-      quiet: values.quiet,
-    };
+    const room = roomOptions(values);
+    const allowOrigins = usage(() => parseAllowedOrigins(values["allow-origin"]));
     const bus = busConfig(values);
-    const workers = parseWorkers(values.workers);
     const log = new Logger({ quiet: values.quiet });
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    let tcpAddr: Deno.NetAddr | null = null;
-    await serveWorkers({
-      count: workers,
+    return runServer(settings, async (run) => {
+      const chat = await serveWsChat({
+        room,
+        // --max-conns bounds every connection of the process, WebSocket and TCP alike.
+        tcp: { ...tcp, limit: run.limit },
+        guard: {
+          allowOrigins,
+          idleTimeoutMs: settings.idleTimeoutMs,
+          maxSockets: settings.maxConns,
+          limit: run.limit,
+        },
+        quiet: values.quiet,
+        address: run.address as NetAddress,
+        // One TCP side per server: the first thread's (the rest share the room).
+        tcpAddress: run.worker === 0 ? tcpAddress : null,
+        reusePort: run.reusePort,
+        workerTag: run.workerTag,
+        signal: run.signal,
+      });
+      const link = await connectBus(chat.hub, { ...bus, onLog: (l) => log.error(l) }, {
+        workers: settings.workers,
+        port: chat.addr.port,
+      }).catch(async (error) => {
+        await chat.shutdown();
+        throw error;
+      });
+      // After the hub's own listener: the hub closes, then the bus says goodbye.
+      run.signal.addEventListener("abort", () => link?.close(), { once: true });
+      return {
+        addr: chat.addr,
+        tcpAddr: chat.tcpAddr,
+        finished: chat.finished.then(() => link?.close()),
+      };
+    }, {
       moduleUrl: import.meta.url,
-      address,
-      signal: controller.signal,
-      serve: async (slot) => {
-        const chat = await serveWsChat({
-          ...options,
-          address: slot.address as NetAddress,
-          // One TCP side per server: the first thread's (the rest share the room).
-          tcpAddress: slot.id === 0 ? tcpAddress : null,
-          reusePort: slot.reusePort,
-          workerTag: workers > 1 ? `worker ${slot.id}` : undefined,
-          signal: slot.signal,
-        });
-        if (slot.id === 0) tcpAddr = chat.tcpAddr;
-        const link = await connectBus(chat.hub, { ...bus, onLog: (l) => log.error(l) }, {
-          workers,
-          port: chat.addr.port,
-        }).catch(async (error) => {
-          await chat.shutdown();
-          throw error;
-        });
-        // After the hub's own listener: the hub closes, then the bus says goodbye.
-        slot.signal.addEventListener("abort", () => link?.close(), { once: true });
-        return { addr: chat.addr, finished: chat.finished.then(() => link?.close()) };
-      },
-      onListen: (addr, count) => {
-        const where = (a: Deno.NetAddr) => joinHostPort(a.hostname, a.port);
-        const threads = count > 1 ? ` (${count} workers)` : "";
-        console.log(`Listening on http://${where(addr as Deno.NetAddr)}${threads}`);
-        if (tcpAddr) console.log(`Listening on tcp://${where(tcpAddr)} (chat over TCP)`);
-      },
+      protocol: "http",
+      moreReadyLines: ({ tcpAddr }) =>
+        tcpAddr ? [readyLine(tcpAddr, { note: "chat over TCP" })] : [],
     });
-    return 0;
   });
 }
 

@@ -23,6 +23,8 @@ import {
 import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
 import { goLogTime, Logger } from "../lib/cli/log.ts";
 import { describeClose } from "../lib/ws/ws_guard.ts";
+import { settledWithin } from "../lib/io/deadline.ts";
+import { writeAllSync } from "../lib/io/print.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -127,10 +129,7 @@ export function parseHeaders(values: string[], origin?: string): Headers {
 export async function runWsClient(url: URL, options: WsClientOptions = {}): Promise<number> {
   const raw = options.raw ?? false;
   const out = options.output ?? {
-    write: (bytes: Uint8Array) => {
-      let offset = 0;
-      while (offset < bytes.length) offset += Deno.stdout.writeSync(bytes.subarray(offset));
-    },
+    write: (bytes: Uint8Array) => writeAllSync(Deno.stdout, bytes),
     log: new Logger({ timestamps: !raw }),
   };
   const log = out.log;
@@ -146,7 +145,6 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   let lineTooLong = false;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
   let connectTimer: ReturnType<typeof setTimeout> | undefined;
-  let waitTimer: ReturnType<typeof setTimeout> | undefined;
   const closed = new Promise<void>((resolve) => {
     ws.onclose = (event) => {
       closeCode = event.code;
@@ -180,8 +178,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
       ws.close(1000);
     }
-    await Promise.race([closed, new Promise((r) => waitTimer = setTimeout(r, CLOSE_WAIT_MS))]);
-    clearTimeout(waitTimer);
+    await settledWithin(closed, CLOSE_WAIT_MS);
   };
 
   const interrupted = new AbortController();
@@ -214,8 +211,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
         } catch {
           // Never opened.
         }
-        await Promise.race([closed, new Promise((r) => waitTimer = setTimeout(r, 100))]);
-        clearTimeout(waitTimer);
+        await settledWithin(closed, 100);
         return 1;
       }
       await onAbort;

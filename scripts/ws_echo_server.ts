@@ -13,9 +13,7 @@
 import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
 import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
 import {
   describeClose,
   type GuardedSocket,
@@ -24,7 +22,7 @@ import {
 } from "../lib/ws/ws_guard.ts";
 import { WS_SERVER_OPTIONS, wsGuardOptions } from "../lib/ws/ws_options.ts";
 import { ECHO_CLIENT_PAGE } from "../lib/ws/ws_echo_page.ts";
-import { parseWorkers, serveWorkers, WORKERS_OPTION } from "../lib/net/workers.ts";
+import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 
 /** The book's answer to `/`. */
 export const WELCOME = "Welcome!\nPlease use /ws for WebSocket!";
@@ -102,10 +100,10 @@ const spec = {
   summary: "Echoes every WebSocket message on /ws and /echo; /client is a browser client.",
   args: "[ADDR]",
   options: {
-    ...LISTEN_OPTIONS,
+    ...serverOptions(["quiet", "workers"], {
+      quiet: { description: "log nothing per connection or message" },
+    }),
     ...WS_SERVER_OPTIONS,
-    quiet: { type: "boolean", short: "q", description: "log nothing per connection or message" },
-    ...WORKERS_OPTION,
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234).
 
@@ -121,29 +119,17 @@ Examples:
 
 /** Runs the echo server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = listenNetAddress(positionals, values, 1234);
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const settings = serverSettings(values, positionals, { defaultPort: 1234 });
     const guard = wsGuardOptions(values);
-    const count = parseWorkers(values.workers);
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    await serveWorkers({
-      count,
-      moduleUrl: import.meta.url,
-      address,
-      signal: controller.signal,
-      serve: (slot) =>
-        Promise.resolve(serveWsEcho({
-          address: slot.address as NetAddress,
-          guard,
-          quiet: values.quiet,
-          signal: slot.signal,
-          reusePort: slot.reusePort,
-          workerTag: count > 1 ? `worker ${slot.id}` : undefined,
-          onListen: () => {},
-        })),
-    });
-    return 0;
+    return runServer(settings, (run) =>
+      serveWsEcho({
+        ...run,
+        address: run.address as NetAddress,
+        // --max-conns bounds the sockets of every worker together.
+        guard: { ...guard, limit: run.limit },
+        quiet: values.quiet,
+      }), { moduleUrl: import.meta.url, protocol: "http" });
   });
 }
 

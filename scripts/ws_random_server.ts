@@ -14,9 +14,8 @@
 import type { NetAddress } from "../lib/net/addr.ts";
 import { parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { LISTEN_OPTIONS, listenNetAddress } from "../lib/net/addr.ts";
 import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
-import { abortOnSignals } from "../lib/net/server.ts";
+import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 import {
   CLOSE_NORMAL,
   CLOSE_POLICY,
@@ -141,11 +140,10 @@ const spec = {
   summary: "Sends as many random integers as a WebSocket client's first message asks for.",
   args: "[ADDR]",
   options: {
-    ...LISTEN_OPTIONS,
+    ...serverOptions(["quiet"]),
     min: { type: "string", arg: "N", default: "1", description: "smallest integer" },
     max: { type: "string", arg: "N", default: "1000", description: "largest integer" },
     ...WS_SERVER_OPTIONS,
-    quiet: { type: "boolean", short: "q", description: "log nothing per connection" },
   },
   notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234).
 
@@ -160,24 +158,23 @@ Example:
 
 /** Runs the server until SIGINT or SIGTERM; returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ values, positionals }) => {
-    const address = listenNetAddress(positionals, values, 1234);
+  return runCommand(spec, args, ({ values, positionals }) => {
+    const settings = serverSettings(values, positionals, { defaultPort: 1234 });
     const limit = { min: -(2 ** 31), max: 2 ** 31 - 1 };
     const min = parseIntOption(values.min, "min", limit);
     const max = parseIntOption(values.max, "max", limit);
     if (min > max) throw new UsageError(`Invalid --min "${min}": above --max "${max}"`);
-    const controller = new AbortController();
-    using _signals = abortOnSignals(controller);
-    const server = serveWsRandom({
-      address,
-      min,
-      max,
-      guard: wsGuardOptions(values),
-      quiet: values.quiet,
-      signal: controller.signal,
-    });
-    await server.finished;
-    return 0;
+    const guard = wsGuardOptions(values);
+    return runServer(settings, (run) =>
+      serveWsRandom({
+        address: run.address as NetAddress,
+        min,
+        max,
+        guard: { ...guard, limit: run.limit },
+        quiet: values.quiet,
+        signal: run.signal,
+        onListen: run.onListen,
+      }), { moduleUrl: import.meta.url, protocol: "http" });
   });
 }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Logger } from "../lib/cli/log.ts";
 import { UsageError } from "../lib/cli/cli.ts";
+import type { NetAddress } from "../lib/net/addr.ts";
 import {
   MAX_UDP_PAYLOAD,
   parseUdpServerArgs,
@@ -134,15 +135,16 @@ Deno.test("serveUdp() stops on its signal and handlers can stop it", async () =>
 
 Deno.test("parseUdpServerArgs() reads PORT, HOST:PORT, --port on --host and --rate", () => {
   const defaults = { host: "0.0.0.0", rate: "0" };
-  assert.deepEqual(parseUdpServerArgs(defaults, []), {
-    address: { transport: "tcp", hostname: "0.0.0.0", port: 1234 },
-    rate: 0,
-  });
-  assert.deepEqual(parseUdpServerArgs({ host: "::1", rate: "7", port: "53" }, []), {
-    address: { transport: "tcp", hostname: "::1", port: 53 },
-    rate: 7,
-  });
-  assert.equal(parseUdpServerArgs(defaults, ["[::1]:9"]).address.hostname, "::1");
+  const plain = parseUdpServerArgs(defaults, []);
+  assert.deepEqual(plain.settings.address, { transport: "tcp", hostname: "0.0.0.0", port: 1234 });
+  assert.equal(plain.rate, 0);
+  const given = parseUdpServerArgs({ host: "::1", rate: "7", port: "53" }, []);
+  assert.deepEqual(given.settings.address, { transport: "tcp", hostname: "::1", port: 53 });
+  assert.equal(given.rate, 7);
+  assert.equal(
+    (parseUdpServerArgs(defaults, ["[::1]:9"]).settings.address as NetAddress).hostname,
+    "::1",
+  );
   assert.throws(() => parseUdpServerArgs(defaults, ["x:70000"]), UsageError);
   assert.throws(
     () => parseUdpServerArgs({ ...defaults, rate: "many" }, []),

@@ -37,7 +37,6 @@ export const ROOM_OPTIONS = {
     default: String(DEFAULT_BURST),
     description: "messages one member may send at once",
   },
-  quiet: { type: "boolean", short: "q", description: "log no joins and leaves" },
 } as const satisfies Record<string, OptionSpec>;
 
 /** Options of the TCP side, for a command's option table. */
@@ -59,12 +58,6 @@ export const TCP_CHAT_OPTIONS = {
     arg: "BYTES",
     default: "4096",
     description: "longest TCP line; a longer one closes the connection",
-  },
-  "max-conns": {
-    type: "string",
-    arg: "N",
-    default: "10000",
-    description: "most connections at once",
   },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -101,6 +94,5 @@ export function tcpChatOptions(values: Values<typeof TCP_CHAT_OPTIONS>): TcpChat
     heartbeatTimeoutMs,
     idleTimeoutMs: parseDurationOption(values["tcp-idle-timeout"], "tcp-idle-timeout"),
     maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 16 }),
-    maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
   };
 }

@@ -18,6 +18,8 @@ import { escapeControls, NameError } from "./chat_text.ts";
 import { type ChatHub, type Member, onlineText } from "./hub.ts";
 import { LineReader, LineTooLongError } from "../io/lines.ts";
 import { Logger } from "../cli/log.ts";
+import { settledWithin } from "../io/deadline.ts";
+import type { ConnectionLimit } from "../net/workers.ts";
 import { serveTcp, type Session, type TcpServer } from "../net/server.ts";
 
 /** Seed 001's heartbeat expiry. */
@@ -47,6 +49,8 @@ export interface TcpChatOptions {
   maxLineBytes?: number;
   /** Most simultaneous connections. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections (all ports, all workers); replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Aborting it shuts the server down. */
   signal?: AbortSignal;
   /** Diagnostics. Default a Logger on stderr. */
@@ -143,12 +147,7 @@ class Connection {
  * leave, before the servers close the connections.
  */
 export async function closeRoom(hub: ChatHub): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    hub.close(),
-    new Promise((resolve) => timer = setTimeout(resolve, FLUSH_ON_CLOSE_MS)),
-  ]);
-  clearTimeout(timer);
+  await settledWithin(hub.close(), FLUSH_ON_CLOSE_MS);
 }
 
 /**
@@ -203,12 +202,7 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
       if (member) {
         hub.leave(member, reason);
         // Let a last notice (the server shutting down) reach the peer before the socket closes.
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          member.flushed(),
-          new Promise((resolve) => timer = setTimeout(resolve, FLUSH_ON_CLOSE_MS)),
-        ]);
-        clearTimeout(timer);
+        await settledWithin(member.flushed(), FLUSH_ON_CLOSE_MS);
       }
       log.info(`Closed ${session.peer}`);
     }
@@ -217,6 +211,7 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
   return serveTcp(handle, {
     address: options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 8081 },
     maxConns: options.maxConns,
+    limit: options.limit,
     signal: options.signal,
     logger: log,
     onListen: options.onListen,

@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import denoConfig from "../../deno.json" with { type: "json" };
+import { writeAllSync } from "../io/print.ts";
 
 /** netkit's version, from deno.json. */
 export const VERSION: string = denoConfig.version;
@@ -147,11 +148,6 @@ const STD_IO: CommandIO = {
   out: (text) => writeAllSync(Deno.stdout, encoder.encode(text)),
   err: (text) => writeAllSync(Deno.stderr, encoder.encode(text)),
 };
-
-function writeAllSync(w: { writeSync(p: Uint8Array): number }, data: Uint8Array): void {
-  let offset = 0;
-  while (offset < data.byteLength) offset += w.writeSync(data.subarray(offset));
-}
 
 /**
  * Parses `args` and runs the command, returning its exit code: `--help`

@@ -7,6 +7,7 @@
  */
 
 import { escapeControls } from "../io/escape.ts";
+import { writeAllSync } from "../io/print.ts";
 
 const encoder = new TextEncoder();
 
@@ -61,9 +62,8 @@ export class Logger {
     );
     const line = this.#timestamps ? `${goLogTime()} ${text}\n` : `${text}\n`;
     const bytes = encoder.encode(line);
-    let offset = 0;
     try {
-      while (offset < bytes.byteLength) offset += this.#sink.writeSync(bytes.subarray(offset));
+      writeAllSync(this.#sink, bytes);
     } catch {
       // stderr closed: nowhere left to report to.
     }

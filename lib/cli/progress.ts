@@ -6,6 +6,7 @@
  * @module
  */
 import type { LogSink } from "./log.ts";
+import { writeAllSync } from "../io/print.ts";
 
 const encoder = new TextEncoder();
 /** How often the bar is redrawn on a terminal. */
@@ -197,8 +198,7 @@ export class ProgressBoard {
 
   #writeBytes(bytes: Uint8Array): void {
     try {
-      let offset = 0;
-      while (offset < bytes.byteLength) offset += this.#out.writeSync(bytes.subarray(offset));
+      writeAllSync(this.#out, bytes);
     } catch {
       // stderr closed: progress is not worth failing for.
     }

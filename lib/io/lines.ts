@@ -8,17 +8,14 @@
  *
  * @module
  */
-import { INITIAL_BUFFER_BYTES, readMore } from "./read_buffer.ts";
+import { INITIAL_BUFFER_BYTES, type Reader, readMore } from "./read_buffer.ts";
+
+export type { Reader };
 
 /** The default bound on one line, in bytes, newline excluded. */
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
 const LF = 0x0a;
 const CR = 0x0d;
-
-/** Anything that reads bytes into a buffer: a `Deno.Conn`, a `Deno.FsFile`, a session. */
-export interface Reader {
-  read(p: Uint8Array): Promise<number | null>;
-}
 
 /** Anything that writes bytes and may write fewer than it was given. */
 export interface Writer {

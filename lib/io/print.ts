@@ -15,7 +15,11 @@ export interface SyncWriter {
 
 /** Writes all of `text` (UTF-8) or `bytes` to `out` (default stdout) before returning. */
 export function printSync(text: string | Uint8Array, out: SyncWriter = Deno.stdout): void {
-  const bytes = typeof text === "string" ? encoder.encode(text) : text;
+  writeAllSync(out, typeof text === "string" ? encoder.encode(text) : text);
+}
+
+/** Writes all of `data`, looping over partial writes: the synchronous twin of lines.ts's `writeAll`. */
+export function writeAllSync(out: SyncWriter, data: Uint8Array): void {
   let offset = 0;
-  while (offset < bytes.byteLength) offset += out.writeSync(bytes.subarray(offset));
+  while (offset < data.byteLength) offset += out.writeSync(data.subarray(offset));
 }

@@ -7,7 +7,11 @@
  *
  * @module
  */
-import type { Reader } from "./lines.ts";
+
+/** Anything that reads bytes into a buffer: a `Deno.Conn`, a `Deno.FsFile`, a session. */
+export interface Reader {
+  read(p: Uint8Array): Promise<number | null>;
+}
 
 /** First read buffer: small, so that an idle connection costs little memory. */
 export const INITIAL_BUFFER_BYTES = 2 * 1024;

@@ -7,6 +7,7 @@
  */
 import { lookup } from "node:dns/promises";
 import { joinHostPort, type NetAddress } from "./addr.ts";
+import { deadline } from "../io/deadline.ts";
 
 /** Options for {@link dial}. */
 export interface DialOptions {
@@ -53,25 +54,17 @@ export async function dial(address: NetAddress, options: DialOptions = {}): Prom
     : address.hostname;
   const connecting = Deno.connect({ hostname, port: address.port });
   const timeoutMs = options.timeoutMs ?? 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const timeout = new Promise<never>((_, reject) => {
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          reject(
-            new Deno.errors.TimedOut(`Cannot connect to ${where}: timed out after ${timeoutMs} ms`),
-          );
-        }, timeoutMs);
-      }
-    });
-    return await Promise.race([connecting, timeout]);
+    return await deadline(
+      connecting,
+      timeoutMs,
+      `Cannot connect to ${where}: timed out after ${timeoutMs} ms`,
+    );
   } catch (error) {
     // A connection that completes after the timeout is closed, not leaked.
     connecting.then((conn) => conn.close(), () => {});
     if (error instanceof Deno.errors.TimedOut) throw error;
     const why = error instanceof Error ? error.message : String(error);
     throw new Error(`Cannot connect to ${where}: ${why}`, { cause: error });
-  } finally {
-    clearTimeout(timer);
   }
 }

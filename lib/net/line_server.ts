@@ -7,18 +7,13 @@
  *
  * @module
  */
-import { type Address, LISTEN_OPTIONS, listenAddress } from "./addr.ts";
-import { type OptionValues, parseDurationOption, parseIntOption, UsageError } from "../cli/cli.ts";
+import type { Address } from "./addr.ts";
+import { type OptionValues, parseIntOption } from "../cli/cli.ts";
 import { DEFAULT_MAX_LINE_BYTES, LineReader, LineTooLongError, writeAll } from "../io/lines.ts";
 import type { Logger } from "../cli/log.ts";
-import {
-  abortOnSignals,
-  serveTcp,
-  type Session,
-  type SessionHandler,
-  type TcpServer,
-} from "./server.ts";
-import { parseWorkers, serveWorkers, type SharedCounter, WORKERS_OPTION } from "./workers.ts";
+import { serveTcp, type Session, type SessionHandler, type TcpServer } from "./server.ts";
+import type { ConnectionLimit, SharedCounter } from "./workers.ts";
+import { serverOptions, type ServerSettings, serverSettings } from "./lifecycle.ts";
 
 /** The word that ends a client's connection, as in the seeds. */
 export const STOP_WORD = "STOP";
@@ -167,22 +162,15 @@ export function isWord(
 
 /** The command-line options every line server takes; spread them into a command's spec. */
 export const LINE_SERVER_OPTIONS = {
-  ...LISTEN_OPTIONS,
-  "max-conns": { type: "string", arg: "N", default: "10000", description: "most clients at once" },
-  "idle-timeout": {
-    type: "string",
-    arg: "DURATION",
-    default: "0",
-    description: "close clients silent this long (0 = never)",
-  },
+  ...serverOptions(["max-conns", "idle-timeout", "quiet", "workers"], {
+    quiet: { description: "print nothing per connection or line" },
+  }),
   "max-line": {
     type: "string",
     arg: "BYTES",
     default: String(DEFAULT_MAX_LINE_BYTES),
     description: "longest line accepted",
   },
-  quiet: { type: "boolean", short: "q", description: "print nothing per connection or line" },
-  ...WORKERS_OPTION,
 } as const;
 
 /** What every line server takes; each script's options extend it. */
@@ -191,6 +179,8 @@ export interface LineServerOptions {
   address?: Address;
   /** Most simultaneous clients. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections (all workers); replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Close clients silent this long; 0 never. Default 0. */
   idleTimeoutMs?: number;
   /** Longest line in bytes. Default 65536. */
@@ -223,6 +213,7 @@ export function serveLineServer(
   return serveTcp(handler, {
     address: options.address,
     maxConns: options.maxConns,
+    limit: options.limit,
     idleTimeoutMs: options.idleTimeoutMs,
     signal: options.signal,
     reusePort: options.reusePort,
@@ -232,14 +223,10 @@ export function serveLineServer(
 }
 
 /** What {@link lineServerSettings} reads from the command line. */
-export type LineServerSettings =
-  & Required<
-    Pick<LineServerOptions, "address" | "maxConns" | "idleTimeoutMs" | "maxLineBytes" | "quiet">
-  >
-  & {
-    /** Threads serving the port (`--workers`). */
-    workers: number;
-  };
+export type LineServerSettings = ServerSettings & {
+  /** Longest line in bytes (`--max-line`). */
+  maxLineBytes: number;
+};
 
 /**
  * Reads {@link LINE_SERVER_OPTIONS} and the `[PORT]` argument (also
@@ -251,62 +238,8 @@ export function lineServerSettings(
   positionals: string[],
   { allowUnix = false } = {},
 ): LineServerSettings {
-  const address = listenAddress(positionals, values, 1234, { allowUnix });
-  const workers = parseWorkers(values.workers);
-  if (workers > 1 && address.transport === "unix") {
-    throw new UsageError(
-      `--workers ${values.workers} needs a TCP port: unix sockets are not shared`,
-    );
-  }
   return {
-    address,
-    maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
-    idleTimeoutMs: parseDurationOption(values["idle-timeout"], "idle-timeout"),
+    ...serverSettings(values, positionals, { defaultPort: 1234, allowUnix }),
     maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
-    quiet: values.quiet,
-    workers,
   };
-}
-
-/** What one worker's server gets from {@link serveUntilSignal}; spread it into the server's options. */
-export interface WorkerRun {
-  address: Address;
-  signal: AbortSignal;
-  reusePort: boolean;
-  clients: SharedCounter;
-  workerTag: string | undefined;
-  /** The ready line is printed once for all workers, so each server prints none. */
-  onListen: (addr: Deno.Addr) => void;
-}
-
-/**
- * Runs a line server until SIGINT or SIGTERM: `start` is called once per
- * worker thread (`settings.workers`, all on one port; see lib/net/workers.ts),
- * one ready line is printed when all listen, and every worker drains
- * before it returns exit code 0. `moduleUrl` is the script's
- * `import.meta.url`, which each worker thread runs.
- */
-export async function serveUntilSignal(
-  settings: Pick<LineServerSettings, "address" | "workers">,
-  moduleUrl: string,
-  start: (run: WorkerRun) => Promise<TcpServer>,
-): Promise<number> {
-  const controller = new AbortController();
-  using _signals = abortOnSignals(controller);
-  await serveWorkers({
-    count: settings.workers,
-    moduleUrl,
-    address: settings.address,
-    signal: controller.signal,
-    serve: (slot) =>
-      start({
-        address: slot.address,
-        signal: slot.signal,
-        reusePort: slot.reusePort,
-        clients: slot.counter,
-        workerTag: slot.count > 1 ? `worker ${slot.id}` : undefined,
-        onListen: () => {},
-      }),
-  });
-  return 0;
 }

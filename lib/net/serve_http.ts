@@ -2,7 +2,7 @@
  * The HTTP server runner the HTTP and WebSocket scripts share: HTTP/1.1 on
  * the TCP runner's accept loop (so `--max-conns` bounds it like every
  * other port), a deadline for each request head, a total deadline for each
- * request body, the ready line `Listening on tcp://H:P`, and a graceful
+ * request body, the ready line `Listening on http://H:P`, and a graceful
  * shutdown when a signal aborts (first the caller's own closing, such as
  * closing WebSockets with 1001, then the HTTP connections, bounded in
  * time).
@@ -20,19 +20,15 @@
 import type { NetAddress } from "./addr.ts";
 import { formatPeer } from "./addr.ts";
 import { Logger } from "../cli/log.ts";
-import { DEFAULT_MAX_CONNS, printListening, type Session, TcpServer } from "./server.ts";
-import { parseDurationOption, parseIntOption, UsageError } from "../cli/cli.ts";
+import { type Session, TcpServer } from "./server.ts";
+import type { ConnectionLimit } from "./workers.ts";
+import {
+  DEFAULT_BODY_TIMEOUT_MS,
+  DEFAULT_HEAD_TIMEOUT_MS,
+  HTTP_DRAIN_TIMEOUT_MS,
+  printReady,
+} from "./lifecycle.ts";
 
-/** How long shutdown waits for in-flight HTTP requests before closing their connections. */
-export const HTTP_SHUTDOWN_TIMEOUT_MS = 3_000;
-/**
- * How long a connection may take to send a complete request head, counted
- * from its accept or from the end of its previous response (so it also
- * bounds an idle keep-alive connection). Go's `ReadHeaderTimeout`.
- */
-export const DEFAULT_HEAD_TIMEOUT_MS = 10_000;
-/** How long a request may take from its head to the handler's response, body included. */
-export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 const BUSY_TEXT = "Too many connections, try again later\n";
 /** Sent to a connection over the cap, before it is closed. */
 export const HTTP_BUSY_RESPONSE = "HTTP/1.1 503 Service Unavailable\r\n" +
@@ -40,54 +36,16 @@ export const HTTP_BUSY_RESPONSE = "HTTP/1.1 503 Service Unavailable\r\n" +
   `Content-Length: ${BUSY_TEXT.length}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n` +
   BUSY_TEXT;
 
-/** The command-line options for an HTTP port's bounds; parse them with {@link httpLimits}. */
-export const HTTP_LIMIT_OPTIONS = {
-  "max-conns": {
-    type: "string",
-    arg: "N",
-    default: String(DEFAULT_MAX_CONNS),
-    description: "most connections at once (the next get 503 and are closed)",
-  },
-  "head-timeout": {
-    type: "string",
-    arg: "DURATION",
-    default: `${DEFAULT_HEAD_TIMEOUT_MS / 1000}s`,
-    description: "close a connection that takes longer to send a request head (or idles)",
-  },
-  "body-timeout": {
-    type: "string",
-    arg: "DURATION",
-    default: `${DEFAULT_BODY_TIMEOUT_MS / 1000}s`,
-    description: "close a connection whose request (body included) takes longer",
-  },
-} as const;
-
-/** The bounds of an HTTP port. */
+/** The bounds of an HTTP port (`--max-conns`, `--head-timeout`, `--body-timeout`). */
 export interface HttpLimits {
   /** Most simultaneous connections; the next gets a 503 and is closed. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections (all ports, all workers); replaces `maxConns`. */
+  limit?: ConnectionLimit;
   /** Deadline for a complete request head (and for an idle keep-alive). Default 10 s. */
   headTimeoutMs?: number;
-  /** Deadline from a request's head to its response, body included. Default 30 s. */
+  /** Deadline from a request's head to its answer, body included. Default 30 s. */
   bodyTimeoutMs?: number;
-}
-
-/** Parses {@link HTTP_LIMIT_OPTIONS}; throws a `UsageError` on a bad value. */
-export function httpLimits(
-  values: { "max-conns": string; "head-timeout": string; "body-timeout": string },
-): HttpLimits {
-  return {
-    maxConns: parseIntOption(values["max-conns"], "max-conns", { min: 1 }),
-    headTimeoutMs: positiveDuration(values["head-timeout"], "head-timeout"),
-    bodyTimeoutMs: positiveDuration(values["body-timeout"], "body-timeout"),
-  };
-}
-
-function positiveDuration(text: string, name: string): number {
-  const ms = parseDurationOption(text, name);
-  // 0 would mean "never": the unbounded server this runner exists to prevent.
-  if (ms <= 0) throw new UsageError(`Invalid --${name} "${text}": must be more than 0`);
-  return ms;
 }
 
 /** Options for {@link serveHttp}. */
@@ -100,7 +58,7 @@ export interface ServeHttpOptions extends HttpLimits {
   beforeShutdown?: () => Promise<void>;
   /** Diagnostics: handler errors and closed connections. Default a quiet {@link Logger}. */
   logger?: Logger;
-  /** Called once listening. Default prints `Listening on tcp://H:P`. */
+  /** Called once listening. Default prints `Listening on http://H:P`. */
   onListen?: (addr: Deno.NetAddr) => void;
   /** Share the port with other workers (Linux `SO_REUSEPORT`). Default false. */
   reusePort?: boolean;
@@ -160,10 +118,11 @@ export function serveHttp(
     (session) => serveConnection(session, handler, headMs, bodyMs, logger),
     {
       maxConns: options.maxConns,
+      limit: options.limit,
       busyMessage: HTTP_BUSY_RESPONSE,
       // Each connection closes itself this long after the signal; the TCP
       // runner's own drain only has to wait for that.
-      drainTimeoutMs: HTTP_SHUTDOWN_TIMEOUT_MS * 2,
+      drainTimeoutMs: HTTP_DRAIN_TIMEOUT_MS * 2,
       signal: controller.signal,
       logger,
     },
@@ -183,7 +142,7 @@ export function serveHttp(
   };
   if (options.signal?.aborted) shutdown();
   options.signal?.addEventListener("abort", shutdown, { once: true });
-  (options.onListen ?? printListening)(addr);
+  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http" })))(addr);
   return {
     addr,
     finished: tcp.finished,
@@ -199,7 +158,7 @@ export function serveHttp(
  * Serves one connection's requests in turn. The head deadline runs while it
  * waits for a request, the body deadline from a head to its response;
  * either expiring closes the connection, as does shutdown once no request
- * is in flight (or {@link HTTP_SHUTDOWN_TIMEOUT_MS} later).
+ * is in flight (or {@link HTTP_DRAIN_TIMEOUT_MS} later).
  */
 async function serveConnection(
   session: Session,
@@ -224,7 +183,7 @@ async function serveConnection(
   let shutdownTimer: ReturnType<typeof setTimeout> | undefined;
   const onAbort = () => {
     if (!busy) close();
-    else shutdownTimer = setTimeout(close, HTTP_SHUTDOWN_TIMEOUT_MS);
+    else shutdownTimer = setTimeout(close, HTTP_DRAIN_TIMEOUT_MS);
   };
   session.signal.addEventListener("abort", onAbort, { once: true });
   let timer: ReturnType<typeof setTimeout> | undefined;

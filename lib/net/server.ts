@@ -1,19 +1,18 @@
 /**
- * The TCP server runner every stream server shares: the accept loop,
- * live-connection tracking, `--max-conns`, the idle timeout, graceful
- * shutdown on SIGINT and SIGTERM, and the ready line
- * `Listening on tcp://H:P`.
+ * The TCP server every stream server shares: the accept loop,
+ * live-connection tracking, `--max-conns`, the idle timeout, and a
+ * graceful, bounded shutdown when its signal aborts. lifecycle.ts runs it
+ * as a process (signals, workers, the ready line).
  *
  * @module
  */
-import { type Address, formatAddr, formatPeer } from "./addr.ts";
+import { type Address, formatPeer } from "./addr.ts";
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_CONNS, printReady } from "./lifecycle.ts";
 import { Logger } from "../cli/log.ts";
+import { delay, settledWithin } from "../io/deadline.ts";
+import type { ConnectionLimit } from "./workers.ts";
 import { type Reader, writeAll, type Writer } from "../io/lines.ts";
 
-/** Default bound on simultaneous connections. */
-export const DEFAULT_MAX_CONNS = 10_000;
-/** How long shutdown lets busy handlers finish before closing their connections. */
-export const DEFAULT_DRAIN_TIMEOUT_MS = 5_000;
 /** Sent to the connection that arrives beyond `maxConns`, before it is closed. */
 export const BUSY_MESSAGE = "ERROR too many connections, try again later\n";
 /** Sent to a connection closed for saying nothing during the idle timeout. */
@@ -121,18 +120,9 @@ export class Session implements Reader, Writer {
   /** Writes a last line (best effort, bounded in time) and closes. */
   async closeWith(message: string, timeoutMs = 1_000): Promise<void> {
     if (this.#closed) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        this.writeAll(message),
-        new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
-      ]);
-    } catch {
-      // The peer is gone; closing is all that is left.
-    } finally {
-      clearTimeout(timer);
-      this.close();
-    }
+    // A failed write means the peer is gone; closing is all that is left.
+    await settledWithin(this.writeAll(message), timeoutMs);
+    this.close();
   }
 }
 
@@ -145,13 +135,15 @@ export interface ServeTcpOptions {
   address?: Address;
   /** Most simultaneous connections; the next one gets an error line and is closed. Default 10000. */
   maxConns?: number;
+  /** The process's bound on connections (all ports, all workers); replaces `maxConns`. Default none. */
+  limit?: ConnectionLimit;
   /** Close a connection whose peer sent nothing for this long; 0 never. Default 0. */
   idleTimeoutMs?: number;
   /** Line sent before an idle close. Default {@link IDLE_MESSAGE}; "" sends nothing. */
   idleMessage?: string;
   /** Line sent to a connection over `maxConns`. Default {@link BUSY_MESSAGE}. */
   busyMessage?: string;
-  /** How long shutdown waits for busy handlers. Default 5000 ms. */
+  /** How long shutdown waits for busy handlers. Default {@link DEFAULT_DRAIN_TIMEOUT_MS}. */
   drainTimeoutMs?: number;
   /** Aborting it shuts the server down gracefully. */
   signal?: AbortSignal;
@@ -229,15 +221,13 @@ export class TcpServer implements AsyncDisposable {
     this.#controller.abort();
     for (const session of this.#sessions) session.drain();
     const drainMs = this.#options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, drainMs));
-    await Promise.race([Promise.allSettled([...this.#handlers]), timeout]);
-    clearTimeout(timer);
+    await settledWithin(Promise.allSettled([...this.#handlers]), drainMs);
     for (const session of this.#sessions) session.close();
   }
 
   async #acceptLoop(): Promise<void> {
-    const maxConns = this.#options.maxConns ?? DEFAULT_MAX_CONNS;
+    const limit = this.#options.limit;
+    const maxConns = limit?.max ?? this.#options.maxConns ?? DEFAULT_MAX_CONNS;
     while (!this.#controller.signal.aborted) {
       let conn: Deno.Conn;
       try {
@@ -246,10 +236,10 @@ export class TcpServer implements AsyncDisposable {
         if (this.#controller.signal.aborted || error instanceof Deno.errors.BadResource) break;
         // Out of file descriptors and the like: say so, breathe, go on.
         this.#logger.error("accept:", error);
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await delay(100);
         continue;
       }
-      if (this.#sessions.size >= maxConns) {
+      if (limit ? !limit.tryAcquire() : this.#sessions.size >= maxConns) {
         const busy = new Session(-1, conn, this.#controller.signal);
         this.#logger.info(`Refused ${busy.peer}: ${maxConns} connections already`);
         busy.closeWith(this.#options.busyMessage ?? BUSY_MESSAGE).catch(() => {});
@@ -280,6 +270,7 @@ export class TcpServer implements AsyncDisposable {
       } finally {
         session.close();
         this.#sessions.delete(session);
+        this.#options.limit?.release();
       }
     })();
     this.#handlers.add(run);
@@ -351,35 +342,6 @@ export async function serveTcp(
   const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 };
   const listener = await listenOn(address, options.reusePort);
   const server = new TcpServer(listener, handler, options);
-  (options.onListen ?? printListening)(server.addr);
+  (options.onListen ?? printReady)(server.addr);
   return server;
-}
-
-/** Prints the ready line tests and users wait for: `Listening on tcp://H:P`. */
-export function printListening(addr: Deno.Addr): void {
-  console.log(`Listening on ${formatAddr(addr)}`);
-}
-
-/**
- * Aborts `controller` on SIGINT or SIGTERM; dispose the result to remove
- * the listeners. A second signal is left to the default action, so a stuck
- * shutdown can still be interrupted.
- */
-export function abortOnSignals(controller: AbortController): Disposable {
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  const onSignal = () => {
-    remove();
-    controller.abort();
-  };
-  const remove = () => {
-    for (const sig of signals) {
-      try {
-        Deno.removeSignalListener(sig, onSignal);
-      } catch {
-        // Never added.
-      }
-    }
-  };
-  for (const sig of signals) Deno.addSignalListener(sig, onSignal);
-  return { [Symbol.dispose]: remove };
 }

@@ -6,11 +6,11 @@
  *
  * @module
  */
-import { LISTEN_OPTIONS, listenNetAddress, type NetAddress } from "./addr.ts";
+import type { NetAddress } from "./addr.ts";
 import { parseIntOption } from "../cli/cli.ts";
 import { Logger } from "../cli/log.ts";
-import { printListening } from "./server.ts";
 import { LOG_PAYLOAD_BYTES, logPayload } from "../io/escape.ts";
+import { printReady, serverOptions, type ServerSettings, serverSettings } from "./lifecycle.ts";
 
 /** The largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header). */
 export const MAX_UDP_PAYLOAD = 65_507;
@@ -242,20 +242,19 @@ export function serveUdp(handler: DatagramHandler, options: ServeUdpOptions = {}
   const { hostname = "0.0.0.0", port = 1234 } = options.address ?? {};
   const conn = Deno.listenDatagram({ transport: "udp", hostname, port });
   const server = new UdpServer(conn, handler, options);
-  (options.onListen ?? printListening)(server.addr);
+  (options.onListen ?? ((addr) => printReady(addr, { protocol: "udp" })))(server.addr);
   return server;
 }
 
 /** The command-line options every UDP server takes, for its `CommandSpec`. */
 export const UDP_SERVER_OPTIONS = {
-  ...LISTEN_OPTIONS,
+  ...serverOptions(["quiet"], { quiet: { description: "print nothing per datagram" } }),
   rate: {
     type: "string",
     arg: "N",
     default: "0",
     description: "replies per second per source address, excess dropped (0 = no limit)",
   },
-  quiet: { type: "boolean", short: "q", description: "print nothing per datagram" },
 } as const;
 
 /**
@@ -263,9 +262,9 @@ export const UDP_SERVER_OPTIONS = {
  * `--host`, default port 1234) and `--rate`; mistakes are usage errors.
  */
 export function parseUdpServerArgs(
-  values: { port?: string; host: string; rate: string },
+  values: { port?: string; host: string; rate: string; quiet?: boolean },
   positionals: string[],
-): { address: NetAddress; rate: number } {
-  const address = listenNetAddress(positionals, values, 1234);
-  return { address, rate: parseIntOption(values.rate, "rate", { min: 0 }) };
+): { settings: ServerSettings; rate: number } {
+  const settings = serverSettings(values, positionals, { defaultPort: 1234 });
+  return { settings, rate: parseIntOption(values.rate, "rate", { min: 0 }) };
 }

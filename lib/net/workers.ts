@@ -10,6 +10,7 @@
  */
 import { type Address, formatAddr } from "./addr.ts";
 import { UsageError } from "../cli/cli.ts";
+import { deadline } from "../io/deadline.ts";
 
 /** The `--workers` option of every server that has it, to spread into a command spec. */
 export const WORKERS_OPTION = {
@@ -57,6 +58,40 @@ export class SharedCounter {
   }
 }
 
+/**
+ * The process's bound on open connections, shared by every worker and
+ * every port of a server: a connection takes a place with
+ * {@link tryAcquire} and gives it back with {@link release}.
+ */
+export class ConnectionLimit {
+  readonly buffer: SharedArrayBuffer;
+  /** Most connections open at once. */
+  readonly max: number;
+  #cells: Int32Array;
+  constructor(max: number, buffer: SharedArrayBuffer = new SharedArrayBuffer(4)) {
+    this.max = max;
+    this.buffer = buffer;
+    this.#cells = new Int32Array(buffer);
+  }
+  /** Takes a place if one is free, atomically across threads; false when all are taken. */
+  tryAcquire(): boolean {
+    for (let open = Atomics.load(this.#cells, 0); open < this.max;) {
+      const seen = Atomics.compareExchange(this.#cells, 0, open, open + 1);
+      if (seen === open) return true;
+      open = seen;
+    }
+    return false;
+  }
+  /** Gives back a place taken by {@link tryAcquire}. */
+  release(): void {
+    Atomics.sub(this.#cells, 0, 1);
+  }
+  /** Connections open now, in every worker. */
+  get open(): number {
+    return Atomics.load(this.#cells, 0);
+  }
+}
+
 /** What one worker is given: where to listen, and what it shares with the others. */
 export interface WorkerSlot {
   /** 0 for the main thread, 1..count-1 for the workers. */
@@ -69,6 +104,8 @@ export interface WorkerSlot {
   reusePort: boolean;
   /** Shared by all workers of this server. */
   counter: SharedCounter;
+  /** Shared by all workers: the live connections under `--max-conns`. */
+  connections: SharedArrayBuffer;
   /** Aborted when this worker must drain and stop. */
   signal: AbortSignal;
 }
@@ -98,7 +135,14 @@ export interface ServeWorkersOptions {
 }
 
 type ToWorker =
-  | { type: "init"; id: number; count: number; address: Address; counter: SharedArrayBuffer }
+  | {
+    type: "init";
+    id: number;
+    count: number;
+    address: Address;
+    counter: SharedArrayBuffer;
+    connections: SharedArrayBuffer;
+  }
   | { type: "stop" };
 type FromWorker = { type: "ready" } | { type: "stopped" } | { type: "failed"; message: string };
 
@@ -115,6 +159,7 @@ export async function serveWorkers(options: ServeWorkersOptions): Promise<void> 
   if (isWorkerThread()) return await runAsWorker(options.serve);
   const count = options.count ?? 1;
   const counter = new SharedCounter();
+  const connections = new SharedArrayBuffer(4);
   const local = new AbortController();
   options.signal.addEventListener("abort", () => local.abort(), { once: true });
   const first = await options.serve({
@@ -123,6 +168,7 @@ export async function serveWorkers(options: ServeWorkersOptions): Promise<void> 
     address: options.address,
     reusePort: count > 1,
     counter,
+    connections,
     signal: local.signal,
   });
   const workers: WorkerHandle[] = [];
@@ -144,13 +190,15 @@ export async function serveWorkers(options: ServeWorkersOptions): Promise<void> 
           count,
           address,
           counter: counter.buffer,
+          connections,
         }),
       );
     }
-    await withTimeout(
+    const startMs = options.startTimeoutMs ?? 30_000;
+    await deadline(
       Promise.all(workers.map((w) => w.ready)),
-      options.startTimeoutMs ?? 30_000,
-      "the workers to start listening",
+      startMs,
+      `Timed out after ${startMs} ms waiting for the workers to start listening`,
     );
   } catch (error) {
     local.abort();
@@ -234,6 +282,7 @@ async function runAsWorker(serve: (slot: WorkerSlot) => Promise<Served>): Promis
       address: init.address,
       reusePort: true,
       counter: new SharedCounter(init.counter),
+      connections: init.connections,
       signal: stop.signal,
     });
   } catch (error) {
@@ -246,21 +295,4 @@ async function runAsWorker(serve: (slot: WorkerSlot) => Promise<Served>): Promis
   scope.postMessage({ type: "ready" });
   await served.finished;
   scope.postMessage({ type: "stopped" });
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

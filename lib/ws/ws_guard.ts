@@ -25,6 +25,8 @@
  */
 import { formatPeer } from "../net/addr.ts";
 import type { Logger } from "../cli/log.ts";
+import { settledWithin } from "../io/deadline.ts";
+import type { ConnectionLimit } from "../net/workers.ts";
 
 /** Normal closure. */
 export const CLOSE_NORMAL = 1000;
@@ -145,6 +147,8 @@ export interface WsGuardOptions {
   closeTimeoutMs?: number;
   /** Most open sockets; the next handshake gets 503. Default 10000. */
   maxSockets?: number;
+  /** The process's bound on connections (all ports, all workers), checked too. Default none. */
+  limit?: ConnectionLimit;
   /** Where the guard reports what it refused or dropped (as errors, shown even when quiet). Default silent. */
   logger?: Logger;
 }
@@ -318,6 +322,7 @@ export class WsGuard {
   readonly logger: Logger | undefined;
   #allowOrigins: OriginPolicy;
   #sockets = new Set<GuardedSocket>();
+  #limit: ConnectionLimit | undefined;
   #nextId = 0;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #idleWaiters: Array<() => void> = [];
@@ -330,6 +335,7 @@ export class WsGuard {
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.maxSockets = options.maxSockets ?? DEFAULT_MAX_SOCKETS;
+    this.#limit = options.limit;
     this.logger = options.logger;
   }
 
@@ -362,7 +368,9 @@ export class WsGuard {
         headers: { upgrade: "websocket", connection: "Upgrade" },
       });
     }
-    if (this.#shuttingDown || this.#sockets.size >= this.maxSockets) {
+    const full = this.#sockets.size >= this.maxSockets ||
+      (this.#limit !== undefined && !this.#limit.tryAcquire());
+    if (this.#shuttingDown || full) {
       this.logger?.error(`${peer}: refused, ${this.#sockets.size} sockets open`);
       return new Response("Service Unavailable: too many connections\n", { status: 503 });
     }
@@ -372,6 +380,7 @@ export class WsGuard {
         idleTimeout: Math.ceil(this.idleTimeoutMs / 1000),
       });
     } catch (error) {
+      this.#limit?.release();
       return new Response(`Bad Request: ${error instanceof Error ? error.message : error}\n`, {
         status: 400,
       });
@@ -392,12 +401,8 @@ export class WsGuard {
     this.#shuttingDown = true;
     for (const client of this.#sockets) client.close(code, reason);
     if (this.#sockets.size > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => timer = setTimeout(resolve, this.closeTimeoutMs)),
-      ]);
-      clearTimeout(timer);
+      const allClosed = new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+      await settledWithin(allClosed, this.closeTimeoutMs);
     }
     for (const client of this.#sockets) client.finish(CLOSE_ABNORMAL, "close timed out");
     this.#stopSweeper();
@@ -405,7 +410,7 @@ export class WsGuard {
 
   /** Removes a finished socket; used by {@link GuardedSocket.finish}. */
   forget(client: GuardedSocket): void {
-    this.#sockets.delete(client);
+    if (this.#sockets.delete(client)) this.#limit?.release();
     if (this.#sockets.size === 0) {
       this.#stopSweeper();
       const waiters = this.#idleWaiters;

@@ -8,6 +8,7 @@
  */
 import { parseDurationOption, parseIntOption, usage } from "../cli/cli.ts";
 import type { Logger } from "../cli/log.ts";
+import { SERVER_OPTIONS } from "../net/lifecycle.ts";
 import { parseAllowedOrigins, type WsGuardOptions } from "./ws_guard.ts";
 
 /** Options to spread into a WebSocket server's `CommandSpec.options`. */
@@ -31,17 +32,11 @@ export const WS_SERVER_OPTIONS = {
     description: "most unread bytes queued for a client before it is dropped (1008)",
   },
   "idle-timeout": {
-    type: "string",
-    arg: "DURATION",
+    ...SERVER_OPTIONS["idle-timeout"],
     default: "60s",
     description: "ping idle clients, close those that stay silent (0 = never)",
   },
-  "max-conns": {
-    type: "string",
-    arg: "N",
-    default: "10000",
-    description: "most WebSocket clients at once",
-  },
+  "max-conns": SERVER_OPTIONS["max-conns"],
 } as const;
 
 /** The parsed values of {@link WS_SERVER_OPTIONS}. */
