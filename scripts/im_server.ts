@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { skeleton } from "../lib/text/names.ts";
 import type { Address } from "../lib/net/addr.ts";
 import { parseIntOption, runCommand, UsageError, VERSION } from "../lib/cli/cli.ts";
 import {
@@ -131,10 +132,17 @@ export class ImStore {
     return this.#kv.get<UserRecord>(["users", user]).then((e) => e.value);
   }
 
-  /** Creates a user; false if the id is taken. */
+  /**
+   * Creates a user; false if the id is taken, or looks like a taken one
+   * (the same TR39 skeleton: `a1ice` beside `alice`).
+   */
   async createUser(record: UserRecord): Promise<boolean> {
     const key = ["users", record.user];
-    const result = await this.#kv.atomic().check({ key, versionstamp: null }).set(key, record)
+    const looks = ["user_skeletons", skeleton(record.user)];
+    const result = await this.#kv.atomic()
+      .check({ key, versionstamp: null }, { key: looks, versionstamp: null })
+      .set(key, record)
+      .set(looks, record.user)
       .commit();
     return result.ok;
   }
@@ -530,7 +538,10 @@ class ImService {
       created: new Date().toISOString(),
     };
     if (!(await this.#store.createUser(record))) {
-      throw new ProtocolError("user_exists", `User "${user}" already exists`);
+      throw new ProtocolError(
+        "user_exists",
+        `User "${user}" already exists, or one that looks like it`,
+      );
     }
     this.#remember(user);
     this.#log.info(`${client.session.peer}: registered ${user}`);

@@ -13,12 +13,11 @@ export const MAX_NAME_CHARS = 32;
 export const DEFAULT_MAX_MESSAGE_BYTES = 512;
 
 import { escapeControls } from "../io/escape.ts";
+import { nameCharsProblem, normalizeName } from "../text/names.ts";
 
 /** The room shows what members send escaped by the one terminal-safety function. */
 export { escapeControls };
 
-/** C0 and C1 controls, DEL, and the bidi overrides that can disguise text on a terminal or page. */
-const INVISIBLE = /[\p{Cc}\p{Bidi_Control}]/u;
 const NEWLINES = /\r\n|[\r\n\u2028\u2029]/g;
 const encoder = new TextEncoder();
 
@@ -39,21 +38,22 @@ export class MessageError extends RangeError {
 }
 
 /**
- * Checks a requested name and returns it trimmed; throws {@link NameError}
- * quoting (escaped) the bad value. Names are 1-32 characters with no
- * whitespace, control characters or bidi overrides; anything else,
- * `<b>` included, is fine because every transport shows names as text.
+ * Checks a requested name and returns it normalised (NFKC) and trimmed;
+ * throws {@link NameError} quoting (escaped) the bad value. Names are 1-32
+ * characters with no whitespace and no invisible, format or control
+ * character (lib/text/names.ts); anything else, `<b>` included, is fine
+ * because every transport shows names as text. The hub treats a name that
+ * looks like a present one (its TR39 skeleton) as taken.
  */
 export function checkName(requested: string): string {
-  const name = requested.trim();
+  const name = normalizeName(requested);
   if (name === "") throw new NameError("Invalid name: it is empty");
   const quoted = `"${escapeControls(name)}"`;
   if ([...name].length > MAX_NAME_CHARS) {
     throw new NameError(`Invalid name ${quoted}: longer than ${MAX_NAME_CHARS} characters`);
   }
-  if (INVISIBLE.test(name)) {
-    throw new NameError(`Invalid name ${quoted}: control characters are not allowed`);
-  }
+  const problem = nameCharsProblem(name);
+  if (problem) throw new NameError(`Invalid name ${quoted}: ${problem}`);
   if (/\s/u.test(name)) throw new NameError(`Invalid name ${quoted}: spaces are not allowed`);
   return name;
 }
