@@ -5,6 +5,7 @@
  *
  *     deno task bench          # every benchmark
  *     deno task bench tcp ws   # just these topics
+ *     deno task bench soak --seconds 10   # options go to each bench
  *
  * @module
  */
@@ -16,7 +17,11 @@ async function main(args: string[]): Promise<number> {
     .map((e) => /^(\w+)_bench\.ts$/.exec(e.name)?.[1])
     .filter((t): t is string => t !== undefined)
     .sort();
-  const topics = args.length > 0 ? args : all;
+  // Options (`--seconds 10`) go to every bench run; the other words name topics.
+  const flagAt = args.findIndex((a) => a.startsWith("-"));
+  const words = flagAt < 0 ? args : args.slice(0, flagAt);
+  const flags = flagAt < 0 ? [] : args.slice(flagAt);
+  const topics = words.length > 0 ? words : all;
   for (const t of topics) {
     if (!all.includes(t)) {
       console.error(`bench: no bench/${t}_bench.ts (have: ${all.join(", ")})`);
@@ -27,7 +32,7 @@ async function main(args: string[]): Promise<number> {
   for (const topic of topics) {
     console.log(`\n# ${topic}`);
     const { code } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${here}${topic}_bench.ts`],
+      args: ["run", "-A", `${here}${topic}_bench.ts`, ...flags],
       stdout: "inherit",
       stderr: "inherit",
     }).output();
