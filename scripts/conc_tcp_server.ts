@@ -1,9 +1,9 @@
 #!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
 /**
  * conc_tcp_server: the concurrent TCP server of seed 000 (concTCP.go) with
- * the book's exercises done. It prints `.` for each new client and every
- * line it receives, and answers each line with `Client number: N`, where
- * N counts the accepted clients from 0. `STOP` ends only that client;
+ * the book's exercises done. It prints `.` for each new client, prints
+ * each line it receives (not a `.` per line), and answers each line with
+ * `Client number: N`, where N counts the accepted clients from 0. `STOP` ends only that client;
  * SIGINT and SIGTERM stop the server gracefully (exercise 3). Unlike the
  * seed, it reads every line (the seed read one and wrote forever).
  *
@@ -55,9 +55,9 @@ export function serveConcurrent(options: ConcServerOptions = {}): Promise<TcpSer
 const spec = {
   name: "conc_tcp_server",
   summary: "Answers each line with `Client number: N` (concTCP.go), many clients at once.",
-  args: "[PORT]",
+  args: "[ADDR]",
   options: { ...LINE_SERVER_OPTIONS },
-  notes: `PORT may also be HOST:PORT or [IPv6]:PORT (default 1234). N counts accepted
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234). N counts accepted
 clients from 0; a line STOP ends that client's connection.
 
 Examples:

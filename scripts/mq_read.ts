@@ -2,21 +2,23 @@
 /**
  * mq_read: the RabbitMQ consumer of the book (readMQ.go). It declares the
  * queue, prints `Connected to the RabbitMQ server!` and then `Received:
- * <body>` for each message. Unlike the book it acknowledges a message only
+ * <body>` for each message (in a pipe: the bodies alone, one per line). Unlike the book it acknowledges a message only
  * after its line was written out (manual acks, `--prefetch` window), so a
  * crash or Ctrl-C never loses one: unacknowledged messages go back to the
  * queue. It reconnects with backoff when the broker restarts and resumes
  * consuming; `--count N` exits after N messages.
  *
  *     deno task mq_read
- *     deno task mq_read --queue jobs --count 10
+ *     deno task mq_read -q jobs -c 10
+ *     deno task mq_read -q audit -e amq.topic -r 'orders.#'
  *
  * @module
  */
-import { AMQP_OPTIONS, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
+import { AMQP_OPTIONS, bindingOption, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
 import { QueueConsumer } from "../lib/amqp/amqp_consumer.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import { writeAll } from "../lib/io/lines.ts";
+import { plainOutput } from "../lib/io/print.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { forTerminal } from "../lib/io/escape.ts";
 import { abortOnSignals } from "../lib/cli/signals.ts";
@@ -36,16 +38,32 @@ const spec = {
       default: "100",
       description: "most unacknowledged messages in flight",
     },
-    count: { type: "string", short: "n", arg: "N", description: "exit after N messages" },
-    quiet: { type: "boolean", short: "q", description: "print no Received: lines (for load)" },
+    count: { type: "string", short: "c", arg: "N", description: "exit after N messages" },
+    quiet: { type: "boolean", description: "print no Received: lines (for load)" },
+    raw: {
+      type: "boolean",
+      description: "only the bodies, one per line, even in a terminal",
+    },
+    book: {
+      type: "boolean",
+      description: "the book's lines (Received: body) even in a pipe",
+    },
   },
-  notes: `Runs until Ctrl-C (or --count N messages). Each message is acknowledged only
-after its "Received: <body>" line was written, so none is lost; unacknowledged
-ones go back to the queue. The password of the URL is never printed.
+  notes: `Runs until Ctrl-C (or --count N messages). When stdout is not a terminal (or
+with --raw) it writes only the bodies, one per line (mq_read | jq); the book's
+"RabbitMQ consumer" and "Connected to the RabbitMQ server!" go to stderr. In a
+terminal (or with --book) each message prints as "Received: <body>". Each
+message is acknowledged only after its line was written, so none is lost;
+unacknowledged ones go back to the queue. The password of the URL is never
+printed.
+
+The short options are amqp-consume's: -u URL, -q QUEUE, -e EXCHANGE (bind the
+queue to it), -r ROUTING_KEY, -c COUNT. --quiet has no short form.
 
 Examples:
   mq_read
-  mq_read --queue jobs --count 10 --prefetch 500`,
+  mq_read -q jobs -c 10 --prefetch 500
+  mq_read -q audit -e amq.topic -r 'orders.#'`,
 } as const;
 
 /** Reads the queue until Ctrl-C or `--count`; returns the exit code. */
@@ -59,15 +77,20 @@ export function main(args: string[]): Promise<number> {
     const connectTimeoutMs = parseDurationOption(values["connect-timeout"], "connect-timeout");
     const log = new Logger();
     const out = (text: string) => writeAll(Deno.stdout, encoder.encode(text));
+    // In a pipe stdout carries the bodies alone; the book's lines are diagnostics there.
+    const plain = values.raw || (!values.book && plainOutput(false));
+    const say = plain ? (text: string) => writeAll(Deno.stderr, encoder.encode(text)) : out;
+    const prefix = plain ? "" : "Received: ";
     let received = 0;
     let started = 0;
     const controller = new AbortController();
     using _signals = abortOnSignals(controller);
 
-    await out("RabbitMQ consumer\n");
+    await say("RabbitMQ consumer\n");
     await using consumer = await QueueConsumer.open(url, {
       queue: values.queue,
       durable: values.durable,
+      bind: usage(() => bindingOption(values)),
       prefetch,
       start: false, // Print the connected line before any Received: line.
       connectTimeoutMs,
@@ -80,8 +103,9 @@ export function main(args: string[]): Promise<number> {
         const take = Math.min(batch.length, count - received);
         if (!values.quiet) {
           let text = "";
-          for (let i = 0; i < take; i++) { // Bodies are data: exact when piped, escaped on a terminal.
-            text += `Received: ${forTerminal(String(batch[i].content))}\n`;
+          // Bodies are data: exact when piped, escaped on a terminal.
+          for (let i = 0; i < take; i++) {
+            text += `${prefix}${forTerminal(String(batch[i].content))}\n`;
           }
           await out(text);
         }
@@ -90,7 +114,7 @@ export function main(args: string[]): Promise<number> {
         return received < count;
       },
     });
-    await out("Connected to the RabbitMQ server!\n");
+    await say("Connected to the RabbitMQ server!\n");
     await consumer.resume();
     const interrupted = new Promise<void>((resolve) => {
       if (controller.signal.aborted) resolve();

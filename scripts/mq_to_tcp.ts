@@ -18,7 +18,7 @@
  */
 import type { ConsumeMessage } from "amqplib";
 import { type NetAddress, parseHostPort } from "../lib/net/addr.ts";
-import { AMQP_OPTIONS, backoffDelay, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
+import { AMQP_OPTIONS, backoffDelay, bindingOption, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
 import { QueueConsumer, type Settle } from "../lib/amqp/amqp_consumer.ts";
 import {
   parseDurationOption,
@@ -201,6 +201,8 @@ export interface BridgeOptions {
   durable?: boolean;
   /** Declare the queue with this dead-letter exchange. Default none. */
   deadLetterExchange?: string;
+  /** Bind the queue to this existing exchange with this routing key. Default none. */
+  bind?: { exchange: string; routingKey: string };
   /** Most unacknowledged messages in flight. Default 100. */
   prefetch?: number;
   /** Ack only after the server answered each line with a line. Default false. */
@@ -209,7 +211,7 @@ export interface BridgeOptions {
   replyTimeoutMs?: number;
   /** Longest message (and reply) in bytes. Default 65536. */
   maxLineBytes?: number;
-  /** How long to try reaching the broker at start, in ms. Default 30000. */
+  /** How long to try reaching the broker at start, in ms. Default 5000. */
   connectTimeoutMs?: number;
   /** Print no `Forwarded:` lines. Default false. */
   quiet?: boolean;
@@ -291,6 +293,7 @@ export async function runBridge(url: string, options: BridgeOptions): Promise<vo
     queue: options.queue ?? "Go",
     durable: options.durable,
     deadLetterExchange: options.deadLetterExchange,
+    bind: options.bind,
     prefetch: options.prefetch,
     connectTimeoutMs: options.connectTimeoutMs,
     signal,
@@ -355,7 +358,7 @@ const spec = {
       default: "65536",
       description: "longest message (and reply line); longer messages are rejected",
     },
-    quiet: { type: "boolean", short: "q", description: "print no Forwarded: lines" },
+    quiet: { type: "boolean", description: "print no Forwarded: lines" },
   },
   notes: `Each message travels as one line (body + "\\n") and is acknowledged once written
 to the socket (--await-reply: once answered). Messages with a line break or
@@ -380,6 +383,7 @@ export function main(args: string[]): Promise<number> {
       queue: values.queue,
       durable: values.durable,
       deadLetterExchange: values["dead-letter-exchange"],
+      bind: usage(() => bindingOption(values)),
       prefetch: parseIntOption(values.prefetch, "prefetch", { min: 1, max: 65535 }),
       awaitReply: values["await-reply"],
       replyTimeoutMs: parseDurationOption(values["reply-timeout"], "reply-timeout"),

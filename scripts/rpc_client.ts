@@ -2,9 +2,10 @@
 /**
  * rpc_client: calls one JSON-RPC method over TCP (Go's `net/rpc/jsonrpc`
  * dialect by default, so it talks to Go `jsonrpc.ServeConn` servers) or
- * HTTP (JSON-RPC 2.0), prints the result as JSON and, for the seeds'
- * methods, the seeds' sentence (`Arith: 7*8=56`). An RPC error is printed
- * on stderr and exits 1.
+ * HTTP (JSON-RPC 2.0) and prints the result as one line of JSON, the only
+ * thing on stdout, so `| jq` works. For the seeds' methods the seeds'
+ * sentence (`Arith: 7*8=56`) follows on stdout in a terminal, on stderr
+ * otherwise. An RPC error is printed on stderr and exits 1.
  *
  *     deno task rpc_client 127.0.0.1:1234 Arith.Multiply '{"A":7,"B":8}'
  *     deno task rpc_client --http http://127.0.0.1:8808/rpc Algorithm.Sum '[3,4]'
@@ -22,6 +23,10 @@ import {
   RpcError,
 } from "../lib/rpc/jsonrpc.ts";
 import { writeAll } from "../lib/io/lines.ts";
+import { prependReader, readUntil } from "../lib/io/read_buffer.ts";
+import { httpHeadLength } from "../lib/net/http_front.ts";
+import { callGob, GO_RPC_PATH, gobToJson } from "../lib/rpc/gob_rpc.ts";
+import { plainOutput, printSync } from "../lib/io/print.ts";
 
 /** Bound on one reply, in bytes. */
 const MAX_REPLY_BYTES = 16 * 1024 * 1024;
@@ -29,8 +34,8 @@ const encoder = new TextEncoder();
 
 /** Options for {@link call}. */
 export interface CallOptions {
-  /** Wire dialect. Default `go` over TCP, `2.0` over HTTP. */
-  dialect?: Dialect;
+  /** Wire dialect: JSON-RPC (`go`, `2.0`) or Go's gob. Default `go` over TCP, `2.0` over HTTP. */
+  dialect?: Dialect | "gob";
   /** Give up after this long. Default 10000 ms. */
   timeoutMs?: number;
 }
@@ -50,6 +55,7 @@ export async function call(
 ): Promise<DecodedReply> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const signal = AbortSignal.timeout(timeoutMs);
+  if (options.dialect === "gob") return await callGobTarget(target, method, params, signal);
   if (target instanceof URL) {
     return await callHttp(
       target,
@@ -58,6 +64,67 @@ export async function call(
     );
   }
   return await callTcp(target, encodeRequest(options.dialect ?? "go", method, params, 1), signal);
+}
+
+/** Longest HTTP answer to CONNECT read, in bytes. */
+const MAX_CONNECT_REPLY_BYTES = 4096;
+
+/**
+ * Calls over Go's gob RPC: straight over TCP, or through `CONNECT` to the
+ * URL's path (Go's `/_goRPC_` when it has none), as `rpc.DialHTTP` does.
+ */
+async function callGobTarget(
+  target: Target,
+  method: string,
+  params: unknown,
+  signal: AbortSignal,
+): Promise<DecodedReply> {
+  const hostname = target instanceof URL
+    ? target.hostname.replace(/^\[|\]$/g, "")
+    : target.hostname;
+  const port = target instanceof URL ? Number(target.port || 80) : target.port;
+  if (target instanceof URL && target.protocol !== "http:") {
+    throw new RangeError(`Cannot CONNECT through ${target.protocol}: gob over HTTP needs http://`);
+  }
+  const where = joinHostPort(hostname, port);
+  const conn = await Deno.connect({ hostname, port, signal }).catch((error) => {
+    throw new Error(`Cannot connect to ${where}: ${signal.aborted ? "timed out" : error.message}`);
+  });
+  const onAbort = () => conn.close();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    let source: Deno.Conn | { read(p: Uint8Array): Promise<number | null> } = conn;
+    if (target instanceof URL) {
+      const path = target.pathname === "/" ? GO_RPC_PATH : target.pathname;
+      await writeAll(conn, encoder.encode(`CONNECT ${path} HTTP/1.0\n\n`));
+      const head = await readUntil(conn, (b) => httpHeadLength(b) >= 0, MAX_CONNECT_REPLY_BYTES);
+      const end = head ? httpHeadLength(head) : -1;
+      const status = new TextDecoder().decode(
+        head?.subarray(0, head.indexOf(10)) ?? new Uint8Array(),
+      ).trim();
+      if (!/^HTTP\/1\.[01] 200\b/.test(status) || end < 0) {
+        throw new Error(`CONNECT ${path} refused: ${JSON.stringify(status || "no answer")}`);
+      }
+      source = prependReader(head!.subarray(end), conn);
+    }
+    const reply = await callGob(
+      { read: (p) => source.read(p), write: (p) => conn.write(p) },
+      method,
+      params,
+    );
+    if (reply.error !== undefined) return { id: 0, error: new RpcError(0, reply.error) };
+    return { id: 0, result: gobToJson(reply.result) };
+  } catch (error) {
+    if (signal.aborted) throw new Deno.errors.TimedOut("No reply in time");
+    throw error;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    try {
+      conn.close();
+    } catch {
+      // Closed by the timeout.
+    }
+  }
 }
 
 async function callTcp(
@@ -142,7 +209,7 @@ export function seedSentence(method: string, params: unknown, result: unknown): 
 
 const spec = {
   name: "rpc_client",
-  summary: "Calls a JSON-RPC method over TCP or HTTP and prints the result.",
+  summary: "Calls a JSON-RPC or Go gob RPC method over TCP or HTTP and prints the result.",
   args: "ADDR METHOD PARAMS_JSON  (or --http URL METHOD PARAMS_JSON)",
   minArgs: 2,
   maxArgs: 3,
@@ -150,7 +217,7 @@ const spec = {
     http: { type: "string", arg: "URL", description: "call over HTTP POST instead of TCP" },
     dialect: {
       type: "string",
-      arg: "go|2.0",
+      arg: "go|2.0|gob",
       description: "wire dialect (default go over TCP, 2.0 over HTTP)",
     },
     timeout: {
@@ -161,12 +228,21 @@ const spec = {
     },
   },
   notes: `PARAMS_JSON is the argument: in Go's dialect one value (sent as [value]),
-in 2.0 an object (named params) or an array (positional).
+in 2.0 an object (named params) or an array (positional). With gob (Go's
+net/rpc, rpc.Dial) it is the one argument, objects sent as a struct and
+integers as int; with --http, gob goes through CONNECT to the URL's path
+(/_goRPC_ if none), as rpc.DialHTTP does.
+
+The result is printed as one line of JSON, the only thing on stdout when it is
+not a terminal (rpc_client ... | jq). The seeds' sentence for their methods
+(Arith: 7*8=56) follows it in a terminal, and goes to stderr otherwise.
 
 Examples:
   rpc_client 127.0.0.1:1234 Arith.Multiply '{"A":7,"B":8}'
   rpc_client --dialect 2.0 127.0.0.1:1234 Algorithm.Sum '[3,4]'
-  rpc_client --http http://127.0.0.1:8808/rpc Programmer.GetSkill '{"Java":"Java","Go":"Go"}'`,
+  rpc_client --http http://127.0.0.1:8808/rpc Programmer.GetSkill '{"Java":"Java","Go":"Go"}'
+  rpc_client --dialect gob 127.0.0.1:1234 Arith.Multiply '{"A":7,"B":8}'
+  rpc_client --dialect gob --http http://127.0.0.1:8808 Algorithm.Sum '{"X":3,"Y":4}'`,
 } as const;
 
 /** Makes one call and prints its result; returns the exit code. */
@@ -191,8 +267,8 @@ export function main(args: string[]): Promise<number> {
       return parseAddress(addrText, { allowUnix: false, requireHost: true }) as NetAddress;
     });
     const dialect = values.dialect;
-    if (dialect !== undefined && dialect !== "go" && dialect !== "2.0") {
-      throw new UsageError(`Invalid --dialect "${dialect}": must be go or 2.0`);
+    if (dialect !== undefined && dialect !== "go" && dialect !== "2.0" && dialect !== "gob") {
+      throw new UsageError(`Invalid --dialect "${dialect}": must be go, 2.0 or gob`);
     }
     const params = usage(() => {
       try {
@@ -213,9 +289,12 @@ export function main(args: string[]): Promise<number> {
       const code = reply.error.code === 0 ? "" : ` (code ${reply.error.code})`;
       throw new RpcError(reply.error.code, `${method}: ${reply.error.message}${code}`);
     }
-    console.log(JSON.stringify(reply.result));
+    printSync(JSON.stringify(reply.result) + "\n");
     const sentence = seedSentence(method, params, reply.result);
-    if (sentence !== null) console.log(sentence);
+    // The book's sentence is for people: in a pipe stdout carries the JSON alone.
+    if (sentence !== null) {
+      printSync(sentence + "\n", plainOutput(false) ? Deno.stderr : Deno.stdout);
+    }
     return 0;
   });
 }

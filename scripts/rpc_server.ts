@@ -1,11 +1,12 @@
 #!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
 /**
- * rpc_server: JSON-RPC over TCP and HTTP, with the seeds' methods
- * (`Arith.Multiply` of seed 002, `Algorithm.Sum` and
- * `Programmer.GetSkill` of seed 001). Go's `net/rpc/jsonrpc` clients call
- * it over TCP as they would a Go `jsonrpc.ServeConn` server; JSON-RPC 2.0
- * clients use the same port (the dialect is detected per request) or
- * `POST /rpc` on the HTTP port.
+ * rpc_server: Go's net/rpc (gob) and JSON-RPC over TCP and HTTP, with the
+ * seeds' methods (`Arith.Multiply` of seed 002, `Algorithm.Sum` and
+ * `Programmer.GetSkill` of seed 001, and `Arith.Divide`). On the TCP port,
+ * Go's `rpc.Dial` (gob) and `jsonrpc.Dial` clients call it as they would a
+ * Go server (told apart by their first bytes), and JSON-RPC 2.0 clients
+ * too (the JSON dialect is detected per request). On the HTTP port, Go's
+ * `rpc.DialHTTP` (`CONNECT /_goRPC_`, then gob) and `POST /rpc`.
  *
  *     deno task rpc_server --port 1234 --http-port 8808
  *
@@ -26,13 +27,18 @@ import {
   INVALID_REQUEST,
   PARSE_ERROR,
   parseMessage,
+  RpcError,
   RpcRegistry,
+  SERVER_ERROR,
 } from "../lib/rpc/jsonrpc.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
 import type { ConnectionLimit } from "../lib/net/workers.ts";
 import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
 import { readyLine, runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import { type HttpFront, serveHttpFront } from "../lib/net/http_front.ts";
+import { prependReader, type Reader, readUntil } from "../lib/io/read_buffer.ts";
+import { GobError } from "../lib/rpc/gob.ts";
+import { GO_RPC_CONNECTED, GO_RPC_PATH, looksLikeGob, serveGob } from "../lib/rpc/gob_rpc.ts";
 
 /** Where HTTP clients post their requests. */
 export const RPC_PATH = "/rpc";
@@ -45,6 +51,11 @@ export function seedMethods(registry = new RpcRegistry()): RpcRegistry {
       { A: "int", B: "int" },
       ({ A, B }) => checkedInt(A * B, `${A}*${B}`),
     )
+    .register("Arith.Divide", { A: "int", B: "int" }, ({ A, B }) => {
+      // Go's own example (net/rpc's documentation) answers with this text.
+      if (B === 0) throw new RpcError(SERVER_ERROR, "divide by zero");
+      return { Quo: Math.trunc(A / B), Rem: A % B };
+    })
     .register("Algorithm.Sum", { X: "int", Y: "int" }, ({ X, Y }) => checkedInt(X + Y, `${X}+${Y}`))
     .register("Programmer.GetSkill", { Java: "string", Go: "string" }, ({ Java, Go }) =>
       // Exactly as seed 001 builds it, full-width comma and all.
@@ -84,16 +95,21 @@ export interface RpcServer extends AsyncDisposable {
   /** Where the TCP side listens. */
   readonly addr: Deno.Addr;
   readonly tcp: TcpServer;
-  readonly http: HttpServer | null;
+  readonly http: HttpFront | null;
   /** Resolves when both servers have stopped. */
   readonly finished: Promise<void>;
   shutdown(): Promise<void>;
 }
 
+/** Whether a stream's first byte starts JSON (a value or whitespace before one). */
+function startsJson(byte: number): boolean {
+  return byte === 0x7b || byte === 0x5b || byte === 0x20 || byte === 0x0a || byte === 0x0d ||
+    byte === 0x09;
+}
+
 /**
- * Serves one TCP connection: reads a stream of JSON values and answers each
- * in order, every reply a read made available leaving in one write, so
- * pipelined requests are answered without waiting for the client.
+ * Serves one TCP connection in the dialect its first bytes show: gob
+ * (Go's `rpc.Dial`) or a stream of JSON values.
  */
 async function serveConnection(
   session: Session,
@@ -101,7 +117,48 @@ async function serveConnection(
   maxRequestBytes: number,
   log: Logger,
 ): Promise<void> {
-  const reader = new JsonValueReader(session, { maxValueBytes: maxRequestBytes });
+  const head = await readUntil(session, (b) => startsJson(b[0]) || b.length >= 3, 64);
+  if (head === null) return;
+  const source = prependReader(head, session);
+  if (!startsJson(head[0]) && looksLikeGob(head)) {
+    await serveGobSession(session, source, registry, maxRequestBytes, log);
+  } else {
+    await serveJson(session, source, registry, maxRequestBytes, log);
+  }
+}
+
+/** Serves Go's gob RPC; undecodable input is logged and the connection closed at once. */
+async function serveGobSession(
+  session: Session,
+  source: Reader,
+  registry: RpcRegistry,
+  maxRequestBytes: number,
+  log: Logger,
+): Promise<void> {
+  try {
+    await serveGob({ read: (p) => source.read(p), write: (p) => session.write(p) }, registry, {
+      maxMessageBytes: maxRequestBytes,
+      onError: (error) => log.info(`${session.peer}: ${error.message}`),
+    });
+  } catch (error) {
+    if (!(error instanceof GobError)) throw error;
+    log.info(`${session.peer}: ${error.message}, closing`);
+  }
+}
+
+/**
+ * Serves a stream of JSON values, answering each in order, every reply a
+ * read made available leaving in one write, so pipelined requests are
+ * answered without waiting for the client.
+ */
+async function serveJson(
+  session: Session,
+  source: Reader,
+  registry: RpcRegistry,
+  maxRequestBytes: number,
+  log: Logger,
+): Promise<void> {
+  const reader = new JsonValueReader(source, { maxValueBytes: maxRequestBytes });
   try {
     for (let items = await reader.readValues(); items; items = await reader.readValues()) {
       const out: string[] = [];
@@ -202,7 +259,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
     logger: log,
     onListen: (addr) => onListen(readyLine(addr)),
   });
-  let http: HttpServer | null = null;
+  let http: HttpFront | null = null;
   const httpAddress = options.httpAddress === undefined
     ? { transport: "tcp", hostname: "0.0.0.0", port: 8808 } as const
     : options.httpAddress;
@@ -211,16 +268,33 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
       throw new RangeError("The HTTP server needs a TCP address");
     }
     try {
-      http = serveHttp((request) => answerHttp(request, registry, maxRequestBytes), {
-        address: httpAddress,
-        maxConns: options.maxConns,
-        limit: options.limit,
-        headTimeoutMs: options.headTimeoutMs,
-        bodyTimeoutMs: options.bodyTimeoutMs,
-        signal: controller.signal,
-        logger: log,
-        onListen: () => {},
-      });
+      http = await serveHttpFront(
+        (request) => answerHttp(request, registry, maxRequestBytes),
+        async (target, conn, session) => {
+          if (target !== GO_RPC_PATH) {
+            await session.closeWith(
+              `HTTP/1.0 404 Not Found\r\n\r\nCONNECT only to ${GO_RPC_PATH}\n`,
+            );
+            return;
+          }
+          await conn.writeAll(GO_RPC_CONNECTED);
+          await serveGobSession(session, conn, registry, maxRequestBytes, log);
+        },
+        {
+          address: httpAddress,
+          maxConns: options.maxConns,
+          limit: options.limit,
+          headTimeoutMs: options.headTimeoutMs,
+          bodyTimeoutMs: options.bodyTimeoutMs,
+          signal: controller.signal,
+          logger: log,
+          onListen: () => {},
+          onError: (error) => {
+            log.error("http:", error);
+            return new Response("Internal server error\n", { status: 500 });
+          },
+        },
+      );
     } catch (error) {
       controller.abort();
       await tcp.finished;
@@ -238,7 +312,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
 
 const spec = {
   name: "rpc_server",
-  summary: "Serves JSON-RPC (Go's net/rpc/jsonrpc dialect and JSON-RPC 2.0) over TCP and HTTP.",
+  summary: "Serves Go's net/rpc (gob), Go's net/rpc/jsonrpc and JSON-RPC 2.0 over TCP and HTTP.",
   args: "",
   maxArgs: 0,
   options: {
@@ -251,7 +325,7 @@ const spec = {
       type: "string",
       arg: "PORT",
       default: "8808",
-      description: 'HTTP port for POST /rpc ("off" for none)',
+      description: 'HTTP port for POST /rpc and CONNECT /_goRPC_ ("off" for none)',
     },
     "max-request": {
       type: "string",
@@ -260,12 +334,14 @@ const spec = {
       description: "longest request (one JSON value or HTTP body)",
     },
   },
-  notes:
-    `Methods: Arith.Multiply {A,B}, Algorithm.Sum {X,Y} (integers), Programmer.GetSkill {Java,Go}.
+  notes: `Methods: Arith.Multiply {A,B}, Arith.Divide {A,B} (integers; replies {Quo,Rem}),
+Algorithm.Sum {X,Y} (integers), Programmer.GetSkill {Java,Go}.
 
-TCP carries a stream of JSON values, each a request in Go's dialect
+TCP carries Go's gob RPC (rpc.Dial) when its first bytes are gob, else a
+stream of JSON values, each a request in Go's dialect
 ({"method","params":[arg],"id"}) or JSON-RPC 2.0 ("jsonrpc":"2.0", batches,
-notifications), answered in order, one reply per line.
+notifications), answered in order, one reply per line. The HTTP port
+takes POST /rpc (JSON-RPC) and CONNECT /_goRPC_ (rpc.DialHTTP, then gob).
 
 Examples:
   rpc_server --port 1234 --http-port 8808

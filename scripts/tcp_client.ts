@@ -1,17 +1,19 @@
 #!/usr/bin/env -S deno run --allow-net
 /**
  * tcp_client: the interactive line client of seed 000 (tcpC.go and
- * otherTCPclient.go). Each line typed is sent to the server; every line
- * the server sends is printed as `->: text` as soon as it arrives (not one
- * reply per line sent). The prompt `>> ` appears only when stdin is a
- * terminal. After the exit word (`STOP`, or `--exit-word`) it waits
- * briefly for the server's answer, prints `TCP client exiting...` and
- * exits 0. End of input half-closes the connection and waits for the
- * server to finish, like `nc -N`.
+ * otherTCPclient.go), usable in pipes like ncat. When stdout is not a
+ * terminal (or with `--raw`) bytes pass both ways unchanged: stdout gets
+ * exactly what the server sent. In a terminal each line typed is sent and
+ * every line the server sends is printed as `->: text` as it arrives, with
+ * the prompt `>> ` when stdin is a terminal too. The book's exit word
+ * (`STOP`: send it, wait briefly for the answer, print `TCP client
+ * exiting...`) is on only with `--book` or `--exit-word`. End of input
+ * half-closes the connection and waits for the server to finish, like
+ * `nc -N`.
  *
  *     deno task tcp_client localhost:1234
  *     deno task tcp_client --send "Hello, Server!" localhost:8080
- *     printf 'a\nb\n' | deno task tcp_client --raw localhost:1234
+ *     printf 'a\nb\n' | deno task tcp_client localhost:1234
  *
  * @module
  */
@@ -19,7 +21,7 @@ import { parseHostPort } from "../lib/net/addr.ts";
 import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import { dial } from "../lib/net/dial.ts";
 import { LineReader, LineTooLongError, type Reader, writeAll } from "../lib/io/lines.ts";
-import { printSync } from "../lib/io/print.ts";
+import { plainOutput, printSync } from "../lib/io/print.ts";
 import { deadline, settledWithin } from "../lib/io/deadline.ts";
 
 /** The seed's word that ends the session. */
@@ -37,10 +39,12 @@ const encoder = new TextEncoder();
 
 /** Options for {@link chat}. */
 export interface ChatOptions {
-  /** A line equal to this (trimmed) is sent, then the client exits. Default "STOP". */
+  /** A line equal to this (trimmed) is sent, then the client exits; "" none. Default none. */
   exitWord?: string;
   /** Show the `>> ` prompt. Default false. */
   prompt?: boolean;
+  /** Print the server's lines as they are, no `->: `; the exit notice goes to stderr. Default false. */
+  plain?: boolean;
   /** How long to wait for an answer to the exit word. Default 2000 ms. */
   exitWaitMs?: number;
   /** Where replies and the prompt go. Default stdout. */
@@ -58,7 +62,7 @@ export async function chat(
   input: Reader,
   options: ChatOptions = {},
 ): Promise<number> {
-  const exitWord = options.exitWord ?? DEFAULT_EXIT_WORD;
+  const exitWord = options.exitWord ?? "";
   const print = options.print ?? ((text: string) => printSync(text));
   const notice = options.notice ?? ((text: string) => printSync(text, Deno.stderr));
   let waitingForInput = false;
@@ -66,15 +70,25 @@ export async function chat(
   let received = 0;
   let onLine = null as (() => void) | null;
   let failure = "";
+  let exiting = false;
 
   const receiving = (async () => {
     const replies = new LineReader(conn, { maxLineBytes: MAX_LINE_BYTES });
     try {
-      for await (const line of replies) {
+      for await (const raw of replies) {
+        // Nothing after the exit line, even lines already read (a server that floods).
+        if (exiting) break;
         received++;
+        // otherTCPserver.go writes back its whole 1024-byte buffer: the NUL padding is no text.
+        const line = raw.replaceAll("\0", "");
+        if (line === "" && raw !== "") {
+          onLine?.();
+          continue;
+        }
         // On a terminal, a reply replaces the waiting prompt and the prompt follows it.
         const showing = options.prompt && waitingForInput;
-        print(`${showing ? CLEAR_LINE : ""}->: ${line}\n${showing ? PROMPT : ""}`);
+        const prefix = options.plain ? "" : "->: ";
+        print(`${showing ? CLEAR_LINE : ""}${prefix}${line}\n${showing ? PROMPT : ""}`);
         onLine?.();
       }
     } catch (error) {
@@ -124,7 +138,8 @@ export async function chat(
           Promise.race([answered, receiving]),
           options.exitWaitMs ?? EXIT_WAIT_MS,
         );
-        print("TCP client exiting...\n");
+        exiting = true;
+        (options.plain ? notice : print)("TCP client exiting...\n");
         return 0;
       }
     }
@@ -201,32 +216,44 @@ const spec = {
   args: "HOST:PORT",
   minArgs: 1,
   options: {
+    raw: {
+      type: "boolean",
+      description: "bytes as they are even in a terminal: no prompt, no ->: prefix",
+    },
+    book: {
+      type: "boolean",
+      description:
+        `the book's client: ->: prefix even in a pipe, and a line ${DEFAULT_EXIT_WORD} ends it`,
+    },
     "exit-word": {
       type: "string",
       arg: "WORD",
-      default: DEFAULT_EXIT_WORD,
-      description: 'send WORD, wait briefly for the answer and exit ("" = none)',
+      description: `send WORD, wait briefly for the answer and exit (--book: ${DEFAULT_EXIT_WORD})`,
     },
     send: { type: "string", arg: "TEXT", description: "send one line, print the reply, exit" },
-    raw: { type: "boolean", description: "bytes as they are: no prompt, no ->: prefix" },
     ipv4: { type: "boolean", short: "4", description: "IPv4 addresses only" },
     ipv6: { type: "boolean", short: "6", description: "IPv6 addresses only" },
     timeout: {
       type: "string",
+      short: "w",
       arg: "DURATION",
       default: "10s",
       description: "give up connecting (and waiting for the --send reply) after this",
     },
   },
-  notes: `The prompt ">> " is shown only when stdin is a terminal. Lines from the server
-are printed as "->: text" as they arrive. End of input half-closes the
-connection and waits for the server to finish (like nc -N).
+  notes: `When stdout is not a terminal (or with --raw) the client passes bytes both
+ways unchanged: stdout gets exactly what the server sent, nothing else. In a
+terminal lines from the server print as "->: text" as they arrive, and the
+prompt ">> " shows when stdin is a terminal too. End of input (Ctrl-D)
+half-closes the connection and waits for the server to finish (like nc -N).
+The book's STOP word, which ends the session, is on only with --book.
 
 Examples:
   tcp_client localhost:1234
+  tcp_client --book localhost:1234
   tcp_client --exit-word exit 127.0.0.1:8088
   tcp_client --send "Hello, Server!" localhost:8080
-  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcp_client --raw example.com:80`,
+  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcp_client -w 5 example.com:80`,
 } as const;
 
 /** Connects and runs the chosen mode; returns the exit code. */
@@ -236,14 +263,18 @@ export function main(args: string[]): Promise<number> {
     if (values.ipv4 && values.ipv6) throw new UsageError("Give -4 or -6, not both");
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
     const family = values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
+    // --book keeps the book's look even in a pipe; --raw always wins.
+    const plain = values.raw || (!values.book && plainOutput(false));
+    const exitWord = values["exit-word"] ?? (values.book ? DEFAULT_EXIT_WORD : "");
     const conn = await dial(address, { family, timeoutMs });
     if (values.send !== undefined) {
-      return await sendOnce(conn, values.send, { timeoutMs: timeoutMs || 10_000, raw: values.raw });
+      return await sendOnce(conn, values.send, { timeoutMs: timeoutMs || 10_000, raw: plain });
     }
-    if (values.raw) return await pipeRaw(conn, Deno.stdin);
+    if (plain && exitWord === "") return await pipeRaw(conn, Deno.stdin);
     return await chat(conn, Deno.stdin, {
-      exitWord: values["exit-word"],
-      prompt: Deno.stdin.isTerminal(),
+      exitWord,
+      plain,
+      prompt: !plain && Deno.stdin.isTerminal(),
     });
   });
 }

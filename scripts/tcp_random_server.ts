@@ -109,13 +109,13 @@ export function serveRandom(options: RandomServerOptions = {}): Promise<TcpServe
 const spec = {
   name: "tcp_random_server",
   summary: "Answers each line with a random integer; RANGE A B picks the range per client.",
-  args: "[PORT]",
+  args: "[ADDR]",
   options: {
     ...LINE_SERVER_OPTIONS,
     min: { type: "string", arg: "N", default: String(DEFAULT_MIN), description: "smallest number" },
     max: { type: "string", arg: "N", default: String(DEFAULT_MAX), description: "largest number" },
   },
-  notes: `PORT may also be HOST:PORT or [IPv6]:PORT (default 1234).
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234).
 
 Protocol, one line each way:
   any line      a random integer in the client's range

@@ -74,7 +74,7 @@ export function serveTime(options: TimeServerOptions = {}): Promise<TcpServer> {
 const spec = {
   name: "tcp_time_server",
   summary: "Answers each line with the local time in RFC 3339 (tcpS.go), many clients at once.",
-  args: "[PORT]",
+  args: "[ADDR]",
   options: {
     ...LINE_SERVER_OPTIONS,
     "exit-on-stop": {
@@ -82,7 +82,7 @@ const spec = {
       description: "exit the server when a client sends STOP (as in the book)",
     },
   },
-  notes: `PORT may also be HOST:PORT or [IPv6]:PORT (default 1234). Each line gets one line
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234). Each line gets one line
 back; a line STOP ends that client's connection.
 
 Examples:

@@ -4,7 +4,8 @@
  * datagram to HOST:PORT and prints `Reply: text`. UDP loses packets, so a
  * reply is awaited for `--timeout` and the datagram resent up to
  * `--retries` times before the client reports that no reply came and goes
- * on with the next line. `STOP` is sent, then the client exits.
+ * on with the next line. In a pipe only the replies are written; the
+ * book's banner, `Reply:` and `STOP` come with a terminal or `--book`.
  *
  *     deno task udp_client localhost:1234
  *
@@ -13,7 +14,15 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { joinHostPort, parseHostPort } from "../lib/net/addr.ts";
-import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
+import {
+  parseDurationOption,
+  parseIntOption,
+  runCommand,
+  usage,
+  UsageError,
+} from "../lib/cli/cli.ts";
+import { resolveFamily } from "../lib/net/dial.ts";
+import { plainOutput } from "../lib/io/print.ts";
 import { LineReader, LineTooLongError, writeAll } from "../lib/io/lines.ts";
 import { MAX_UDP_PAYLOAD, previewDatagram, RECEIVE_BUFFER_BYTES } from "../lib/net/udp.ts";
 
@@ -33,6 +42,8 @@ export interface UdpClientOptions {
   timeoutMs?: number;
   /** Resends after the first attempt. Default 2. */
   retries?: number;
+  /** Only IPv4 (4) or only IPv6 (6) addresses. Default either, IPv4 preferred. */
+  family?: 4 | 6;
   /** Called with a datagram that arrived while no request waited. Default ignores it. */
   onLateReply?: (data: Uint8Array) => void;
 }
@@ -64,7 +75,9 @@ export class UdpClient implements Disposable {
 
   /** Resolves `hostname` (IPv4 first, as udpC.go's "udp4") and opens a socket for it. */
   static async open(hostname: string, port: number, options: UdpClientOptions = {}) {
-    const ip = await resolveHost(hostname);
+    const ip = options.family
+      ? await resolveFamily(hostname, options.family)
+      : await resolveHost(hostname);
     const conn = Deno.listenDatagram({
       transport: "udp",
       hostname: ip.includes(":") ? "::" : "0.0.0.0",
@@ -182,7 +195,7 @@ const spec = {
   options: {
     timeout: {
       type: "string",
-      short: "t",
+      short: "w",
       arg: "DURATION",
       default: "2s",
       description: "how long to wait for a reply before resending",
@@ -196,34 +209,49 @@ const spec = {
     },
     raw: {
       type: "boolean",
-      description: "for pipes: no banner, no prompt, replies printed as they are",
+      description: "replies as they are even in a terminal: no banner, no prompt",
     },
+    book: {
+      type: "boolean",
+      description: "the book's client: banner and Reply: even in a pipe; a line STOP ends it",
+    },
+    ipv4: { type: "boolean", short: "4", description: "IPv4 addresses only" },
+    ipv6: { type: "boolean", short: "6", description: "IPv6 addresses only" },
   },
-  notes: `Prints "The UDP server is H:P", then for each line "Reply: text". The prompt
-">> " is shown only when stdin is a terminal. A line STOP is sent to the
-server and ends the client ("Exiting UDP client!"). After the retries the
-client prints that no reply came and reads the next line.
+  notes: `When stdout is not a terminal (or with --raw) only the replies are written, one
+per line, as they came. In a terminal it prints "The UDP server is H:P", then
+"Reply: text" for each line, with the prompt ">> " when stdin is a terminal
+too. After the retries the client says on stderr that no reply came and reads
+the next line; at the end of input it exits 0. The book's STOP (sent, then
+"Exiting UDP client!") ends the client only with --book.
 
 Examples:
   udp_client localhost:1234
-  printf 'hello\\nSTOP\\n' | udp_client --raw 127.0.0.1:1234`,
+  printf 'hello\\nworld\\n' | udp_client -w 500ms 127.0.0.1:1234`,
 } as const;
 
-/** Runs the client until STOP or the end of stdin; returns the exit code. */
+/** Runs the client until the end of stdin (or STOP with --book); returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
     const target = usage(() => parseHostPort(positionals[0], { requireHost: true }));
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
     const retries = parseIntOption(values.retries, "retries", { max: 100 });
-    const raw = values.raw;
+    if (values.ipv4 && values.ipv6) throw new UsageError("Give -4 or -6, not both");
+    // --book keeps the book's look even in a pipe; --raw always wins.
+    const raw = values.raw || (!values.book && plainOutput(false));
     const out = (text: string | Uint8Array) =>
       writeAll(Deno.stdout, typeof text === "string" ? encoder.encode(text) : text);
     const printReply = (reply: Uint8Array) =>
       out(raw ? withNewline(reply) : `Reply: ${previewDatagram(reply, Infinity)}\n`);
+    let exiting = false;
     using client = await UdpClient.open(target.hostname, target.port, {
       timeoutMs: Math.max(1, timeoutMs),
       retries,
-      onLateReply: (reply) => console.error(`udp_client: late reply: ${previewDatagram(reply)}`),
+      family: values.ipv4 ? 4 : values.ipv6 ? 6 : undefined,
+      // After the exit line (the server may answer STOP), nothing more is printed.
+      onLateReply: (reply) => {
+        if (!exiting) console.error(`udp_client: late reply: ${previewDatagram(reply)}`);
+      },
     });
     const server = joinHostPort(client.server.hostname, client.server.port);
     if (!raw) await out(`The UDP server is ${server}\n`);
@@ -233,9 +261,13 @@ export function main(args: string[]): Promise<number> {
       while (true) {
         if (prompt) await out(">> ");
         const line = await reader.readLine();
-        if (line === null) return 0;
+        if (line === null) {
+          exiting = true;
+          return 0;
+        }
         const data = encoder.encode(line + "\n");
-        if (line.trim() === "STOP") {
+        if (values.book && line.trim() === "STOP") {
+          exiting = true;
           await client.send(data);
           if (!raw) await out("Exiting UDP client!\n");
           return 0;

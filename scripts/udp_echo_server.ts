@@ -77,7 +77,7 @@ const spec = {
   name: "udp_echo_server",
   summary: `Answers every UDP datagram with a fixed text ("${DEFAULT_REPLY}") or, with --echo, ` +
     "with the datagram itself.",
-  args: "[PORT]",
+  args: "[ADDR]",
   options: {
     ...UDP_SERVER_OPTIONS,
     reply: {
@@ -88,7 +88,7 @@ const spec = {
     },
     echo: { type: "boolean", short: "e", description: "answer with the datagram itself" },
   },
-  notes: `PORT may also be HOST:PORT or [IPv6]:PORT (default 1234).
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234).
 
 Each datagram is printed as "from ADDR: text". Datagrams up to 65,507
 bytes come back intact with --echo.

@@ -94,7 +94,7 @@ export function serveRandom(options: RandomServerOptions = {}): UdpServer {
 const spec = {
   name: "udp_random_server",
   summary: "Answers each UDP datagram with a random integer 1..1000.",
-  args: "[PORT]",
+  args: "[ADDR]",
   options: {
     ...UDP_SERVER_OPTIONS,
     "allow-stop": {
@@ -102,7 +102,7 @@ const spec = {
       description: "let any client stop the server by sending STOP",
     },
   },
-  notes: `PORT may also be HOST:PORT or [IPv6]:PORT (default 1234).
+  notes: `ADDR is PORT, HOST:PORT or [IPv6]:PORT (default 1234).
 
 Each datagram is printed as "-> text" and its answer as "data: N". Without
 --allow-stop a STOP datagram is answered like any other.

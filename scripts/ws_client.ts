@@ -1,14 +1,18 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-env=WS_NO_BUFFER_UTIL,WS_NO_UTF_8_VALIDATE
 /**
- * ws_client: the WebSocket client of seed 000. Each stdin line is sent as
- * a message and each message received prints as `YYYY/MM/DD HH:MM:SS
- * Received: text`; with no input for 4 s it asks `Please give me input! N`
- * and after the 6th time it closes with 1000; Ctrl-C sends close 1000 and
- * waits up to 2 s for the server's close. `--raw` suits pipes: no prompts,
- * no timestamps, and the end of stdin closes cleanly.
+ * ws_client: the WebSocket client of seed 000, usable in pipes like
+ * websocat. Each stdin line is sent as a message. When stdout is a pipe
+ * (or with `--raw`) each message received is written as it came, followed
+ * by a newline, and nothing else; in a terminal it prints as the book's
+ * `YYYY/MM/DD HH:MM:SS Received: text`. At the end of input it waits
+ * until the server has been silent for `--linger` (or closes), then closes
+ * with 1000 and exits 0; `-n` leaves closing to the server. The book's
+ * idle trap (`Please give me input! N` every 4 s, quitting after the 6th)
+ * is there only with `--book`. Ctrl-C sends close 1000 and waits up to 2 s
+ * for the server's close.
  *
  *     deno task ws_client localhost:1234 ws
- *     deno task ws_client wss://example.com/socket
+ *     echo 100 | deno task ws_client ws://localhost:1234/ws | wc -l
  *
  * @module
  */
@@ -22,9 +26,12 @@ import {
 } from "../lib/cli/cli.ts";
 import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
 import { goLogTime, Logger } from "../lib/cli/log.ts";
+import { plainOutput, printSync, writeAllSync } from "../lib/io/print.ts";
+import { parseHeaders } from "../lib/cli/headers.ts";
 import { describeClose } from "../lib/ws/ws_guard.ts";
+// @ts-types="@types/ws"
+import NodeWebSocket from "ws";
 import { settledWithin } from "../lib/io/deadline.ts";
-import { writeAllSync } from "../lib/io/print.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -44,11 +51,16 @@ export function describeMessage(data: string | ArrayBuffer): string {
 
 /** How long Ctrl-C waits for the server's close frame, as the seed does. */
 const CLOSE_WAIT_MS = 2_000;
+/** Largest message accepted from the server; a larger one closes the connection with 1009. */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** After the end of input, close once the server has been silent this long. */
+export const DEFAULT_LINGER_MS = 1_000;
 const encoder = new TextEncoder();
+const NEWLINE = encoder.encode("\n");
 
 /** Where the client writes; tests pass their own. */
 export interface ClientOutput {
-  /** Data: received messages and the `Connecting to` line. */
+  /** Data: received messages (and, in the book's look, the `Connecting to` line). */
   write(bytes: Uint8Array): void;
   /** Diagnostics: prompts, closes, errors. */
   log: Logger;
@@ -60,12 +72,23 @@ export interface WsClientOptions {
   headers?: Headers;
   /** Sub-protocols to offer. Default none. */
   protocols?: string[];
-  /** Prompt after this much silence on stdin. Default 4000 ms. */
-  idleIntervalMs?: number;
-  /** Close after this many prompts; 0 never. Default 6. */
-  idleMax?: number;
-  /** Pipe mode: no prompts or timestamps; the end of stdin closes. Default false. */
+  /**
+   * Plain output: each message as it came and a newline, nothing else
+   * (timestamps and `Received:` only when false). Default false.
+   */
   raw?: boolean;
+  /** The book's idle trap: prompt after silence on stdin, close after `idleMax` prompts. Default false. */
+  book?: boolean;
+  /** With `book`, prompt after this much silence on stdin. Default 4000 ms. */
+  idleIntervalMs?: number;
+  /** With `book`, close after this many prompts; 0 never. Default 6. */
+  idleMax?: number;
+  /** At the end of input leave the connection open until the server closes it. Default false. */
+  noClose?: boolean;
+  /** At the end of input, close once the server has been silent this long. Default 1000 ms. */
+  lingerMs?: number;
+  /** Send a ping this often while open; 0 never. Default 0. */
+  pingIntervalMs?: number;
   /** Send each line as a binary message. Default false. */
   binary?: boolean;
   /** Longest stdin line in bytes. Default 1 MiB. */
@@ -102,25 +125,6 @@ export function parseTarget(args: string[]): { url: URL; server: string; path: s
   return { url, server, path };
 }
 
-/** Parses `-H "Name: value"` options into headers, quoting a bad one. */
-export function parseHeaders(values: string[], origin?: string): Headers {
-  const headers = new Headers();
-  for (const value of values) {
-    const colon = value.indexOf(":");
-    const name = colon > 0 ? value.slice(0, colon).trim() : "";
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
-      throw new UsageError(`Invalid -H "${value}": expected "Name: value"`);
-    }
-    try {
-      headers.append(name, value.slice(colon + 1).trim());
-    } catch {
-      throw new UsageError(`Invalid -H "${value}": the value is not allowed in a header`);
-    }
-  }
-  if (origin !== undefined) headers.set("origin", origin);
-  return headers;
-}
-
 /**
  * Connects, pumps stdin lines to the server and messages to the output,
  * and returns the exit code: 0 after a normal close, 1 when the connection
@@ -135,16 +139,24 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   const log = out.log;
   const idleIntervalMs = options.idleIntervalMs ?? 4_000;
   const idleMax = options.idleMax ?? 6;
+  const lingerMs = options.lingerMs ?? DEFAULT_LINGER_MS;
 
-  const ws = new WebSocket(url, { headers: options.headers, protocols: options.protocols });
+  // The `ws` package rather than Deno's WebSocket: that one can neither send a ping
+  // (--ping-interval) nor deliver the messages that arrive after close() was called.
+  const ws = new NodeWebSocket(url.href, options.protocols ?? [], {
+    headers: Object.fromEntries(options.headers ?? []),
+    maxPayload: MAX_MESSAGE_BYTES,
+  });
   ws.binaryType = "arraybuffer";
   let opened = false;
   let quitting = false;
   let failure = "";
   let closeCode = 0;
   let lineTooLong = false;
+  let lastMessageAt = 0;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
   let connectTimer: ReturnType<typeof setTimeout> | undefined;
+  let pingTimer: ReturnType<typeof setInterval> | undefined;
   const closed = new Promise<void>((resolve) => {
     ws.onclose = (event) => {
       closeCode = event.code;
@@ -158,12 +170,16 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     };
   });
   ws.onerror = (event) => {
-    failure ||= (event as ErrorEvent).message || "the connection failed";
+    failure ||= event.message || "the connection failed";
   };
   ws.onmessage = (event) => {
+    lastMessageAt = performance.now();
     const data = event.data as string | ArrayBuffer;
     if (raw) {
-      out.write(typeof data === "string" ? encoder.encode(data + "\n") : new Uint8Array(data));
+      // One message per line, text or binary, so `{...}` events never run together.
+      const bytes = typeof data === "string" ? encoder.encode(data + "\n") : new Uint8Array(data);
+      out.write(bytes);
+      if (typeof data !== "string") out.write(NEWLINE);
       return;
     }
     out.write(encoder.encode(`${goLogTime()} ${describeMessage(data)}\n`));
@@ -175,10 +191,25 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     quitting = true;
     clearTimeout(idleTimer);
     if (why) log.info(why);
-    if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-      ws.close(1000);
-    }
+    if (ws.readyState === ws.OPEN) ws.close(1000);
+    else if (ws.readyState === ws.CONNECTING) ws.terminate();
     await settledWithin(closed, CLOSE_WAIT_MS);
+  };
+
+  /**
+   * At the end of input: messages still on their way (the answers to the
+   * last lines) must not be cut off, and a WebSocket has no half-close to
+   * tell the server, so wait until it has been silent for `lingerMs`.
+   */
+  const closeWhenQuiet = async () => {
+    const endedAt = performance.now();
+    while (!quitting) {
+      const wait = Math.max(endedAt, lastMessageAt) + lingerMs - performance.now();
+      if (wait <= 0) break;
+      await settledWithin(closed, wait);
+      if (ws.readyState !== ws.OPEN) return;
+    }
+    await quit(null);
   };
 
   const interrupted = new AbortController();
@@ -206,11 +237,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     if (!opened) {
       if (!signal.aborted) {
         log.error(`Error: cannot connect to ${url}: ${failure || "closed during the handshake"}`);
-        try {
-          ws.close();
-        } catch {
-          // Never opened.
-        }
+        ws.terminate();
         await settledWithin(closed, 100);
         return 1;
       }
@@ -218,14 +245,17 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
       return 0;
     }
 
+    if (options.pingIntervalMs) pingTimer = setInterval(() => ws.ping(), options.pingIntervalMs);
+
     let waits = 0;
     const armIdle = () => {
       clearTimeout(idleTimer);
-      if (raw || quitting) return;
+      if (!options.book || quitting) return;
       idleTimer = setTimeout(() => {
         log.info(`Please give me input! ${waits}`);
         waits++;
         if (idleMax > 0 && waits >= idleMax) {
+          // The book sends itself SIGINT here, hence its words.
           quit("Caught interrupt signal - quitting!");
         } else {
           armIdle();
@@ -239,13 +269,14 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     const pump = (async () => {
       try {
         for await (const line of reader) {
-          if (quitting || ws.readyState !== WebSocket.OPEN) return;
+          if (quitting || ws.readyState !== ws.OPEN) return;
           ws.send(options.binary ? encoder.encode(line) : line);
           waits = 0;
           armIdle();
         }
-        if (raw) await quit(null);
-        else if (!quitting) log.info("EOF on stdin");
+        if (quitting) return;
+        if (!raw) log.info("EOF on stdin");
+        if (!options.noClose) await closeWhenQuiet();
       } catch (error) {
         if (error instanceof LineTooLongError) {
           log.error(`Error: ${error.message}`);
@@ -266,6 +297,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   } finally {
     clearTimeout(idleTimer);
     clearTimeout(connectTimer);
+    clearInterval(pingTimer);
     if (!options.signal) Deno.removeSignalListener("SIGINT", onInterrupt);
   }
 }
@@ -277,21 +309,36 @@ const spec = {
   minArgs: 1,
   maxArgs: 2,
   options: {
+    raw: {
+      type: "boolean",
+      description: "plain output even in a terminal: each message and a newline, nothing else",
+    },
+    "no-close": {
+      type: "boolean",
+      short: "n",
+      description: "at the end of input do not close; wait for the server to close",
+    },
+    linger: {
+      type: "string",
+      arg: "DURATION",
+      default: "1s",
+      description: "at the end of input, close once the server was silent this long",
+    },
+    book: {
+      type: "boolean",
+      description: "the book's client: its look, idle prompts, and quitting when idle",
+    },
     "idle-interval": {
       type: "string",
       arg: "DURATION",
       default: "4s",
-      description: "ask for input after this much silence",
+      description: "with --book: ask for input after this much silence",
     },
     "idle-max": {
       type: "string",
       arg: "N",
       default: "6",
-      description: "close after this many prompts (0 = never)",
-    },
-    raw: {
-      type: "boolean",
-      description: "for pipes: no prompts, no timestamps; end of stdin closes",
+      description: "with --book: close after this many prompts (0 = never)",
     },
     binary: { type: "boolean", description: "send each line as a binary message" },
     header: {
@@ -308,6 +355,11 @@ const spec = {
       description: "sub-protocol to offer",
     },
     origin: { type: "string", arg: "URL", description: "send this Origin header" },
+    "ping-interval": {
+      type: "string",
+      arg: "DURATION",
+      description: "send a WebSocket ping this often (default never)",
+    },
     "max-line": {
       type: "string",
       arg: "BYTES",
@@ -324,9 +376,19 @@ const spec = {
   notes: `SERVER is HOST:PORT and PATH the path without its slash, as in the book
 (ws_client localhost:1234 ws), or give one ws:// or wss:// URL.
 
+When stdout is not a terminal (or with --raw) only the server's messages are
+written, each followed by a newline; diagnostics go to stderr. In a terminal
+messages print as the book's "YYYY/MM/DD HH:MM:SS Received: text". At the end of
+input the client waits until the server has been silent for --linger (or has
+closed), then closes with 1000 and exits 0.
+
+--book is the book's client, idle trap included: "Please give me input! N" after
+each 4 s of silence on stdin, and after the 6th it quits with "Caught interrupt
+signal - quitting!" (the book sends itself SIGINT).
+
 Examples:
   ws_client localhost:1234 ws
-  ws_client --raw ws://127.0.0.1:1234/echo < messages.txt
+  echo 100000 | ws_client ws://127.0.0.1:1234/ws | wc -l
   ws_client -H "Authorization: Bearer T" --protocol chat wss://example.com/socket`,
 } as const;
 
@@ -335,12 +397,20 @@ export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
     const { url, server, path } = parseTarget(positionals);
     const headers = parseHeaders(values.header, values.origin);
+    // --book keeps the book's look even in a pipe; --raw always wins.
+    const raw = values.raw || (!values.book && plainOutput(false));
     const options: WsClientOptions = {
       headers,
       protocols: values.protocol,
+      raw,
+      book: values.book,
       idleIntervalMs: parseDurationOption(values["idle-interval"], "idle-interval"),
       idleMax: parseIntOption(values["idle-max"], "idle-max"),
-      raw: values.raw,
+      noClose: values["no-close"],
+      lingerMs: parseDurationOption(values.linger, "linger"),
+      pingIntervalMs: values["ping-interval"] === undefined
+        ? 0
+        : parseDurationOption(values["ping-interval"], "ping-interval"),
       binary: values.binary,
       maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
       connectTimeoutMs: parseDurationOption(values["connect-timeout"], "connect-timeout"),
@@ -348,7 +418,7 @@ export function main(args: string[]): Promise<number> {
     if (options.idleIntervalMs! <= 0) {
       throw new UsageError(`Invalid --idle-interval "${values["idle-interval"]}": must be > 0`);
     }
-    if (!values.raw) console.log(`Connecting to: ${server} at ${path}`);
+    if (!raw) printSync(`Connecting to: ${server} at ${path}\n`);
     return await runWsClient(url, options);
   });
 }

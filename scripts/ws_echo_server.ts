@@ -60,7 +60,8 @@ export function serveWsEcho(options: WsEchoOptions = {}): HttpServer {
       if (!log.quiet) {
         log.info(
           typeof data === "string"
-            ? `Received: ${data}`
+            // The log adds its own newline: a message's last one would show as an empty line.
+            ? `Received: ${data.replace(/\r?\n$/, "")}`
             : `Received: ${data.byteLength} bytes (binary)`,
         );
       }

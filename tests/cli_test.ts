@@ -69,6 +69,23 @@ Deno.test("runCommand() exits 2 on unknown options, extra arguments and UsageErr
   assert.match(io.stderr, /Invalid --count "x": must be an integer 1-10/);
 });
 
+Deno.test("runCommand() quotes an unknown or misused option with balanced quotes", async () => {
+  for (
+    const [args, message] of [
+      [["--nope"], 'demo: Unknown option "--nope"'],
+      [["-z"], 'demo: Unknown option "-z"'],
+      [["--count"], 'demo: Option "--count" needs a value'],
+      [["--loud=yes"], 'demo: Option "--loud" takes no value'],
+    ] as Array<[string[], string]>
+  ) {
+    const { io, sink } = capture();
+    assert.equal(await runCommand(spec, args, () => 0, sink), EXIT_USAGE);
+    const first = io.stderr.split("\n")[0];
+    assert.equal(first, message);
+    assert.equal((first.match(/"/g) ?? []).length % 2, 0, "quotes are balanced");
+  }
+});
+
 Deno.test("runCommand() exits 1 when the command fails at run time", async () => {
   const { io, sink } = capture();
   const code = await runCommand(spec, [], () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { compileArgs, scriptNames } from "../tools/compile.ts";
-import { TcpPeer, withTimeout } from "./helpers.ts";
+import { ROOT, taskArgs, TcpPeer, withTimeout } from "./helpers.ts";
 import { OutputLines } from "./helpers.ts";
 
 const denort = Deno.env.get("DENORT_BIN");
@@ -53,4 +53,55 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+/** Runs a deno.json task (compile, bench) with its permissions; returns its code and output. */
+async function runTask(task: string, args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...taskArgs(task), ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...env },
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+Deno.test("deno task compile answers --help, and an unknown script is exit 2 without a stack trace", async () => {
+  const help = await runTask("compile", ["--help"]);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: compile \[SCRIPT\.\.\.\]/);
+  const unknown = await runTask("compile", ["nosuch"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /^compile: Unknown script "nosuch" \(have: tcp_echo_server, /);
+  assert.doesNotMatch(unknown.stderr, /^\s+at |Stack backtrace/m);
+});
+
+Deno.test({
+  name: "deno task compile offline stops at the first download failure with one clear line",
+  ignore: denort !== undefined,
+  async fn() {
+    // A proxy nobody listens on makes the denort download fail here as it would offline.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const proxy = `http://127.0.0.1:${listener.addr.port}`;
+    listener.close();
+    const result = await runTask("compile", [], { HTTPS_PROXY: proxy, https_proxy: proxy });
+    assert.equal(result.code, 1);
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0], /^compile: tcp_echo_server: cannot download https:\/\/dl\.deno\.land\//);
+    assert.match(lines[0], /set DENORT_BIN/);
+    assert.match(lines[0], new RegExp(`0 of ${scriptNames().length} built$`));
+  },
+});
+
+Deno.test("deno task bench answers --help with its topics, and an unknown topic is exit 2", async () => {
+  const help = await runTask("bench", ["--help"]);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: bench \[TOPIC\.\.\.\]/);
+  assert.match(help.stdout, /tcp, udp, ws/);
+  const unknown = await runTask("bench", ["--nosuch"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /Unknown option "--nosuch"/);
 });

@@ -1,21 +1,22 @@
 import assert from "node:assert/strict";
 import { runScript, startScript } from "./helpers.ts";
-import { Broker, brokerMissing, onQueue, testQueue } from "./rabbitmq.ts";
+import { Buffer } from "node:buffer";
+import { Broker, BROKER_URL, brokerMissing, onQueue, testQueue } from "./rabbitmq.ts";
 
 const ignore = brokerMissing;
 
-/** The numbers of `Received: <prefix>-N` lines, in order. */
+/** The numbers of `<prefix>-N` lines (as mq_read writes bodies in a pipe), in order. */
 function received(lines: string[], prefix: string): number[] {
   const out: number[] = [];
   for (const line of lines) {
-    const m = new RegExp(`^Received: ${prefix}-(\\d+)$`).exec(line);
+    const m = new RegExp(`^${prefix}-(\\d+)$`).exec(line);
     if (m) out.push(Number(m[1]));
   }
   return out;
 }
 
 Deno.test({
-  name: "mq_send then mq_read: the book's output, round trip",
+  name: "mq_send then mq_read --book: the book's output, round trip",
   ignore,
   async fn() {
     await using queue = testQueue();
@@ -25,6 +26,7 @@ Deno.test({
     }
     const { code, stdout, stderr } = await runScript("mq_read", [
       ...onQueue(queue.name),
+      "--book",
       "--count",
       "2",
     ]);
@@ -110,7 +112,7 @@ Deno.test({
       "--prefetch",
       "200",
     ], { waitReady: false });
-    await first.stdout.waitFor("Received: k-");
+    await first.stdout.waitFor(/^k-/);
     first.kill("SIGSTOP"); // Frozen with a prefetch window delivered and not yet acked...
     first.kill("SIGKILL"); // ...then gone without a chance to ack anything.
     await first.exit();
@@ -139,9 +141,9 @@ Deno.test({
     await using reader = await startScript("mq_read", [
       ...onQueue(queue.name),
     ], { waitReady: false });
-    await reader.stdout.waitFor("Connected to the RabbitMQ server!");
+    await reader.stderr.waitFor("Connected to the RabbitMQ server!");
     await broker.publish(queue.name, ["s-1", "s-2"]);
-    await reader.stdout.waitFor("Received: s-2");
+    await reader.stdout.waitFor(/^s-2$/);
     reader.kill("SIGINT");
     assert.equal((await reader.exit()).code, 0, reader.output);
     await broker.publish(queue.name, ["s-3"]);
@@ -189,5 +191,35 @@ Deno.test({
     ]);
     assert.equal(code, 1);
     assert.match(stderr, /PRECONDITION.FAILED - inequivalent arg 'durable'/);
+  },
+});
+
+Deno.test({
+  name: "mq_read -q Q -e amq.topic -r KEY binds the queue and reads what the exchange routes",
+  ignore,
+  async fn() {
+    await using queue = testQueue();
+    await using broker = await Broker.connect();
+    const key = `${queue.name}.#`;
+    await using reader = await startScript("mq_read", [
+      "-u",
+      BROKER_URL,
+      "-q",
+      queue.name,
+      "-e",
+      "amq.topic",
+      "-r",
+      key,
+      "-c",
+      "1",
+    ], { waitReady: false });
+    await reader.stderr.waitFor("Connected to the RabbitMQ server!");
+    broker.channel.publish("amq.topic", `${queue.name}.a.b`, Buffer.from("routed"));
+    await broker.channel.waitForConfirms();
+    assert.equal((await reader.exit()).code, 0, reader.output);
+    assert.deepEqual(reader.stdout.lines, ["routed"], "in a pipe: the body alone");
+    const usage = await runScript("mq_read", ["-r", "key-without-exchange"]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--routing-key "key-without-exchange" needs --exchange/);
   },
 });

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { delay, runScript, startScript } from "./helpers.ts";
-import { Broker, brokerMissing, onQueue, restartBroker, testQueue } from "./rabbitmq.ts";
+import {
+  Broker,
+  BROKER_URL,
+  brokerMissing,
+  onQueue,
+  restartBroker,
+  testQueue,
+} from "./rabbitmq.ts";
 import { freePort } from "../bench/yardsticks.ts";
 
 const ignore = brokerMissing;
@@ -149,7 +156,7 @@ Deno.test({
       [...onQueue(queue.name), "--durable"],
       { waitReady: false },
     );
-    await reader.stdout.waitFor("Connected to the RabbitMQ server!");
+    await reader.stderr.waitFor("Connected to the RabbitMQ server!");
     await using sender = await startScript("mq_send", [
       ...onQueue(queue.name),
       "--durable",
@@ -161,7 +168,7 @@ Deno.test({
       "--max-in-flight",
       "20", // slow enough to be mid-run when the broker stops
     ], { waitReady: false });
-    await reader.stdout.waitFor("Received: m-", 20_000);
+    await reader.stdout.waitFor(/^m-/, 20_000);
     await restartBroker(1000); // Always starts the broker again, even if stopping failed.
     const status = await sender.exit(60_000);
     assert.equal(status.code, 0, sender.output);
@@ -172,7 +179,7 @@ Deno.test({
     const deadline = Date.now() + 30_000;
     while (seen.size < total && Date.now() < deadline) {
       for (const line of reader.stdout.lines) {
-        const m = /^Received: m-(\d+)$/.exec(line);
+        const m = /^m-(\d+)$/.exec(line);
         if (m) seen.add(Number(m[1]));
       }
       await delay(100);
@@ -182,4 +189,81 @@ Deno.test({
     reader.kill("SIGTERM");
     assert.equal((await reader.exit()).code, 0, reader.output);
   },
+});
+
+Deno.test({
+  name: "mq_send -e amq.topic -r KEY reaches a queue bound to the key, with -H and -C",
+  ignore,
+  async fn() {
+    await using queue = testQueue();
+    const key = `${queue.name}.created`;
+    await using broker = await Broker.connect();
+    await broker.channel.assertQueue(queue.name);
+    await broker.channel.bindQueue(queue.name, "amq.topic", `${queue.name}.*`);
+    const sent = await runScript("mq_send", [
+      "-u",
+      BROKER_URL,
+      "-e",
+      "amq.topic",
+      "-r",
+      key,
+      "-H",
+      "x-order: 7",
+      "-C",
+      "application/json",
+      "-p",
+      "-m",
+      '{"id":7}',
+    ]);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal(sent.stdout, "RabbitMQ producer\nMessage published to Queue!");
+    const message = await broker.channel.get(queue.name, { noAck: true });
+    assert.ok(message, "the message reached the bound queue");
+    assert.equal(message.content.toString(), '{"id":7}');
+    assert.equal(message.fields.exchange, "amq.topic");
+    assert.equal(message.fields.routingKey, key);
+    assert.equal(message.properties.contentType, "application/json");
+    assert.equal(message.properties.deliveryMode, 2);
+    assert.equal(message.properties.headers?.["x-order"], "7");
+
+    // A key no binding matches: the message comes back and that is exit 1, not a silent loss.
+    const lost = await runScript("mq_send", ["-u", BROKER_URL, "-e", "amq.topic", "-r", "nobody"]);
+    assert.equal(lost.code, 1);
+    assert.match(
+      lost.stderr,
+      /Exchange "amq\.topic" routed a message with key "nobody" to no queue/,
+    );
+  },
+});
+
+Deno.test({
+  name: "mq_send -q names the queue (amqp-tools), -c counts, --quiet keeps its long name",
+  ignore,
+  async fn() {
+    await using queue = testQueue();
+    const { code, stdout, stderr } = await runScript("mq_send", [
+      "-u",
+      BROKER_URL,
+      "-q",
+      queue.name,
+      "-c",
+      "3",
+      "-m",
+      "n",
+      "--quiet",
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /3 messages published to Queue!/);
+    await using broker = await Broker.connect();
+    assert.deepEqual(await broker.drain(queue.name), ["n-1", "n-2", "n-3"]);
+  },
+});
+
+Deno.test("mq_send gives up on an unreachable broker after the default --connect-timeout", async () => {
+  const port = freePort();
+  const { code, stderr } = await runScript("mq_send", ["-u", `amqp://127.0.0.1:${port}/`]);
+  assert.equal(code, 1);
+  const match = /Cannot reach RabbitMQ at .* after (\d+\.\d) s/.exec(stderr);
+  assert.ok(match, stderr);
+  assert.ok(Number(match[1]) <= 5, `retried ${match[1]} s, past the 5 s default`);
 });

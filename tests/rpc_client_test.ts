@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { buildGoFixture, startGoServer } from "./go_fixtures.ts";
 import { missingPeer, runScript, startScript } from "./helpers.ts";
 
-Deno.test("rpc_client calls rpc_server over TCP and HTTP and prints the seeds' sentences", async () => {
+Deno.test("rpc_client calls rpc_server over TCP and HTTP: JSON alone on stdout, sentence on stderr", async () => {
   await using server = await startScript("rpc_server", [
     "--host=127.0.0.1",
     "--port=0",
@@ -26,12 +26,15 @@ Deno.test("rpc_client calls rpc_server over TCP and HTTP and prints the seeds' s
   for (const [args, want] of cases) {
     const { code, stdout, stderr } = await runScript("rpc_client", args);
     assert.equal(code, 0, `${args.join(" ")}: ${stderr}`);
-    assert.equal(stdout, want);
+    const [json, sentence] = want.split("\n");
+    assert.equal(stdout, json); // one JSON value, nothing else: `| jq` works
+    JSON.parse(stdout);
+    assert.equal(stderr, sentence);
   }
   // RPC errors: printed on stderr, exit 1.
   for (
     const [args, pattern] of [
-      [[addr, "Arith.Divide", "{}"], /Arith\.Divide: rpc: can't find method Arith\.Divide/],
+      [[addr, "Arith.Power", "{}"], /Arith\.Power: rpc: can't find method Arith\.Power/],
       [
         ["--http", url, "Arith.Multiply", '{"A":"7","B":8}'],
         /Invalid params: param "A" must be an integer.* \(code -32602\)/,
@@ -103,16 +106,19 @@ Deno.test({
       '{"Java":"Java","Go":"Go"}',
     ]);
     assert.equal(result.code, 0, result.stderr);
-    assert.equal(result.stdout, '"Skill1:Java，Skill2Go"\nreceive Skill1:Java，Skill2Go');
+    assert.deepEqual(
+      [result.stdout, result.stderr],
+      ['"Skill1:Java，Skill2Go"', "receive Skill1:Java，Skill2Go"],
+    );
     result = await runScript("rpc_client", [addr, "Arith.Multiply", '{"A":7,"B":8}']);
-    assert.equal(result.stdout, "56\nArith: 7*8=56");
+    assert.deepEqual([result.stdout, result.stderr], ["56", "Arith: 7*8=56"]);
     result = await runScript("rpc_client", [addr, "Algorithm.Sum", '{"X":3,"Y":4}']);
-    assert.equal(result.stdout, "7\nAlgorithm 和为: 3+4=7");
+    assert.deepEqual([result.stdout, result.stderr], ["7", "Algorithm 和为: 3+4=7"]);
     result = await runScript("rpc_client", [addr, "Arith.Multiply", '{"A":"x","B":8}']);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /json: cannot unmarshal string into Go struct field Args\.A/);
-    result = await runScript("rpc_client", [addr, "Arith.Divide", "{}"]);
+    result = await runScript("rpc_client", [addr, "Arith.Power", "{}"]);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /rpc: can't find method Arith\.Divide/);
+    assert.match(result.stderr, /rpc: can't find method Arith\.Power/);
   },
 });

@@ -95,14 +95,14 @@ Deno.test("rpc_server answers bad input with errors and keeps the connection ser
     assert.match(errorOf(reply).message, /Invalid Request: expected an object/);
   }
   // Unknown methods, in each dialect.
-  assert.deepEqual(await roundTrip(peer, '{"method":"Arith.Divide","params":[{}],"id":2}\n'), {
+  assert.deepEqual(await roundTrip(peer, '{"method":"Arith.Power","params":[{}],"id":2}\n'), {
     id: 2,
     result: null,
-    error: "rpc: can't find method Arith.Divide",
+    error: "rpc: can't find method Arith.Power",
   });
   assert.deepEqual(
-    errorOf(await roundTrip(peer, '{"jsonrpc":"2.0","method":"Arith.Divide","id":3}\n')),
-    { code: -32601, message: 'Method not found: "Arith.Divide"' },
+    errorOf(await roundTrip(peer, '{"jsonrpc":"2.0","method":"Arith.Power","id":3}\n')),
+    { code: -32601, message: 'Method not found: "Arith.Power"' },
   );
   // Wrong param types: strings, fractions, numbers beyond 2^53.
   assert.deepEqual(
@@ -302,7 +302,7 @@ Deno.test({
       "Arith: 7*8=56",
       "Algorithm 和为: 3+4=7",
       "receive Skill1:Java，Skill2Go",
-      "unknown method error: rpc: can't find method Arith.Divide",
+      "unknown method error: rpc: can't find method Arith.Power",
       `bad params error: param "A" must be an integer within ±${MAX_SAFE}, got "seven"`,
       `overflow error: Integer overflow: 1099511627776*1048576 exceeds Number.MAX_SAFE_INTEGER (${MAX_SAFE})`,
       "concurrent calls: 200, wrong: 0",

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { LineReader, writeAll } from "../lib/io/lines.ts";
-import { delay, missingPeer, runScript, startScript, withTimeout } from "./helpers.ts";
+import {
+  delay,
+  missingPeer,
+  ROOT,
+  runScript,
+  startScript,
+  taskArgs,
+  withTimeout,
+} from "./helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -28,7 +36,8 @@ function oneShotServer(serve: (conn: Deno.Conn) => Promise<void>) {
 }
 
 Deno.test({
-  name: "tcp_client talks to an ncat -l server as tcpC.go does, replies printed as they arrive",
+  name:
+    "tcp_client --book talks to an ncat -l server as tcpC.go does, replies printed as they arrive",
   ignore: missingPeer("ncat"),
   async fn() {
     const port = freePort();
@@ -45,7 +54,7 @@ Deno.test({
       while (!/Listening on/.test((await withTimeout(ncErr.readLine(), 5000, "ncat")) ?? "")) {
         // Wait for ncat's listening notice.
       }
-      await using client = await startScript("tcp_client", [`127.0.0.1:${port}`], {
+      await using client = await startScript("tcp_client", ["--book", `127.0.0.1:${port}`], {
         stdin: true,
         waitReady: false,
       });
@@ -98,32 +107,62 @@ Deno.test("tcp_client half-closes at end of input and prints what the server sen
   });
   await server.done;
   assert.equal(code, 0, stderr);
-  assert.equal(stdout, "->: got 3 lines: a,b,no newline\n->: bye");
+  assert.equal(stdout, "got 3 lines: a,b,no newline\nbye");
+});
+
+/** Runs tcp_client with `args` and `input` on stdin, stdout piped, and returns its exact bytes. */
+async function pipeThrough(args: string[], input: Uint8Array) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...taskArgs("tcp_client"), ...args],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(input);
+  await writer.close();
+  const result = await withTimeout(child.output(), 15_000, `tcp_client ${args.join(" ")}`);
+  return { ...result, stderr: new TextDecoder().decode(result.stderr) };
+}
+
+Deno.test("tcp_client in a pipe writes exactly the server's bytes, and STOP is only a line", async () => {
+  await using server = await startScript("tcp_echo_server", ["-q", "127.0.0.1:0"]);
+  const input = encoder.encode("first\nSTOP\nafter STOP\n\u00e9 no newline");
+  const result = await pipeThrough([`127.0.0.1:${server.port}`], input);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(result.stdout, input);
+  const book = await pipeThrough(["--book", `127.0.0.1:${server.port}`], input);
+  assert.equal(book.code, 0, book.stderr);
+  assert.equal(
+    new TextDecoder().decode(book.stdout),
+    "->: first\n->: STOP\nTCP client exiting...\n",
+  );
 });
 
 Deno.test("tcp_client --exit-word exit and --send against conc_tcp_server", async () => {
   await using server = await startScript("conc_tcp_server", ["-q", "127.0.0.1:0"]);
   const address = `127.0.0.1:${server.port}`;
-  const once = await runScript("tcp_client", ["--send", "Hello, Server!", address]);
+  const once = await runScript("tcp_client", ["--book", "--send", "Hello, Server!", address]);
   assert.deepEqual([once.code, once.stdout], [0, "->: Client number: 0"]);
-  const raw = await runScript("tcp_client", ["--raw", "--send", "hi", address]);
+  const raw = await runScript("tcp_client", ["--send", "hi", address]);
   assert.deepEqual([raw.code, raw.stdout], [0, "Client number: 1"]);
   const exit = await runScript("tcp_client", ["--exit-word", "exit", address], {
     stdin: "one\nSTOP is just a line here\nexit\nnever sent\n",
   });
   assert.equal(exit.code, 0, exit.stderr);
   assert.deepEqual(exit.stdout.split("\n"), [
-    "->: Client number: 2",
-    "->: Client number: 2",
-    "->: Client number: 2",
-    "TCP client exiting...",
+    "Client number: 2",
+    "Client number: 2",
+    "Client number: 2",
   ]);
+  assert.match(exit.stderr, /TCP client exiting\.\.\./);
 });
 
-Deno.test("tcp_client prints that the server closed, after STOP to a server that just closes", async () => {
+Deno.test("tcp_client --book exits at once after STOP to a server that just closes", async () => {
   await using server = await startScript("tcp_time_server", ["-q", "127.0.0.1:0"]);
   const started = Date.now();
-  const { code, stdout } = await runScript("tcp_client", [`127.0.0.1:${server.port}`], {
+  const { code, stdout } = await runScript("tcp_client", ["--book", `127.0.0.1:${server.port}`], {
     stdin: "STOP\n",
   });
   assert.equal(code, 0);
@@ -197,12 +236,12 @@ Deno.test("tcp_client -4 resolves localhost to IPv4; bad addresses exit 2", asyn
 });
 
 Deno.test({
-  name: "tcp_client shows the >> prompt on a terminal, a reply replacing the waiting prompt",
+  name: "tcp_client --book shows the >> prompt on a terminal, a reply replacing the waiting prompt",
   ignore: missingPeer("script"),
   async fn() {
     await using server = await startScript("conc_tcp_server", ["-q", "127.0.0.1:0"]);
     const command =
-      `${Deno.execPath()} run --allow-net scripts/tcp_client.ts 127.0.0.1:${server.port}`;
+      `${Deno.execPath()} run --allow-net scripts/tcp_client.ts --book 127.0.0.1:${server.port}`;
     const pty = new Deno.Command("script", {
       args: ["-qec", command, "/dev/null"],
       cwd: new URL("../", import.meta.url).pathname,
@@ -233,4 +272,76 @@ Deno.test("tcp_client --help prints usage and exits 0", async () => {
   const { code, stdout } = await runScript("tcp_client", ["--help"]);
   assert.equal(code, 0);
   assert.match(stdout, /^Usage: tcp_client HOST:PORT/);
+});
+
+Deno.test("tcp_client drops otherTCPserver.go's NUL padding and prints nothing after its exit line", async () => {
+  // otherTCPserver.go: each read answered with the whole 1024-byte buffer, zeros and all.
+  const padded = await oneShotServer(async (conn) => {
+    const buf = new Uint8Array(1024);
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      const reply = new Uint8Array(1024);
+      reply.set(buf.subarray(0, n));
+      await writeAll(conn, reply);
+      if (new TextDecoder().decode(buf.subarray(0, n)).includes("STOP")) return;
+    }
+  });
+  const echo = await runScript("tcp_client", ["--book", `127.0.0.1:${padded.port}`], {
+    stdin: "one\ntwo\nSTOP\n",
+  });
+  await padded.done;
+  assert.equal(echo.code, 0, echo.stderr);
+  assert.doesNotMatch(echo.stdout, /\0/);
+  assert.deepEqual(echo.stdout.split("\n"), [
+    "->: one",
+    "->: two",
+    "->: STOP",
+    "TCP client exiting...",
+  ]);
+  // concTCP.go: after the first line, answers forever.
+  const flood = await oneShotServer(async (conn) => {
+    await conn.read(new Uint8Array(1024));
+    const lines = encoder.encode("Client number: 0\n".repeat(1000));
+    try {
+      while (true) await writeAll(conn, lines);
+    } catch {
+      // The client left.
+    }
+  });
+  const flooded = await runScript("tcp_client", ["--book", `127.0.0.1:${flood.port}`], {
+    stdin: "STOP\n",
+  });
+  await flood.done;
+  assert.equal(flooded.code, 0, flooded.stderr);
+  assert.equal(flooded.stdout.split("\n").at(-1), "TCP client exiting...");
+});
+
+Deno.test({
+  name: "tcp_client in a terminal keeps ->: and the prompt, and STOP is an ordinary line",
+  ignore: missingPeer("script"),
+  async fn() {
+    await using server = await startScript("tcp_echo_server", ["-q", "127.0.0.1:0"]);
+    const command = `${Deno.execPath()} ${
+      taskArgs("tcp_client").join(" ")
+    } 127.0.0.1:${server.port}`;
+    const pty = new Deno.Command("script", {
+      args: ["-qec", command, "/dev/null"],
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const writer = pty.stdin.getWriter();
+    const output = withTimeout(pty.output(), 15_000, "tcp_client under script");
+    await delay(500);
+    await writer.write(encoder.encode("STOP\n"));
+    await delay(300);
+    await writer.write(encoder.encode("after\n"));
+    await delay(300);
+    await writer.close();
+    const text = new TextDecoder().decode((await output).stdout).replaceAll("\r\n", "\n");
+    assert.match(text, /->: STOP\n/, JSON.stringify(text));
+    assert.match(text, /->: after\n/, JSON.stringify(text));
+    assert.doesNotMatch(text, /TCP client exiting/);
+  },
 });

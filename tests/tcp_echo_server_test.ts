@@ -81,7 +81,7 @@ Deno.test("tcp_echo_server rejects bad addresses with exit 2, quoting the value"
       ["x:99999", /Cannot parse address "x:99999": port must be 0-65535/],
       ["70000", /port must be 0-65535/],
       ["--max-conns=0", /Invalid --max-conns "0"/],
-      ["--bogus", /Unknown option '--bogus'/],
+      ["--bogus", /Unknown option "--bogus"$/m],
     ] as const
   ) {
     const { code, stderr } = await runScript("tcp_echo_server", [arg]);

@@ -4,9 +4,12 @@ import { UdpPeer } from "./udp_peer.ts";
 
 const encoder = new TextEncoder();
 
-Deno.test("udp_client talks to udp_random_server like udpC.go: banner, replies, STOP", async () => {
+Deno.test("udp_client --book talks to udp_random_server like udpC.go: banner, replies, STOP", async () => {
   await using server = await startScript("udp_random_server", ["127.0.0.1:0"]);
-  const { code, stdout, stderr } = await runScript("udp_client", [`localhost:${server.port}`], {
+  const { code, stdout, stderr } = await runScript("udp_client", [
+    "--book",
+    `localhost:${server.port}`,
+  ], {
     stdin: "Hello from client!\nGoing to terminate the connection now.\nSTOP\nnot sent\n",
   });
   assert.equal(code, 0, stderr);
@@ -56,7 +59,16 @@ Deno.test("udp_client reports a lost reply, resends, and keeps going", async () 
     stderr,
     new RegExp(`no reply from 127\\.0\\.0\\.1:${lossy.port} after 2 attempts \\(timeout 200 ms`),
   );
-  assert.deepEqual(stdout.split("\n").slice(1, 3), ["Reply: ack second", "Reply: ack third"]);
+  assert.deepEqual(stdout.split("\n"), ["ack second", "ack third"]);
+});
+
+Deno.test("udp_client in a pipe writes only the replies, and STOP is only a line", async () => {
+  await using server = await startScript("udp_echo_server", ["--echo", "-q", "127.0.0.1:0"]);
+  const { code, stdout, stderr } = await runScript("udp_client", [`127.0.0.1:${server.port}`], {
+    stdin: "one\nSTOP\ntwo\n",
+  });
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, "one\nSTOP\ntwo");
 });
 
 Deno.test("udp_client against a port where nothing answers reports each line and exits 0", async () => {
@@ -65,7 +77,7 @@ Deno.test("udp_client against a port where nothing answers reports each line and
   await silent[Symbol.asyncDispose](); // Nothing listens there now.
   const { code, stderr } = await runScript(
     "udp_client",
-    ["-t", "100ms", "-r", "0", `127.0.0.1:${port}`],
+    ["-w", "100ms", "-r", "0", `127.0.0.1:${port}`],
     { stdin: "one\ntwo\n" },
   );
   assert.equal(code, 0, stderr);
@@ -87,7 +99,7 @@ Deno.test({
     }).spawn();
     const ncOut = new OutputLines(nc.stdout);
     const ncIn = nc.stdin.getWriter();
-    await using client = await startScript("udp_client", [`127.0.0.1:${port}`], {
+    await using client = await startScript("udp_client", ["--book", `127.0.0.1:${port}`], {
       stdin: true,
       waitReady: false,
     });
@@ -118,7 +130,8 @@ Deno.test("udp_client exits 1 for a name that does not resolve and 2 for a bad a
     const [args, pattern] of [
       [["1234"], /the host is missing/],
       [["localhost:99999"], /Cannot parse address "localhost:99999"/],
-      [["-t", "soon", "localhost:1"], /Invalid --timeout "soon"/],
+      [["-w", "soon", "localhost:1"], /Invalid --timeout "soon"/],
+      [["-4", "-6", "localhost:1"], /Give -4 or -6, not both/],
       [[], /Missing argument: HOST:PORT/],
     ] as const
   ) {
@@ -126,4 +139,23 @@ Deno.test("udp_client exits 1 for a name that does not resolve and 2 for a bad a
     assert.equal(code, 2, `${args}: ${stderr}`);
     assert.match(stderr, pattern);
   }
+});
+
+Deno.test("udp_client prints nothing after its exit line, not even a late reply to STOP", async () => {
+  await using peer = new UdpPeer();
+  const answering = (async () => {
+    await peer.next(10_000); // "slow": never answered in time
+    const { from } = await peer.next(10_000); // STOP: answered at once, too late to matter
+    for (let i = 0; i < 5; i++) await peer.send(from.port, `late ${i}`);
+  })();
+  const { code, stdout, stderr } = await runScript(
+    "udp_client",
+    ["--book", "--timeout", "100ms", "--retries", "0", `127.0.0.1:${peer.port}`],
+    { stdin: "slow\nSTOP\n" },
+  );
+  await answering;
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout.split("\n").at(-1), "Exiting UDP client!");
+  assert.match(stderr, /no reply from/);
+  assert.doesNotMatch(stderr, /late reply/);
 });

@@ -56,8 +56,10 @@ Deno.test("RateLimiter with 0 allows everything; a full table drops new sources"
   assert.deepEqual(small.nextWindow(), { dropped: 1, sources: 1 });
 });
 
-Deno.test("previewDatagram trims the newline, escapes control bytes and elides long data", () => {
+Deno.test("previewDatagram trims the newlines, escapes control bytes and elides long data", () => {
   assert.equal(previewDatagram(encoder.encode("hello\r\n")), "hello");
+  // The book's udpC.go adds a newline to the line it read: both go.
+  assert.equal(previewDatagram(encoder.encode("hello\n\n")), "hello");
   assert.equal(previewDatagram(new Uint8Array()), "");
   assert.equal(
     previewDatagram(encoder.encode("\x1b[31mred\nnext\x00")),

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { describeMessage } from "../scripts/ws_client.ts";
-import { runScript, startScript } from "./helpers.ts";
+import {
+  delay,
+  missingPeer,
+  ROOT,
+  runScript,
+  startScript,
+  taskArgs,
+  withTimeout,
+} from "./helpers.ts";
 
 Deno.test("ws_client shows text, a binary message's UTF-8 text, or else its size", () => {
   const bytes = (...b: number[]) => Uint8Array.from(b).buffer;
@@ -12,7 +20,7 @@ Deno.test("ws_client shows text, a binary message's UTF-8 text, or else its size
   assert.equal(describeMessage(bytes(0xff, 0xfe, 0x00)), "Received: (binary, 3 bytes)");
 });
 
-Deno.test("ws_client joins ws_chat_server and shows the room's JSON events", async () => {
+Deno.test("ws_client in a pipe writes ws_chat_server's JSON events one per line", async () => {
   await using server = await startScript("ws_chat_server", [
     "--host=127.0.0.1",
     "--port=0",
@@ -21,18 +29,55 @@ Deno.test("ws_client joins ws_chat_server and shows the room's JSON events", asy
   await using client = await startScript("ws_client", [
     `ws://127.0.0.1:${server.port}/ws?name=cli`,
   ], { stdin: true, waitReady: false });
-  await client.stdout.waitFor(/Received \(binary\): \{"type":"welcome",.*"name":"cli"/);
+  await client.stdout.waitFor(/^\{"type":"welcome",.*"name":"cli"/);
   await client.write("hello room\n");
-  await client.stdout.waitFor(
-    /Received \(binary\): \{"type":"message",.*"name":"cli","text":"hello room"\}/,
-  );
-  client.kill("SIGINT");
+  await client.stdout.waitFor(/^\{"type":"message",.*"name":"cli","text":"hello room"\}$/);
+  await client.closeStdin();
   assert.equal((await client.exit()).code, 0, client.output);
+  assert.ok(client.stdout.lines.length >= 2, client.output);
+  for (const line of client.stdout.lines) assert.equal(typeof JSON.parse(line).type, "string");
 });
 
-Deno.test("ws_client prompts 'Please give me input! N' six times, then closes with 1000", async () => {
+Deno.test("ws_client in a pipe prints all 100000 of ws_random_server's lines, then exits 0", async () => {
+  await using server = await startScript("ws_random_server", ["127.0.0.1:0"]);
+  for (const args of [[], ["--raw"]]) {
+    const result = await runScript("ws_client", [...args, `ws://127.0.0.1:${server.port}/ws`], {
+      stdin: "100000\n",
+      timeoutMs: 60_000,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.split("\n");
+    assert.equal(lines.length, 100_000, `${args}: ${result.stderr}`);
+    assert.ok(lines.every((l) => /^-?\d+$/.test(l)), `${args}: only the numbers on stdout`);
+  }
+});
+
+Deno.test("ws_client -n leaves the close to the server; without it the end of input closes", async () => {
+  await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+  await using held = await startScript("ws_client", ["-n", `ws://127.0.0.1:${server.port}/ws`], {
+    stdin: true,
+    waitReady: false,
+  });
+  await held.write("kept\n");
+  await held.closeStdin();
+  await held.stdout.waitFor(/^kept$/);
+  await delay(1_500); // past the default --linger
+  assert.equal(held.stdout.lines.length, 1);
+  held.kill("SIGINT");
+  assert.equal((await held.exit()).code, 0, held.output);
+  const closing = await runScript("ws_client", [
+    "--linger",
+    "200ms",
+    `ws://127.0.0.1:${server.port}/ws`,
+  ], { stdin: "gone\n" });
+  assert.equal(closing.code, 0, closing.stderr);
+  assert.equal(closing.stdout, "gone");
+});
+
+Deno.test("ws_client --book prompts 'Please give me input! N' six times, then closes with 1000", async () => {
   await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
   await using client = await startScript("ws_client", [
+    "--book",
     "--idle-interval",
     "150ms",
     `127.0.0.1:${server.port}`,
@@ -55,7 +100,7 @@ Deno.test("ws_client on SIGINT says so, sends close 1000 and exits 0", async () 
     waitReady: false,
   });
   await client.write("before the signal\n");
-  await client.stdout.waitFor("Received: before the signal");
+  await client.stdout.waitFor(/^before the signal$/);
   client.kill("SIGINT");
   assert.equal((await client.exit()).code, 0, client.output);
   assert.match(client.stderr.text, /Caught interrupt signal - quitting!/);
@@ -71,7 +116,7 @@ Deno.test("ws_client --raw --binary sends binary, and the end of stdin closes cl
     `ws://127.0.0.1:${server.port}/echo`,
   ], { stdin: "one\ntwo\n" });
   assert.equal(result.code, 0, result.stderr);
-  assert.equal(result.stdout, "onetwo"); // binary comes back as raw bytes, no newlines
+  assert.equal(result.stdout, "one\ntwo"); // binary comes back as its bytes, one per line
   await server.stderr.waitFor("Received: 3 bytes (binary)");
 });
 
@@ -119,4 +164,90 @@ Deno.test("ws_client exits 1 when nothing listens, and 2 on bad usage", async ()
     assert.equal(code, 2, `${args}: ${stderr}`);
     assert.match(stderr, pattern);
   }
+});
+
+/** Accepts one WebSocket handshake by hand and resolves with the opcodes of the frames that follow. */
+async function frameWatcher(listener: Deno.TcpListener, frames: number) {
+  const conn = await listener.accept();
+  try {
+    let head = "";
+    const buf = new Uint8Array(4096);
+    while (!head.includes("\r\n\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) throw new Error("closed during the handshake");
+      head += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    const key = /sec-websocket-key: *(\S+)/i.exec(head)![1];
+    const digest = await crypto.subtle.digest(
+      "SHA-1",
+      new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+    );
+    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+    await conn.write(new TextEncoder().encode(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    ));
+    const opcodes: number[] = [];
+    let pending = new Uint8Array(0);
+    while (opcodes.length < frames) {
+      // Client frames are masked and, here, short: 2 header bytes, 4 mask bytes, the payload.
+      while (pending.length >= 6 && pending.length >= 6 + (pending[1] & 0x7f)) {
+        opcodes.push(pending[0] & 0x0f);
+        pending = pending.subarray(6 + (pending[1] & 0x7f));
+      }
+      if (opcodes.length >= frames) break;
+      const n = await conn.read(buf);
+      if (n === null) break;
+      pending = Uint8Array.from([...pending, ...buf.subarray(0, n)]);
+    }
+    return opcodes;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("ws_client --ping-interval sends WebSocket pings while idle", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const watching = frameWatcher(listener, 2);
+    await using client = await startScript("ws_client", [
+      "--ping-interval",
+      "100ms",
+      `ws://127.0.0.1:${listener.addr.port}/`,
+    ], { stdin: true, waitReady: false });
+    const opcodes = await withTimeout(watching, 5_000, "two pings from ws_client");
+    assert.deepEqual(opcodes, [0x9, 0x9], "two ping frames, nothing else");
+    client.kill("SIGINT");
+    await client.exit();
+  } finally {
+    listener.close();
+  }
+});
+
+Deno.test({
+  name: "ws_client in a terminal keeps the book's look but not its idle trap (that needs --book)",
+  ignore: missingPeer("script"),
+  async fn() {
+    await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+    const command = `${Deno.execPath()} ${taskArgs("ws_client").join(" ")} --idle-interval 100ms ` +
+      `--idle-max 1 127.0.0.1:${server.port} ws`;
+    const pty = new Deno.Command("script", {
+      args: ["-qec", command, "/dev/null"],
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const writer = pty.stdin.getWriter();
+    const output = withTimeout(pty.output(), 15_000, "ws_client under script");
+    await delay(1_000); // connected, and idle for ten --idle-interval periods
+    await writer.write(new TextEncoder().encode("typed\n"));
+    await delay(500);
+    await writer.close(); // Ctrl-D: the end of input
+    const text = new TextDecoder().decode((await output).stdout).replaceAll("\r\n", "\n");
+    assert.match(text, new RegExp(`^Connecting to: 127\\.0\\.0\\.1:${server.port} at ws$`, "m"));
+    assert.match(text, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d Received: typed$/m);
+    assert.doesNotMatch(text, /Please give me input|Caught interrupt signal/);
+  },
 });

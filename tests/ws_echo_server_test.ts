@@ -174,3 +174,20 @@ Deno.test("ws_echo_server rejects bad options with exit 2 and prints --help", as
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: ws_echo_server \[ADDR\]/);
 });
+
+Deno.test("ws_echo_server logs a message ending in a newline without an empty line after it", async () => {
+  await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+  const { client } = await RawWsClient.open(server.port, "/ws");
+  await using _c = client;
+  await client.sendFrame(OP.text, "line one\n");
+  assert.equal(text(await client.readFrame()), "line one\n", "the echo keeps the newline");
+  await client.sendFrame(OP.text, "line two");
+  await client.readFrame();
+  await server.stderr.waitFor(/Received: line two$/);
+  const lines = server.stderr.lines;
+  const at = lines.findIndex((l) => /Received: line one$/.test(l));
+  assert.ok(at >= 0, server.stderr.text);
+  assert.match(lines[at + 1], /Received: line two$/, "no empty line between");
+  await client.sendClose();
+  await client.readClose();
+});

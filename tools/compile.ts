@@ -11,6 +11,8 @@
  * @module
  */
 import denoConfig from "../deno.json" with { type: "json" };
+import { runCommand, UsageError } from "../lib/cli/cli.ts";
+import { printSync } from "../lib/io/print.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -30,34 +32,67 @@ export function compileArgs(name: string, output: string): string[] {
   return ["compile", ...flags, "--output", output, `scripts/${name}.ts`];
 }
 
-/** Compiles one script; resolves to whether it succeeded. */
-export async function compileScript(name: string, output: string): Promise<boolean> {
-  const { code } = await new Deno.Command(Deno.execPath(), {
-    args: compileArgs(name, output),
-    cwd: ROOT,
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  return code === 0;
+/** Where the runtime download failed, from `deno compile`'s error output, or null. */
+export function downloadFailure(stderr: string): string | null {
+  const match = /error sending request for url \((\S+)\)/.exec(stderr);
+  if (!match) return null;
+  const causes = stderr.split("\n").map((l) => /^\s+\d+: (.*)$/.exec(l)?.[1]).filter(Boolean);
+  return `cannot download ${match[1]}: ${causes.at(-1) ?? "no connection"}`;
 }
 
-async function main(args: string[]): Promise<number> {
-  const names = args.length > 0 ? args : scriptNames();
-  let failed = 0;
-  for (const name of names) {
-    if (!(await compileScript(name, `${ROOT}dist/${name}`))) failed++;
-  }
-  if (failed > 0) {
-    console.error(
-      `compile: ${failed} of ${names.length} failed` +
-        (Deno.env.get("DENORT_BIN")
+/** Compiles one script; resolves to null on success, else what went wrong in one line or more. */
+export async function compileScript(name: string, output: string): Promise<string | null> {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: compileArgs(name, output),
+    cwd: ROOT,
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  if (code === 0) return null;
+  const text = new TextDecoder().decode(stderr).replace(/\n*Stack backtrace:[\s\S]*$/, "");
+  return downloadFailure(text) ?? text.trim();
+}
+
+const spec = {
+  name: "compile",
+  summary: "Builds scripts into standalone binaries in dist/ with their tasks' permissions.",
+  args: "[SCRIPT...]",
+  maxArgs: Infinity,
+  options: {},
+  notes: `With no SCRIPT every script is built. deno compile downloads the Deno runtime
+(denort) once; offline, set DENORT_BIN to a local copy. The first failure stops
+the build.
+
+Examples:
+  deno task compile
+  deno task compile tcp_echo_server ws_client`,
+} as const;
+
+/** Builds the scripts named (default all); returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(spec, args, async ({ positionals }) => {
+    const all = scriptNames();
+    for (const name of positionals) {
+      if (!all.includes(name)) {
+        throw new UsageError(`Unknown script "${name}" (have: ${all.join(", ")})`);
+      }
+    }
+    const names = positionals.length > 0 ? positionals : all;
+    for (const [i, name] of names.entries()) {
+      const failure = await compileScript(name, `${ROOT}dist/${name}`);
+      if (failure !== null) {
+        // Offline every build fails the same way: one clear line, not one per script.
+        const hint = Deno.env.get("DENORT_BIN")
           ? ""
-          : " (deno compile downloads denort; set DENORT_BIN to a local copy)"),
-    );
-    return 1;
-  }
-  console.log(`compile: ${names.length} binaries in dist/`);
-  return 0;
+          : " (offline? set DENORT_BIN to a local denort)";
+        throw new Error(`${name}: ${failure}${hint}; ${i} of ${names.length} built`);
+      }
+      printSync(`compile: dist/${name}\n`);
+    }
+    printSync(`compile: ${names.length} binaries in dist/\n`);
+    return 0;
+  });
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

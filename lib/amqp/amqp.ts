@@ -12,25 +12,67 @@
 import amqp from "amqplib";
 import type { ChannelModel, RecoveringChannelModel } from "amqplib";
 import type { Logger } from "../cli/log.ts";
+import { UsageError } from "../cli/cli.ts";
 
 /** The broker the book's programs use. */
 export const DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/";
-/** The command-line options the RabbitMQ programs share, for their `runCommand` specs. */
+/** How long the programs try to reach the broker at start unless told otherwise. */
+export const DEFAULT_CONNECT_TIMEOUT = "5s";
+/**
+ * The command-line options the RabbitMQ programs share, for their
+ * `runCommand` specs, with the short names of amqp-tools (`-u URL`,
+ * `-q QUEUE`, `-e EXCHANGE`, `-r KEY`).
+ */
 export const AMQP_OPTIONS = {
   url: {
     type: "string",
+    short: "u",
     arg: "URL",
     description: "broker URL (default $AMQP_URL or amqp://guest:guest@localhost:5672/)",
   },
-  queue: { type: "string", arg: "NAME", default: "Go", description: "queue to declare and use" },
+  queue: {
+    type: "string",
+    short: "q",
+    arg: "NAME",
+    default: "Go",
+    description: "queue to declare and use",
+  },
   durable: { type: "boolean", description: "declare the queue durable" },
+  exchange: {
+    type: "string",
+    short: "e",
+    arg: "NAME",
+    description: "exchange to bind the queue to (it must exist)",
+  },
+  "routing-key": {
+    type: "string",
+    short: "r",
+    arg: "KEY",
+    description: "routing key of the binding (default the queue's name)",
+  },
   "connect-timeout": {
     type: "string",
     arg: "DURATION",
-    default: "30s",
+    default: DEFAULT_CONNECT_TIMEOUT,
     description: "how long to try reaching the broker at start",
   },
 } as const;
+/**
+ * The binding `-e EXCHANGE [-r KEY]` asks for, or undefined without `-e`;
+ * the routing key defaults to the queue's name, as amqp-consume binds.
+ */
+export function bindingOption(
+  values: { exchange?: string; "routing-key"?: string; queue: string },
+): { exchange: string; routingKey: string } | undefined {
+  if (values.exchange === undefined) {
+    if (values["routing-key"] !== undefined) {
+      throw new UsageError(`--routing-key "${values["routing-key"]}" needs --exchange`);
+    }
+    return undefined;
+  }
+  return { exchange: values.exchange, routingKey: values["routing-key"] ?? values.queue };
+}
+
 /** What stands in for a password wherever a URL is shown. */
 const REDACTED = "***";
 

@@ -43,6 +43,8 @@ export interface ConsumerOptions {
   durable?: boolean;
   /** Declare the queue with this dead-letter exchange (`x-dead-letter-exchange`). Default none. */
   deadLetterExchange?: string;
+  /** Bind the queue to this existing exchange with this routing key. Default none. */
+  bind?: { exchange: string; routingKey: string };
   /** Most unacknowledged messages the broker sends ahead. Default 100. */
   prefetch?: number;
   /** Start consuming at once; false waits for {@link QueueConsumer.resume}. Default true. */
@@ -121,6 +123,7 @@ export class QueueConsumer implements AsyncDisposable {
       durable: o.durable ?? false,
       arguments: args,
     });
+    if (o.bind) await channel.bindQueue(o.queue, o.bind.exchange, o.bind.routingKey);
     this.#channel = channel;
     if (!this.#paused && !this.#stopped) await this.#consume(channel);
     o.onReady?.(queue, connects);

@@ -9,14 +9,21 @@
  * in the seed); one that never did (a person on `nc`) only to the idle
  * timeout. Either is removed and announced as timed out.
  *
+ * Seed 001's own client is recognised by its first bytes (its heartbeat
+ * `1` with no newline, or a message `2006-01-02 15:04:05\n\tNAME: text`)
+ * and joins the same room in its own dialect: raw chunks, `1` answered
+ * with `1`, the name taken from its messages, and everything it receives
+ * shaped as its messages (`TIME\n\tNAME: text`, no newline at the end).
+ *
  * Used by `tcp_chat_server` and by `ws_chat_server --tcp-port`.
  *
  * @module
  */
 import type { Address } from "../net/addr.ts";
-import { checkName, escapeControls, NameError } from "./chat_text.ts";
+import { chatTime, checkName, escapeControls, NameError } from "./chat_text.ts";
 import { type ChatHub, type Member, onlineText } from "./hub.ts";
 import { LineReader, LineTooLongError } from "../io/lines.ts";
+import { prependReader, readUntil } from "../io/read_buffer.ts";
 import { Logger } from "../cli/log.ts";
 import { settledWithin } from "../io/deadline.ts";
 import type { ConnectionLimit } from "../net/workers.ts";
@@ -67,6 +74,8 @@ class Connection {
   timedOut = false;
   readonly session: Session;
   #hub: ChatHub;
+  /** The name seed 001's client writes in its messages (the hub may have given another). */
+  #seedName: string | null = null;
 
   constructor(session: Session, hub: ChatHub) {
     this.session = session;
@@ -141,6 +150,80 @@ class Connection {
       close: () => session.close(),
     };
   }
+
+  /** Handles one raw chunk from seed 001's client; false once the connection should end. */
+  async seedChunk(text: string): Promise<boolean> {
+    const { heartbeats, messages } = parseSeedChunk(text);
+    if (heartbeats > 0) await this.session.writeAll(SEED_HEARTBEAT);
+    for (const { name, text } of messages) {
+      if (name !== null && name !== this.#seedName) {
+        this.#seedName = name;
+        try {
+          if (this.member) this.#hub.rename(this.member, name);
+          else this.member = this.#hub.join(name, this.#seedSink(), { echo: false });
+        } catch (error) {
+          if (!(error instanceof NameError)) throw error;
+          await this.session.writeAll(toSeed(`ERROR ${error.message}\n`));
+          continue;
+        }
+      }
+      if (this.member) this.#hub.broadcast(this.member, text);
+    }
+    return true;
+  }
+
+  /** The hub's lines reshaped as seed 001's messages. */
+  #seedSink() {
+    const session = this.session;
+    return {
+      format: "line" as const,
+      write: (data: Uint8Array) => session.writeAll(toSeed(decoder.decode(data))),
+      close: () => session.close(),
+    };
+  }
+}
+
+/** Seed 001's heartbeat, both ways. */
+const SEED_HEARTBEAT = "1";
+/** The header of each of seed 001's messages: `time.Now().Format("2006-01-02 15:04:05")`, newline, tab. */
+const SEED_HEADER = /(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\n\t/g;
+const decoder = new TextDecoder();
+
+/** Whether a connection's first bytes are seed 001's client: its heartbeat alone, or a message. */
+export function isSeedClient(first: string): boolean {
+  return /^1+$/.test(first) || /^1*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n\t/.test(first);
+}
+
+/**
+ * Splits a raw chunk from seed 001's client into heartbeats and messages:
+ * its writes arrive unframed, so a `1` may stick to a message and several
+ * messages may share a chunk. A message's name is what precedes `: `
+ * (null for text without a header, a message cut by TCP).
+ */
+export function parseSeedChunk(
+  text: string,
+): { heartbeats: number; messages: { name: string | null; text: string }[] } {
+  const headers = [...text.matchAll(SEED_HEADER)];
+  const lead = text.slice(0, headers[0]?.index ?? text.length);
+  const messages: { name: string | null; text: string }[] = [];
+  let heartbeats = 0;
+  if (/^1+$/.test(lead)) heartbeats = lead.length;
+  else if (lead.trim() !== "") messages.push({ name: null, text: lead });
+  headers.forEach((header, i) => {
+    const body = text.slice(header.index! + header[0].length, headers[i + 1]?.index ?? text.length);
+    const colon = body.indexOf(": ");
+    if (colon > 0) messages.push({ name: body.slice(0, colon), text: body.slice(colon + 2) });
+    else messages.push({ name: null, text: body });
+  });
+  return { heartbeats, messages };
+}
+
+/** Reshapes the room's lines (`TIME NAME: text`, `* notice`) as seed 001's messages. */
+export function toSeed(lines: string): string {
+  return lines.split("\n").filter((line) => line !== "").map((line) => {
+    const stamped = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (.*)$/.exec(line);
+    return stamped ? `${stamped[1]}\n\t${stamped[2]}` : `${chatTime(new Date())}\n\t${line}`;
+  }).join("\n");
 }
 
 /**
@@ -184,7 +267,20 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
     let reason: "quit" | "disconnected" = "quit";
     try {
       await session.writeAll(PROMPT);
-      const reader = new LineReader(session, { maxLineBytes });
+      const first = await readUntil(session, () => true, maxLineBytes);
+      if (first === null) return;
+      if (isSeedClient(decoder.decode(first))) {
+        conn.heartbeat = true;
+        log.info(`${session.peer}: seed 001's client`);
+        const buf = new Uint8Array(maxLineBytes);
+        for (let chunk: Uint8Array | null = first; chunk;) {
+          if (!(await conn.seedChunk(decoder.decode(chunk)))) return;
+          const n = await session.read(buf);
+          chunk = n === null ? null : buf.subarray(0, n);
+        }
+        return;
+      }
+      const reader = new LineReader(prependReader(first, session), { maxLineBytes });
       for (let lines = await reader.readLines(); lines; lines = await reader.readLines()) {
         for (const line of lines) {
           if (!(await conn.line(line))) return;

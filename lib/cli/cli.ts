@@ -98,6 +98,24 @@ export function usageText(spec: CommandSpec): string {
   return lines.join("\n") + "\n";
 }
 
+/**
+ * node:util's parseArgs messages in our style, quotes balanced:
+ * `Unknown option "--foo"`,
+ * `Option "--timeout" needs a value`.
+ */
+export function parseArgsMessage(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const unknown = /^Unknown option '([^']*)'/.exec(text);
+  if (unknown) {
+    return `Unknown option "${unknown[1]}"`;
+  }
+  const missing = /^Option '(?:-\w, )?(--[^ ']+) <value>' argument missing/.exec(text);
+  if (missing) return `Option "${missing[1]}" needs a value`;
+  const noValue = /^Option '(?:-\w, )?(--[^ ']+)' does not take an argument/.exec(text);
+  if (noValue) return `Option "${noValue[1]}" takes no value`;
+  return text;
+}
+
 /** Parses arguments against a spec; throws {@link UsageError} on any mistake. */
 export function parseCommand<O extends Record<string, OptionSpec>>(
   spec: CommandSpec & { options: O },
@@ -116,7 +134,7 @@ export function parseCommand<O extends Record<string, OptionSpec>>(
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
+    throw new UsageError(parseArgsMessage(error));
   }
   const values: Record<string, unknown> = {};
   for (const [name, o] of Object.entries(spec.options)) {

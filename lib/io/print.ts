@@ -23,3 +23,13 @@ export function writeAllSync(out: SyncWriter, data: Uint8Array): void {
   let offset = 0;
   while (offset < data.byteLength) offset += out.writeSync(data.subarray(offset));
 }
+
+/**
+ * Whether a client writes plain data (only what came from the peer, one
+ * message per line, nothing else on stdout): with `--raw`, or whenever
+ * stdout is not a terminal (a pipe or a file), so `| jq` and `| wc -l`
+ * see the peer's messages alone.
+ */
+export function plainOutput(raw: boolean, out: { isTerminal(): boolean } = Deno.stdout): boolean {
+  return raw || !out.isTerminal();
+}

@@ -3,7 +3,9 @@
  * start small, so an idle connection costs little; before a read, move the
  * unfinished bytes to the front, into a buffer twice as big when they fill
  * more than half of it; after a read that filled the buffer, give the next
- * read twice the room, up to 64 KiB.
+ * read twice the room, up to 64 KiB. Also the two helpers for sniffing a
+ * protocol from a connection's first bytes: {@link readUntil} and
+ * {@link prependReader}.
  *
  * @module
  */
@@ -64,4 +66,38 @@ export async function readMore(
     w.buf = bigger;
   }
   return true;
+}
+
+/** A reader that first returns `prefix` (bytes already read, e.g. to sniff a protocol), then reads `source`. */
+export function prependReader(prefix: Uint8Array, source: Reader): Reader {
+  let rest = prefix;
+  return {
+    read(p: Uint8Array): Promise<number | null> {
+      if (rest.length === 0) return source.read(p);
+      const n = Math.min(p.length, rest.length);
+      p.set(rest.subarray(0, n));
+      rest = rest.subarray(n);
+      return Promise.resolve(n);
+    },
+  };
+}
+
+/**
+ * Reads from `source` into a new buffer until `enough(bytes)` says so, the
+ * stream ends or `max` bytes have come; returns what was read (null if
+ * the stream ended before any byte).
+ */
+export async function readUntil(
+  source: Reader,
+  enough: (bytes: Uint8Array) => boolean,
+  max: number,
+): Promise<Uint8Array | null> {
+  const buf = new Uint8Array(max);
+  let len = 0;
+  while (len < max && (len === 0 || !enough(buf.subarray(0, len)))) {
+    const n = await source.read(buf.subarray(len));
+    if (n === null) break;
+    len += n;
+  }
+  return len === 0 ? null : buf.subarray(0, len);
 }

@@ -62,6 +62,8 @@ export interface ServeHttpOptions extends HttpLimits {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Share the port with other workers (Linux `SO_REUSEPORT`). Default false. */
   reusePort?: boolean;
+  /** Told of a handler's error; returns the response. Default logs it and answers 500. */
+  onError?: (error: unknown) => Response | Promise<Response>;
 }
 
 /** A running HTTP server. */
@@ -115,7 +117,7 @@ export function serveHttp(
   });
   const tcp = new TcpServer(
     listener,
-    (session) => serveConnection(session, handler, headMs, bodyMs, logger),
+    (session) => serveConnection(session, handler, headMs, bodyMs, logger, options.onError),
     {
       maxConns: options.maxConns,
       limit: options.limit,
@@ -166,6 +168,7 @@ async function serveConnection(
   headMs: number,
   bodyMs: number,
   logger: Logger,
+  onError?: (error: unknown) => Response | Promise<Response>,
 ): Promise<void> {
   const http = serveHttpConn(session.conn);
   const remoteAddr = session.conn.remoteAddr as Deno.NetAddr;
@@ -206,8 +209,12 @@ async function serveConnection(
           response = await handler(event.request, { remoteAddr, completed: done.promise });
         } catch (error) {
           if (closed) break;
-          logger.error(`handler: ${error instanceof Error ? error.message : error}`);
-          response = new Response("Internal Server Error\n", { status: 500 });
+          if (onError) {
+            response = await onError(error);
+          } else {
+            logger.error(`handler: ${error instanceof Error ? error.message : error}`);
+            response = new Response("Internal Server Error\n", { status: 500 });
+          }
         }
         clearTimeout(timer);
         await event.respondWith(response).catch(() => {});

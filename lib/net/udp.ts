@@ -81,13 +81,13 @@ export class RateLimiter {
 
 /**
  * Renders a datagram for a log line: its payload without the trailing
- * newline, escaped and cut as {@link logPayload} does (after `maxBytes`,
+ * newlines, escaped and cut as {@link logPayload} does (after `maxBytes`,
  * default 200), so a datagram cannot rewrite the terminal.
  */
 export function previewDatagram(data: Uint8Array, maxBytes = LOG_PAYLOAD_BYTES): string {
   let end = data.byteLength;
-  if (end > 0 && data[end - 1] === 0x0a) end--;
-  if (end > 0 && data[end - 1] === 0x0d) end--;
+  // All the line ends: the book's udpC.go sends its line's newline plus one of its own.
+  while (end > 0 && (data[end - 1] === 0x0a || data[end - 1] === 0x0d)) end--;
   return logPayload(data.subarray(0, end), maxBytes);
 }
 

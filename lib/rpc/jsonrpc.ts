@@ -297,6 +297,17 @@ export class RpcRegistry {
     );
   }
 
+  /**
+   * Calls a method with Go's one argument (as net/rpc's gob codec delivers
+   * it): resolves to the result, or rejects with the error text a Go
+   * server would send.
+   */
+  async call(name: string, arg: unknown): Promise<unknown> {
+    const entry = this.#methods.get(name);
+    if (!entry) throw new Error(this.#notFound(name));
+    return await entry.method(this.#bind(entry, arg));
+  }
+
   /** Go's wording for a name that matches nothing. */
   #notFound(name: string): string {
     const dot = name.lastIndexOf(".");
