@@ -93,6 +93,6 @@ Deno.test("udp_random_server exits 1 when the port is taken", async () => {
 Deno.test("udp_random_server --help prints usage and exits 0", async () => {
   const { code, stdout } = await runScript("udp_random_server", ["--help"]);
   assert.equal(code, 0);
-  assert.match(stdout, /^Usage: udp_random_server \[PORT\]/);
+  assert.match(stdout, /^Usage: udp_random_server \[ADDR\]/);
   assert.match(stdout, /--allow-stop/);
 });
