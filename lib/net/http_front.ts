@@ -23,6 +23,8 @@ export const MAX_CONNECT_HEAD_BYTES = 4096;
 /** How long a CONNECT request may take to arrive, so a stalled one is closed. */
 export const CONNECT_HEAD_TIMEOUT_MS = 1_000;
 const CONNECT = new TextEncoder().encode("CONNECT ");
+/** Each direction of a piped connection reads into a buffer this large. */
+const PIPE_BUFFER_BYTES = 4 * 1024;
 
 /** A CONNECT request: its target (`/_goRPC_`) and the connection, which now carries raw bytes. */
 export type ConnectHandler = (
@@ -187,7 +189,8 @@ async function pipeToBackend(session: Session, head: Uint8Array, port: number): 
 }
 
 async function pump(from: Reader, to: Deno.Conn): Promise<void> {
-  const buf = new Uint8Array(16 * 1024);
+  // Small: every idle connection holds one pending read each way (4,000 slow bodies: 128 MB at 16 KiB).
+  const buf = new Uint8Array(PIPE_BUFFER_BYTES);
   try {
     for (let n = await from.read(buf); n !== null; n = await from.read(buf)) {
       await writeAll(to, buf.subarray(0, n));
