@@ -80,7 +80,7 @@ Deno.test("file_recv refuses names that are not plain file names, on both sides"
   const [peer, answer] = await offer(server.port, invalid);
   peer.close();
   assert.match(answer ?? "", /^error Refused name .*not valid UTF-8/);
-  await server.stderr.waitFor(/Refused name "\\u001b\[2J": the name contains control characters/);
+  await server.stderr.waitFor(/Refused name "\\x1b\[2J": the name contains control characters/);
   assert.equal(
     server.stderr.text.includes("\x1b"),
     false,

@@ -65,7 +65,7 @@ export function nameProblem(name: string): string | null {
 
 /** Quotes a name for messages, escaping control characters so a log cannot be forged. */
 export function quoteName(name: string): string {
-  return quoteText(name, MAX_NAME_BYTES);
+  return quoteText(name, MAX_HEADER_BYTES);
 }
 
 /** Formats the header line (newline included). */
