@@ -13,6 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { median, printTable, ratio, runLoad, startNetkit, yardsticks } from "./yardsticks.ts";
+import { deadline } from "../lib/io/deadline.ts";
 
 /** A free UDP port on 127.0.0.1, for the Go peer that cannot take port 0. */
 function freeUdpPort(): number {
@@ -51,16 +52,16 @@ async function measure(port: number, pid: number, load: string[]): Promise<Recor
 /** Sends probes until something answers on 127.0.0.1:port. */
 async function waitForUdp(port: number, timeoutMs = 10_000): Promise<void> {
   const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const deadline = Date.now() + timeoutMs;
+  const until = Date.now() + timeoutMs;
   try {
     const answered = conn.receive().then(() => true, () => false);
-    while (Date.now() < deadline) {
+    while (Date.now() < until) {
       await conn.send(new TextEncoder().encode("probe"), {
         transport: "udp",
         hostname: "127.0.0.1",
         port,
       });
-      const ok = await Promise.race([answered, new Promise((r) => setTimeout(r, 100, false))]);
+      const ok = await deadline(answered, 100, "").catch(() => false);
       if (ok) return;
     }
     throw new Error(`Nothing answers UDP on 127.0.0.1:${port}`);

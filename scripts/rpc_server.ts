@@ -318,7 +318,6 @@ const spec = {
   options: {
     ...serverOptions(["max-conns", "idle-timeout", "head-timeout", "body-timeout", "quiet"], {
       port: { default: "1234", description: "TCP port" },
-      "max-conns": { description: "most clients at once, both ports together" },
       "idle-timeout": { description: "close TCP clients silent this long (0 = never)" },
     }),
     "http-port": {
@@ -365,6 +364,7 @@ export function main(args: string[]): Promise<number> {
         address: run.address,
         httpAddress,
         maxRequestBytes,
+        // --max-conns bounds both ports together.
         limit: run.limit,
         idleTimeoutMs: settings.idleTimeoutMs,
         headTimeoutMs: settings.headTimeoutMs,

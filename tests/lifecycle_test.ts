@@ -175,3 +175,39 @@ Deno.test("ws_chat_server --max-conns 2 counts WebSocket and TCP members togethe
     for (const peer of peers) peer.close();
   }
 });
+
+Deno.test("rpc_server --max-conns 1 counts its TCP and HTTP ports together", async () => {
+  await using server = await startScript("rpc_server", [
+    "--host=127.0.0.1",
+    "--port=0",
+    "--http-port=0",
+    "--max-conns=1",
+    "-q",
+  ]);
+  const httpLine = await server.stdout.waitFor(/Listening on http:\/\//);
+  const httpPort = Number(/:(\d+)\/rpc/.exec(httpLine)![1]);
+  const peers: TcpPeer[] = [];
+  try {
+    const tcp = await TcpPeer.connect(server.port);
+    peers.push(tcp);
+    await tcp.send('{"method":"Arith.Multiply","params":[{"A":7,"B":8}],"id":0}\n');
+    assert.match((await tcp.readLine())!, /"result":56/);
+    const http = await TcpPeer.connect(httpPort);
+    peers.push(http);
+    assert.match((await http.readLine())!, /^ERROR too many connections/);
+    tcp.close();
+    // Once the TCP client is gone its place serves HTTP.
+    let status = 0;
+    for (let tries = 0; tries < 50 && status !== 200; tries++) {
+      const response = await fetch(`http://127.0.0.1:${httpPort}/rpc`, {
+        method: "POST",
+        body: '{"jsonrpc":"2.0","method":"Algorithm.Sum","params":{"X":3,"Y":4},"id":1}',
+      }).catch(() => null);
+      status = response?.status ?? 0;
+      await response?.body?.cancel();
+    }
+    assert.equal(status, 200, server.output);
+  } finally {
+    for (const peer of peers) peer.close();
+  }
+});

@@ -15,114 +15,64 @@
  * {@link ChatHub.receive} takes what happened elsewhere; remote members are
  * listed and their names are taken. The bus itself lives outside.
  *
+ * A member and its queue are in member.ts, the events and their encodings
+ * in chat_wire.ts; this file re-exports what transports use of both.
+ *
  * @module
  */
 import { NameMap } from "../text/names.ts";
-import { chatTime, checkName, cleanMessage, escapeControls, MessageError } from "./chat_text.ts";
+import { chatTime, checkName, cleanMessage, MessageError } from "./chat_text.ts";
+import {
+  type BusEvent,
+  changeLength,
+  type ChatEvent,
+  countChanges,
+  Frame,
+  type LeaveReason,
+  MAX_LIST_FRAME_BYTES,
+  MAX_UNASKED_LIST_BYTES,
+  nameLength,
+  type PresenceChange,
+  splitList,
+} from "./chat_wire.ts";
+import {
+  DEFAULT_MAX_QUEUE,
+  DEFAULT_MAX_QUEUE_BYTES,
+  DRAIN_POLL_MS,
+  Member,
+  type MemberSink,
+  RateLimit,
+} from "./member.ts";
 
-/** Most messages waiting for one member before it is dropped (gorilla's 256). */
-export const DEFAULT_MAX_QUEUE = 256;
-/** The byte equivalent: 256 messages of about 1 KiB (a 512-byte text in its envelope). */
-export const DEFAULT_MAX_QUEUE_BYTES = 256 * 1024;
+// The room is what transports import: its parts come with it.
+export {
+  type BusEvent,
+  type ChatEvent,
+  describeChange,
+  describeMore,
+  formatLines,
+  type LeaveReason,
+  MAX_LIST_FRAME_BYTES,
+  MAX_UNASKED_LIST_BYTES,
+  onlineText,
+  type PresenceChange,
+  type PresenceMore,
+  type WireFormat,
+} from "./chat_wire.ts";
+export {
+  DEFAULT_MAX_QUEUE,
+  DEFAULT_MAX_QUEUE_BYTES,
+  DRAIN_POLL_MS,
+  Member,
+  type MemberSink,
+} from "./member.ts";
+
 /** Messages a member may send per second, sustained. */
 export const DEFAULT_RATE = 10;
 /** Messages a member may send at once (a pasted paragraph) before the rate applies. */
 export const DEFAULT_BURST = 20;
 /** Joins and leaves within this window go out as one announcement, so a crowd joining costs O(n). */
 export const DEFAULT_PRESENCE_DELAY_MS = 50;
-/**
- * About the longest frame the hub makes of a list a member asked for (the
- * whole room, `/who`) or of a backlog; a longer one goes out over several
- * frames. Deno keeps a write buffer per WebSocket as large as the largest
- * frame it has sent it, so one 20 KB welcome to each of 2000 members held
- * 40 MB.
- */
-export const MAX_LIST_FRAME_BYTES = 2048;
-/**
- * About the longest list every member gets unasked: the names in a
- * welcome, the changes in one announcement of joins and leaves (the rest
- * are counted, and `/who` gives the whole room). Measured with 2000 idle
- * members joining at once: lists of 2 KiB, several frames per
- * announcement, cost each member 7 KB (write buffers, and the churn of
- * queued frames); lists of 512 bytes, one frame per announcement, 2 KB.
- */
-export const MAX_UNASKED_LIST_BYTES = 512;
-
-/** How a member receives the room: JSON objects (WebSocket) or text lines (TCP). */
-export type WireFormat = "json" | "line";
-
-/** Why a member left. */
-export type LeaveReason =
-  | "quit"
-  | "disconnected"
-  | "timed out"
-  | "too slow"
-  | "server shutdown"
-  | "instance lost";
-
-/** One change in who is in the room. */
-export type PresenceChange =
-  | { event: "join"; name: string }
-  | { event: "leave"; name: string; reason: LeaveReason }
-  | { event: "rename"; from: string; name: string };
-
-/** Changes of one announcement that were counted, not listed. */
-export interface PresenceMore {
-  joined: number;
-  left: number;
-  renamed: number;
-}
-
-/**
- * What a member receives, before encoding. `time` is `2006-01-02 15:04:05`,
- * `ts` ms since the epoch, `count` everyone in the room. A WebSocket
- * member's welcome lists the first names (sorted) up to about
- * {@link MAX_UNASKED_LIST_BYTES}, and an announcement the changes up to
- * that size, counting the rest in `more`; the whole room comes on request
- * (`/who`) as `members` events of about {@link MAX_LIST_FRAME_BYTES},
- * `offset` being the number of names sent before (0 starts the list) and
- * `end` marking the last (in a room too large for a quarter of the member's
- * queue bound, it lists fewer than `count`). TCP members get one welcome
- * line with up to 100 names.
- */
-export type ChatEvent =
-  | {
-    type: "welcome";
-    time: string;
-    ts: number;
-    name: string;
-    requested: string;
-    members: string[];
-    count: number;
-  }
-  | {
-    type: "members";
-    time: string;
-    ts: number;
-    members: string[];
-    offset: number;
-    count: number;
-    end?: true;
-  }
-  | { type: "message"; time: string; ts: number; name: string; text: string }
-  | {
-    type: "presence";
-    time: string;
-    ts: number;
-    changes: PresenceChange[];
-    more?: PresenceMore;
-    count: number;
-  }
-  | { type: "notice"; time: string; ts: number; level: "info" | "error"; text: string };
-
-/** What hubs tell each other through a {@link HubBus}; `origin` names the hub that saw it happen. */
-export type BusEvent =
-  | { type: "join"; origin: string; ts: number; name: string }
-  | { type: "leave"; origin: string; ts: number; name: string; reason: LeaveReason }
-  | { type: "rename"; origin: string; ts: number; from: string; name: string }
-  | { type: "message"; origin: string; ts: number; name: string; text: string }
-  | { type: "roster"; origin: string; ts: number; names: string[] };
-
 /**
  * Carries events between hubs of one room on several instances (a later
  * RabbitMQ fan-out exchange, for instance). The hub calls `publish` for
@@ -134,22 +84,6 @@ export type BusEvent =
 export interface HubBus {
   /** Sends an event to the other hubs; must not throw or block. */
   publish(event: BusEvent): void;
-}
-
-/** A member's connection as the hub sees it. */
-export interface MemberSink {
-  /** The encoding this member receives. */
-  readonly format: WireFormat;
-  /**
-   * Hands bytes to the connection. A promise means "still writing": the
-   * hub queues what comes meanwhile (bounded) and writes it in one batch.
-   * A rejection means the connection is gone.
-   */
-  write(data: Uint8Array): Promise<void> | void;
-  /** Bytes the connection holds that the peer has not taken yet (a WebSocket's `bufferedAmount`). */
-  buffered?(): number;
-  /** Closes the connection because the hub dropped the member; `reason` is for the peer. */
-  close(reason: LeaveReason): void;
 }
 
 /** Options for {@link ChatHub.join}. */
@@ -180,381 +114,6 @@ export interface HubOptions {
   onLog?: (line: string) => void;
   /** The clock. Default `Date.now`. */
   now?: () => number;
-}
-
-const encoder = new TextEncoder();
-const NEWLINE = 0x0a;
-
-/** An event encoded at most once per wire format, the same bytes for every member. */
-class Frame {
-  readonly event: ChatEvent;
-  #json: Uint8Array | null = null;
-  #line: Uint8Array | null = null;
-
-  constructor(event: ChatEvent) {
-    this.event = event;
-  }
-
-  bytes(format: WireFormat): Uint8Array {
-    if (format === "json") return this.#json ??= encoder.encode(JSON.stringify(this.event));
-    return this.#line ??= encoder.encode(formatLines(this.event));
-  }
-}
-
-/** Renders an event as the TCP lines of seed 001: `2006-01-02 15:04:05 NAME: text`. */
-export function formatLines(event: ChatEvent): string {
-  switch (event.type) {
-    case "message":
-      return `${event.time} ${event.name}: ${escapeControls(event.text)}\n`;
-    case "presence": {
-      const lines = event.changes.map((c) => `${event.time} * ${describeChange(c)}\n`).join("");
-      return event.more ? `${lines}${event.time} * and ${describeMore(event.more)}\n` : lines;
-    }
-    case "notice":
-      return `${event.level === "error" ? "ERROR" : "*"} ${escapeControls(event.text)}\n`;
-    case "members":
-      return event.offset === 0 ? `* ${onlineText(event.members, event.count)}\n` : "";
-    case "welcome": {
-      const given = event.name === event.requested
-        ? ""
-        : ` ("${escapeControls(event.requested)}" is taken)`;
-      return `* Welcome, ${event.name}${given}. ${onlineText(event.members)}\n`;
-    }
-  }
-}
-
-/** `alice joined`, `bob left (timed out)`, `carol is now known as caz`. */
-export function describeChange(change: PresenceChange): string {
-  switch (change.event) {
-    case "join":
-      return `${change.name} joined`;
-    case "leave":
-      return change.reason === "quit"
-        ? `${change.name} left`
-        : `${change.name} left (${change.reason})`;
-    case "rename":
-      return `${change.from} is now known as ${change.name}`;
-  }
-}
-
-/** `40 more joined, 3 more left` (the changes an announcement counted). */
-export function describeMore(more: PresenceMore): string {
-  return [
-    more.joined ? `${more.joined} more joined` : "",
-    more.left ? `${more.left} more left` : "",
-    more.renamed ? `${more.renamed} more changed their name` : "",
-  ].filter(Boolean).join(", ");
-}
-
-/** Most names listed in one `/who` answer; the rest are counted. */
-const MAX_LISTED = 100;
-
-/** `3 online: alice, bob, carol` (at most 100 names, then `and N more`). */
-export function onlineText(names: readonly string[], count = names.length): string {
-  const listed = names.slice(0, MAX_LISTED).join(", ");
-  const more = count > MAX_LISTED ? `, and ${count - Math.min(MAX_LISTED, names.length)} more` : "";
-  return `${count} online: ${listed}${more}`;
-}
-
-/**
- * Splits a list into runs whose JSON is about `limit` bytes at most, by an
- * estimate of each item's length; always at least one run.
- */
-function splitList<T>(items: T[], length: (item: T) => number, limit: number): T[][] {
-  const runs: T[][] = [];
-  let run: T[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const n = length(item);
-    if (run.length > 0 && bytes + n > limit) {
-      runs.push(run);
-      run = [];
-      bytes = 0;
-    }
-    run.push(item);
-    bytes += n;
-  }
-  runs.push(run);
-  return runs;
-}
-
-/** About the JSON length of a presence change: `{"event":"join","name":"..."},`. */
-function changeLength(change: PresenceChange): number {
-  switch (change.event) {
-    case "join":
-      return change.name.length + 28;
-    case "leave":
-      return change.name.length + change.reason.length + 40;
-    case "rename":
-      return change.from.length + change.name.length + 40;
-  }
-}
-
-/** About the JSON length of a name in a list: `"name",`. */
-function nameLength(name: string): number {
-  return name.length + 3;
-}
-
-/** Counts changes by kind. */
-function countChanges(changes: PresenceChange[]): PresenceMore {
-  const more = { joined: 0, left: 0, renamed: 0 };
-  for (const change of changes) {
-    if (change.event === "join") more.joined++;
-    else if (change.event === "leave") more.left++;
-    else more.renamed++;
-  }
-  return more;
-}
-
-/** A token bucket: `rate` per second, at most `burst` at once. */
-class RateLimit {
-  #tokens: number;
-  #last: number;
-  #rate: number;
-  #burst: number;
-
-  constructor(rate: number, burst: number, now: number) {
-    this.#rate = rate;
-    this.#burst = burst;
-    this.#tokens = burst;
-    this.#last = now;
-  }
-
-  take(now: number): boolean {
-    if (this.#rate <= 0) return true;
-    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#last) * this.#rate / 1000);
-    this.#last = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-}
-
-/**
- * How often the hub looks whether connections without a drain event (a
- * WebSocket, see {@link MemberSink.buffered}) have taken their last write,
- * while some member has messages waiting. One timer for the whole hub.
- */
-export const DRAIN_POLL_MS = 1;
-
-/** One member of the room: its name, its connection, its outgoing queue. */
-export class Member {
-  /** Join order in this hub, from 1. */
-  readonly id: number;
-  readonly format: WireFormat;
-  /** Whether it receives its own messages. */
-  readonly echo: boolean;
-  #name: string;
-  #sink: MemberSink;
-  #queue: Uint8Array[] = [];
-  #queuedBytes = 0;
-  /** Its connection tells it has taken a write only through `buffered()` (a WebSocket). */
-  #polled: boolean;
-  /** A polled connection may still hold the last write: nothing more is written until it drains. */
-  #pending = false;
-  /** A write returned a promise that has not settled. */
-  #writing = false;
-  #gone = false;
-  #idle: Array<() => void> = [];
-  #onFailure: (member: Member) => void;
-  #onBacklog: (member: Member) => void;
-  /** The rate limit; refused is true while a refusal streak lasts (one notice per streak). */
-  readonly limit: RateLimit;
-  refusing = false;
-
-  constructor(
-    id: number,
-    name: string,
-    sink: MemberSink,
-    echo: boolean,
-    limit: RateLimit,
-    hooks: { onFailure: (member: Member) => void; onBacklog: (member: Member) => void },
-  ) {
-    this.id = id;
-    this.#name = name;
-    this.#sink = sink;
-    this.format = sink.format;
-    this.#polled = sink.buffered !== undefined;
-    this.echo = echo;
-    this.limit = limit;
-    this.#onFailure = hooks.onFailure;
-    this.#onBacklog = hooks.onBacklog;
-  }
-
-  /** The name the room knows it by (the hub may change it on `/nick`). */
-  get name(): string {
-    return this.#name;
-  }
-
-  /** Whether it is still in the room. */
-  get present(): boolean {
-    return !this.#gone;
-  }
-
-  /** Messages waiting in its queue (not counting the batch being written). */
-  get queued(): number {
-    return this.#queue.length;
-  }
-
-  /** @internal Renames; only the hub calls this. */
-  setName(name: string): void {
-    this.#name = name;
-  }
-
-  /**
-   * @internal Marks it gone; only the hub calls this. What is queued is
-   * still written (a last notice) unless `discard` (a member dropped for
-   * being slow, or whose connection failed).
-   */
-  remove(discard: boolean): void {
-    this.#gone = true;
-    if (discard) {
-      this.#queue = [];
-      this.#queuedBytes = 0;
-    }
-    if (discard || (!this.#writing && this.#queue.length === 0)) this.#settle();
-  }
-
-  /** Resolves once everything queued has been handed to the connection (or discarded). */
-  flushed(): Promise<void> {
-    if (!this.#writing && this.#queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
-  }
-
-  #settle(): void {
-    const idle = this.#idle;
-    this.#idle = [];
-    for (const resolve of idle) resolve();
-  }
-
-  /** @internal Closes its connection; only the hub calls this. */
-  closeSink(reason: LeaveReason): void {
-    try {
-      this.#sink.close(reason);
-    } catch {
-      // Already closed.
-    }
-  }
-
-  /**
-   * Queues bytes for it; false when that would exceed a bound (the hub
-   * then drops it).
-   */
-  send(bytes: Uint8Array, maxQueue: number, maxQueueBytes: number): boolean {
-    if (this.#gone) return true;
-    let buffered = 0;
-    if (this.#pending) {
-      // A call into the runtime, once per send at most, and only while the
-      // last write may be pending.
-      buffered = this.#sink.buffered!();
-      this.#pending = buffered > 0;
-    }
-    if (!this.#writing && !this.#pending && this.#queue.length === 0) {
-      this.#write(bytes);
-      return true;
-    }
-    // The message bound is for connections that say when a write ends. A
-    // polled socket is bounded by bytes only (queued and buffered, as when
-    // every send went straight to the runtime): what the event loop reads in
-    // one turn is broadcast before any socket can drain, so a message count
-    // would drop readers that keep up with the room.
-    if (this.#writing && this.#queue.length >= maxQueue) return false;
-    if (buffered + this.#queuedBytes + bytes.byteLength > maxQueueBytes) return false;
-    this.#queue.push(bytes);
-    this.#queuedBytes += bytes.byteLength;
-    if (this.#polled) this.drain();
-    return true;
-  }
-
-  /** @internal Writes a new member's welcome: its connection has nothing pending yet. */
-  greet(bytes: Uint8Array): void {
-    this.#write(bytes);
-  }
-
-  /**
-   * @internal Writes what waits if its polled connection has taken the last
-   * write (the hub's drain timer calls this); returns whether something
-   * still waits.
-   */
-  drain(): boolean {
-    if (this.#queue.length === 0 || this.#writing) return false;
-    if (this.#pending) {
-      if (this.#sink.buffered!() > 0) {
-        this.#onBacklog(this);
-        return true;
-      }
-      this.#pending = false;
-    }
-    this.#write(this.#batch(this.#polled ? MAX_LIST_FRAME_BYTES : Infinity));
-    if (this.#queue.length === 0) {
-      this.#settle();
-      return false;
-    }
-    this.#onBacklog(this);
-    return true;
-  }
-
-  /**
-   * Takes queued events off the front as one write, at most about `limit`
-   * bytes (Deno keeps a WebSocket's write buffer as large as the largest
-   * frame it was sent, so a batch is cut like a list). JSON events are
-   * separated by newlines (one frame, one event per line, as gorilla's
-   * writePump packs its queue); text lines end with their own.
-   */
-  #batch(limit: number): Uint8Array {
-    const queue = this.#queue;
-    const gap = this.format === "json" ? 1 : 0;
-    let count = 1;
-    let size = queue[0].byteLength;
-    while (count < queue.length && size + gap + queue[count].byteLength <= limit) {
-      size += gap + queue[count].byteLength;
-      count++;
-    }
-    let batch = queue[0];
-    if (count > 1) {
-      batch = new Uint8Array(size);
-      let offset = 0;
-      for (let i = 0; i < count; i++) {
-        if (i > 0 && gap) batch[offset++] = NEWLINE;
-        batch.set(queue[i], offset);
-        offset += queue[i].byteLength;
-      }
-    }
-    if (count === queue.length) this.#queue = [];
-    else queue.splice(0, count);
-    this.#queuedBytes -= size - gap * (count - 1);
-    return batch;
-  }
-
-  #write(bytes: Uint8Array): void {
-    let pending;
-    try {
-      pending = this.#sink.write(bytes);
-    } catch {
-      this.#onFailure(this);
-      return;
-    }
-    if (pending) {
-      this.#writing = true;
-      pending.then(() => this.#next(), () => {
-        this.#writing = false;
-        this.#onFailure(this);
-        this.#settle();
-      });
-    } else if (this.#polled) {
-      this.#pending = true;
-    }
-  }
-
-  /** Writes everything that queued up during the last write, in one batch. */
-  #next(): void {
-    this.#writing = false;
-    if (this.#queue.length === 0) {
-      this.#settle();
-      return;
-    }
-    this.#write(this.#batch(Infinity));
-  }
 }
 
 /**

@@ -138,12 +138,3 @@ export function listenAddress(
     })
   );
 }
-
-/** {@link listenAddress} for servers that listen on TCP or UDP only. */
-export function listenNetAddress(
-  positionals: string[],
-  values: { port?: string; host: string },
-  defaultPort: number,
-): NetAddress {
-  return listenAddress(positionals, values, defaultPort) as NetAddress;
-}
