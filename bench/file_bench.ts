@@ -1,16 +1,17 @@
 /**
  * file bench: sends a 1 GiB file of random bytes over loopback to a
- * receiver writing to disk, SHA-256 on both sides, and compares it in the
- * same run with `cat big > copy`, ncat and socat. Twice: until the last
- * byte is written (the page cache takes it), and until the copy is
- * flushed to disk. Runs alternate and repeat; tables show the medians of
- * the wall time and of the CPU time all processes of a run used (user +
- * system; on a busy machine the steadier figure), and, for reference, how
- * long SHA-256 of the same number of bytes takes in memory: the floor of
- * one side's work, which both sides of a verified transfer pay.
+ * receiver writing to disk, `file_send` to `file_recv` (SHA-256 on both
+ * sides, .part and rename), and compares it in the same run with ncat's
+ * plain copy (`ncat -l > copy`, `ncat --send-only < big`, no hashing).
+ * Twice: until the last byte is written (the page cache takes it), and
+ * until the copy is flushed to disk (`file_recv --fsync`, `sync FILE`
+ * after ncat). Rounds alternate; it prints the median wall time, the ratio
+ * to ncat, and each side's CPU seconds per GiB (user + system: the
+ * receiver's from /proc/PID/stat, each sender's and ncat's from its
+ * shell's `times`), and checks every copy byte for byte (by SHA-256).
  *
  *     deno task bench file                 # 1 GiB, 3 rounds
- *     deno task bench file -- --mib 256    # (via deno run) a smaller file
+ *     deno run -A bench/file_bench.ts --mib 256 --rounds 5
  *
  * The big files live in a temp folder on the same disk as the project and
  * are deleted at the end.
@@ -19,11 +20,12 @@
  */
 import { createHash, randomFillSync } from "node:crypto";
 import { parseArgs } from "node:util";
-import { runScript } from "../tests/helpers.ts";
+import { ROOT, taskArgs } from "../tests/helpers.ts";
 import { freePort, median, printTable, ratio, startNetkit } from "./yardsticks.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const MIB = 1024 * 1024;
+/** USER_HZ, the unit of /proc times: 100 on every Linux architecture netkit runs on. */
+const CLOCK_TICKS = 100;
 
 /** Where the big files go: /tmp when it is on the project's disk, else beside the project. */
 function benchDir(): string {
@@ -34,16 +36,29 @@ function benchDir(): string {
   });
 }
 
-/** Writes `mib` MiB of random bytes. */
-async function makeRandomFile(path: string, mib: number): Promise<void> {
+/** Writes `mib` MiB of random bytes and returns their SHA-256. */
+async function makeRandomFile(path: string, mib: number): Promise<string> {
   using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const hash = createHash("sha256");
   const block = new Uint8Array(4 * MIB);
   for (let done = 0; done < mib; done += 4) {
     randomFillSync(block);
-    const n = Math.min(4, mib - done) * MIB;
+    const chunk = block.subarray(0, Math.min(4, mib - done) * MIB);
+    hash.update(chunk);
     let off = 0;
-    while (off < n) off += await file.write(block.subarray(off, n));
+    while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
   }
+  return hash.digest("hex");
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  using file = await Deno.open(path);
+  const buf = new Uint8Array(4 * MIB);
+  for (let n = await file.read(buf); n !== null; n = await file.read(buf)) {
+    hash.update(buf.subarray(0, n));
+  }
+  return hash.digest("hex");
 }
 
 /** Flushes dirty pages so that one run's writeback does not slow the next. */
@@ -51,108 +66,72 @@ async function sync(): Promise<void> {
   await new Deno.Command("sync").output();
 }
 
-async function timed(run: () => Promise<void>): Promise<number> {
-  const t = performance.now();
-  await run();
-  return (performance.now() - t) / 1000;
+/** CPU seconds (user + system) a live process has used, from /proc/PID/stat. */
+function processCpu(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
-/**
- * CPU seconds (user + system) used so far by this process's children that
- * have ended, from /proc/self/stat (cutime, cstime); NaN where there is none.
- */
-function childCpuSeconds(): number {
-  try {
-    const stat = Deno.readTextFileSync("/proc/self/stat");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
-  } catch {
-    return NaN;
-  }
-}
-/** USER_HZ, the unit of /proc times: 100 on every Linux architecture netkit runs on. */
-const CLOCK_TICKS = 100;
-
-/** Seconds node:crypto's streaming SHA-256 takes for `mib` MiB in memory, 256 KiB at a time. */
-function hashSeconds(mib: number): number {
-  const block = randomFillSync(new Uint8Array(256 * 1024));
-  const hash = createHash("sha256");
-  const t = performance.now();
-  for (let done = 0; done < mib * 4; done++) hash.update(block);
-  hash.digest();
-  return (performance.now() - t) / 1000;
+/** A shell command's children's CPU seconds, from bash's `times` (its second line) on stderr. */
+function parseTimes(stderr: string): number {
+  const line = stderr.trimEnd().split("\n").at(-1) ?? "";
+  const match = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/.exec(line);
+  if (!match) throw new Error(`No times in: ${stderr}`);
+  return Number(match[1]) * 60 + Number(match[2]) + Number(match[3]) * 60 + Number(match[4]);
 }
 
-async function sh(script: string): Promise<void> {
-  const { code, stderr } = await new Deno.Command("bash", { args: ["-c", script], stderr: "piped" })
-    .output();
-  if (code !== 0) throw new Error(`${script}: ${new TextDecoder().decode(stderr)}`);
+/** Runs `script` in bash, then `times`; returns its children's CPU seconds. */
+async function shTimed(script: string): Promise<number> {
+  const { code, stderr } = await new Deno.Command("bash", {
+    args: ["-c", `${script} && times >&2`],
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(stderr);
+  if (code !== 0) throw new Error(`${script}: ${text}`);
+  return parseTimes(text);
 }
 
-async function sizeOf(path: string): Promise<number> {
-  return (await Deno.stat(path)).size;
-}
-
-function hasCommand(name: string): boolean {
-  return (Deno.env.get("PATH") ?? "").split(":").some((dir) => {
-    try {
-      return Deno.statSync(`${dir}/${name}`).isFile;
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** One way of copying `big` to `dir/copy`; with `durable`, until it is on disk. Returns seconds. */
-type Contender = (big: string, dir: string, durable: boolean) => Promise<number>;
-
-/** `sync FILE` (coreutils: fsync of that file), or nothing. */
-const syncCopy = (dir: string, durable: boolean) => durable ? ` && sync '${dir}/copy'` : "";
+const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
 
 /** Lets a listener started in the background bind its port. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
+/** One run: wall seconds, and the CPU seconds of the sending and the receiving side. */
+interface Run {
+  seconds: number;
+  sendCpu: number;
+  recvCpu: number;
+}
+
+/** Copies `big` over loopback to `dir/copy`; with `durable`, until it is on disk. */
+type Contender = (big: string, dir: string, durable: boolean) => Promise<Run>;
+
 const contenders: Record<string, Contender> = {
-  "cat big > copy": (big, dir, durable) =>
-    timed(() => sh(`cat '${big}' > '${dir}/copy'${syncCopy(dir, durable)}`)),
+  "ncat (plain copy)": async (big, dir, durable) => {
+    const port = freePort();
+    const flush = durable ? ` && sync ${quote(`${dir}/copy`)}` : "";
+    const receiving = shTimed(`ncat -l 127.0.0.1 ${port} > ${quote(`${dir}/copy`)}${flush}`);
+    await settle();
+    const start = performance.now();
+    const sendCpu = await shTimed(`ncat --send-only 127.0.0.1 ${port} < ${quote(big)}`);
+    const recvCpu = await receiving;
+    return { seconds: (performance.now() - start) / 1000, sendCpu, recvCpu };
+  },
   "netkit file_send -> file_recv": async (big, dir, durable) => {
     await Deno.mkdir(`${dir}/in`, { recursive: true });
     const args = ["127.0.0.1:0", "--dir", `${dir}/in`, "-q", ...(durable ? ["--fsync"] : [])];
     await using server = await startNetkit("file_recv", args);
-    const seconds = await timed(async () => {
-      const r = await runScript("file_send", [`127.0.0.1:${server.port}`, big, "--as", "copy"], {
-        timeoutMs: 600_000,
-      });
-      if (r.code !== 0) throw new Error(`file_send failed: ${r.stderr}`);
-    });
+    const pid = server.child.pid;
+    const recvBefore = processCpu(pid);
+    const send = ["deno", ...taskArgs("file_send"), `127.0.0.1:${server.port}`, big, "--as", "copy"]
+      .map(quote).join(" ");
+    const start = performance.now();
+    const sendCpu = await shTimed(`cd ${quote(ROOT)} && ${send} -q > /dev/null`);
+    const seconds = (performance.now() - start) / 1000;
+    const recvCpu = processCpu(pid) - recvBefore;
     await Deno.rename(`${dir}/in/copy`, `${dir}/copy`);
-    return seconds;
-  },
-  "ncat -l > copy, ncat < big": async (big, dir, durable) => {
-    const port = freePort();
-    const listener = new Deno.Command("bash", {
-      args: ["-c", `ncat -l 127.0.0.1 ${port} > '${dir}/copy'${syncCopy(dir, durable)}`],
-    }).spawn();
-    await settle();
-    return await timed(async () => {
-      await sh(`ncat --send-only 127.0.0.1 ${port} < '${big}'`);
-      await listener.status;
-    });
-  },
-  "socat TCP-LISTEN > copy, socat < big": async (big, dir, durable) => {
-    const port = freePort();
-    const listener = new Deno.Command("bash", {
-      args: [
-        "-c",
-        `socat -u TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr 'CREATE:${dir}/copy'` +
-        syncCopy(dir, durable),
-      ],
-    }).spawn();
-    await settle();
-    return await timed(async () => {
-      await sh(`socat -u 'FILE:${big}' TCP:127.0.0.1:${port}`);
-      await listener.status;
-    });
+    return { seconds, sendCpu, recvCpu };
   },
 };
 
@@ -163,79 +142,63 @@ async function main(args: string[]): Promise<number> {
   });
   const mib = Number(values.mib);
   const rounds = Number(values.rounds);
-  const names = Object.keys(contenders).filter((name) =>
-    !name.startsWith("ncat") && !name.startsWith("socat") || hasCommand(name.split(" ")[0])
-  );
+  const gib = mib / 1024;
+  const names = Object.keys(contenders);
   const dir = benchDir();
   const big = `${dir}/big`;
   const modes = [false, true];
-  const label = (name: string, durable: boolean) => `${name}${durable ? ", synced" : ""}`;
-  const seconds: Record<string, number[]> = {};
-  const cpu: Record<string, number[]> = {};
-  const hashing: number[] = [];
-  for (const durable of modes) {
-    for (const n of names) {
-      seconds[label(n, durable)] = [];
-      cpu[label(n, durable)] = [];
-    }
-  }
+  const label = (name: string, durable: boolean) => `${name}${durable ? ", --fsync" : ""}`;
+  const runs: Record<string, Run[]> = {};
+  for (const durable of modes) for (const n of names) runs[label(n, durable)] = [];
   try {
     console.log(`Writing ${mib} MiB of random bytes to ${big} ...`);
-    await makeRandomFile(big, mib);
+    const digest = await makeRandomFile(big, mib);
     await sync();
     for (let round = 1; round <= rounds; round++) {
       for (const durable of modes) {
-        for (const name of names) {
-          const cpuBefore = childCpuSeconds();
-          const s = await contenders[name](big, dir, durable);
-          const used = childCpuSeconds() - cpuBefore;
-          const copied = await sizeOf(`${dir}/copy`);
-          if (copied !== mib * MIB) throw new Error(`${name}: copy has ${copied} bytes`);
+        // Alternate who goes first, so neither always follows the other's writeback.
+        const order = round % 2 ? names : [...names].reverse();
+        for (const name of order) {
+          const run = await contenders[name](big, dir, durable);
+          const copied = await sha256File(`${dir}/copy`);
+          if (copied !== digest) throw new Error(`${name}: the copy differs (sha256 ${copied})`);
           await Deno.remove(`${dir}/copy`);
-          seconds[label(name, durable)].push(s);
-          cpu[label(name, durable)].push(used);
+          runs[label(name, durable)].push(run);
           console.log(
-            `round ${round}: ${label(name, durable)}: ${s.toFixed(2)} s, CPU ${used.toFixed(2)} s`,
+            `round ${round}: ${label(name, durable)}: ${run.seconds.toFixed(2)} s, CPU ` +
+              `sender ${run.sendCpu.toFixed(2)} s, receiver ${
+                run.recvCpu.toFixed(2)
+              } s; copy identical`,
           );
           await sync();
         }
       }
-      hashing.push(hashSeconds(mib));
-      console.log(
-        `round ${round}: SHA-256 of ${mib} MiB in memory: ${hashing.at(-1)!.toFixed(2)} s`,
-      );
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+  const load = Deno.loadavg().map((l) => l.toFixed(1)).join(" ");
   for (const durable of modes) {
-    const base = median(seconds[label("cat big > copy", durable)]);
-    const cpuBase = median(cpu[label("cat big > copy", durable)]);
-    const title = durable
-      ? "to disk: each run ends when the copy is flushed (sync FILE, file_recv --fsync)"
-      : "to the page cache: each run ends when the last byte is written";
+    const base = median(runs[label(names[0], durable)].map((r) => r.seconds));
     printTable(
-      `${mib} MiB over loopback, ${title}; median of ${rounds} (shared, busy machine)`,
+      `${mib} MiB over loopback to disk, ${
+        durable ? "until flushed (--fsync; sync FILE after ncat)" : "until the last byte is written"
+      }; median of ${rounds} alternating rounds (load average ${load}, shared machine)`,
       names.map((name) => {
-        const runs = seconds[label(name, durable)];
-        const cpus = cpu[label(name, durable)];
+        const rs = runs[label(name, durable)];
+        const seconds = median(rs.map((r) => r.seconds));
         return {
           way: name,
-          seconds: median(runs).toFixed(2),
-          "MiB/s": (mib / median(runs)).toFixed(0),
-          "vs cat": ratio(median(runs), base),
-          runs: runs.map((s) => s.toFixed(2)).join(" "),
-          "CPU s": median(cpus).toFixed(2),
-          "CPU vs cat": ratio(median(cpus), cpuBase),
+          seconds: seconds.toFixed(2),
+          "vs ncat": ratio(seconds, base),
+          "MiB/s": (mib / seconds).toFixed(0),
+          runs: rs.map((r) => r.seconds.toFixed(2)).join(" "),
+          "sender CPU s/GiB": (median(rs.map((r) => r.sendCpu)) / gib).toFixed(2),
+          "receiver CPU s/GiB": (median(rs.map((r) => r.recvCpu)) / gib).toFixed(2),
         };
       }),
     );
   }
-  const hash = median(hashing);
-  console.log(
-    `\nSHA-256 of ${mib} MiB in memory (node:crypto, one side's hashing): ${hash.toFixed(2)} s, ` +
-      `${ratio(hash, median(seconds[label("cat big > copy", false)]))} of cat to the page cache`,
-  );
   return 0;
 }
 

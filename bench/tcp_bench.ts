@@ -6,6 +6,9 @@
  *   `go-tcpecho` (echo mode, every byte checked), alternating, repeated;
  * - `tcpload -mode reply` against conc_tcp_server and `go-tcpecho -mode
  *   count` (`Client number: N` replies);
+ * - the echo again over TLS: bench/go/tlsload (tcpload over crypto/tls)
+ *   against `tcp_echo_server --cert/--key` and `tlsload -serve`, Go's
+ *   crypto/tls echo, with a CA and certificate made by openssl for the run;
  * - `idleconns -c 5000`: resident memory per idle connection of a fresh
  *   tcp_echo_server, conc_tcp_server and go-tcpecho.
  *
@@ -18,7 +21,16 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { median, printTable, ratio, runLoad, startGoPeer, startNetkit } from "./yardsticks.ts";
+import {
+  median,
+  printTable,
+  ratio,
+  runLoad,
+  startGoPeer,
+  startNetkit,
+  yardsticks,
+} from "./yardsticks.ts";
+import { makeCerts } from "../tests/tls_certs.ts";
 
 interface Settings {
   rounds: number;
@@ -53,13 +65,37 @@ function goPeer(mode: "echo" | "count"): Promise<Target> {
   return startGoPeer("go-tcpecho", ["-mode", mode]);
 }
 
-/** Runs tcpload against both servers, alternating, and returns a table row. */
+const here = new URL("./", import.meta.url).pathname;
+
+/** Builds bench/go/tlsload next to the yardsticks, so runLoad and startGoPeer find it. */
+async function buildTlsload(): Promise<void> {
+  const { code, stderr } = await new Deno.Command("go", {
+    args: ["build", "-o", `${await yardsticks()}/tlsload`, "."],
+    cwd: `${here}go/tlsload`,
+    env: {
+      GO111MODULE: "off",
+      GOCACHE: Deno.env.get("GOCACHE") ?? "/tmp/netkit-bench/gocache",
+    },
+    stderr: "piped",
+  }).output();
+  if (code !== 0) throw new Error(`go build tlsload: ${new TextDecoder().decode(stderr)}`);
+}
+
+/** The load generator: tcpload, or tlsload with the CA to trust. */
+interface Load {
+  tool: "tcpload" | "tlsload";
+  extra: string[];
+}
+const TCPLOAD: Load = { tool: "tcpload", extra: [] };
+
+/** Runs the load against both servers, alternating, and returns a table row. */
 async function throughput(
   name: string,
   ours: Target,
   theirs: Target,
   mode: "echo" | "reply",
   s: Settings,
+  load: Load = TCPLOAD,
 ): Promise<Record<string, string | number>> {
   const args = (port: number) => [
     "-addr",
@@ -70,8 +106,8 @@ async function throughput(
     String(s.lines),
     "-window",
     String(s.window),
-    "-mode",
-    mode,
+    ...(load.tool === "tcpload" ? ["-mode", mode] : []),
+    ...load.extra,
   ];
   const mine: Record<string, number>[] = [];
   const go: Record<string, number>[] = [];
@@ -80,7 +116,7 @@ async function throughput(
     const pair = round % 2 === 0
       ? [[mine, ours], [go, theirs]] as const
       : [[go, theirs], [mine, ours]] as const;
-    for (const [results, target] of pair) results.push(await runLoad("tcpload", args(target.port)));
+    for (const [results, target] of pair) results.push(await runLoad(load.tool, args(target.port)));
   }
   const rate = (rs: Record<string, number>[]) => median(rs.map((r) => r.lines_per_s ?? 0));
   const p99 = (rs: Record<string, number>[]) => median(rs.map((r) => r.p99_ms ?? 0));
@@ -143,6 +179,31 @@ async function main(args: string[]): Promise<number> {
     await using theirs = await goPeer("echo");
     rows.push(
       await throughput("echo: tcp_echo_server --workers 2 vs go-tcpecho", ours, theirs, "echo", s),
+    );
+  }
+  {
+    await buildTlsload();
+    await using certs = await makeCerts();
+    await using ours = await netkit("tcp_echo_server", ["--cert", certs.cert, "--key", certs.key]);
+    await using theirs = await startGoPeer("tlsload", [
+      "-serve",
+      "-cert",
+      certs.cert,
+      "-key",
+      certs.key,
+    ]);
+    rows.push(
+      await throughput(
+        "echo over TLS: tcp_echo_server --cert vs Go crypto/tls",
+        ours,
+        theirs,
+        "echo",
+        s,
+        {
+          tool: "tlsload",
+          extra: ["-ca", certs.ca],
+        },
+      ),
     );
   }
   {

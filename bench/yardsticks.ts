@@ -10,8 +10,8 @@
 import { ScriptProcess, startScript } from "../tests/helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-/** Where ../shared/bench lives, next to the repository. */
-export const SHARED_BENCH = `${ROOT}../shared/bench`;
+/** Where ../shared/bench lives, next to the repository (`NETKIT_SHARED_BENCH` for a worktree). */
+export const SHARED_BENCH = Deno.env.get("NETKIT_SHARED_BENCH") ?? `${ROOT}../shared/bench`;
 
 let binDir: string | null = null;
 

@@ -24,6 +24,13 @@ import {
 import { parseHeaders } from "../lib/cli/headers.ts";
 import { readAtMost } from "../lib/io/bounded_read.ts";
 import { printSync } from "../lib/io/print.ts";
+import {
+  networkErrorText,
+  TLS_URL_CLIENT_OPTIONS,
+  type TlsClientSettings,
+  tlsClientSettings,
+  tlsHttpClient,
+} from "../lib/net/tls.ts";
 
 /** Exit codes beyond 0, 1 and 2 would surprise scripts; every failure is 1. */
 const EXIT_FAILURE = 1;
@@ -45,6 +52,8 @@ export interface FetchOptions {
   body?: Uint8Array<ArrayBuffer>;
   /** Follow redirects (curl's -L). Default false: a 3xx answer is the result. */
   followRedirects?: boolean;
+  /** How https:// URLs check the server: extra CAs. Default the system's roots. */
+  tls?: TlsClientSettings;
 }
 
 /** What {@link fetchBody} returns. */
@@ -62,6 +71,8 @@ export interface FetchResult {
  * says nothing the URL does not.
  */
 export function fetchFailureReason(error: unknown): string {
+  const tls = networkErrorText(error);
+  if (tls.startsWith("TLS handshake failed")) return tls;
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
   const text = cause instanceof Error ? cause.message : String(cause);
   return text
@@ -78,6 +89,7 @@ export async function fetchBody(url: URL, options: FetchOptions = {}): Promise<F
   const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
+  using client = tlsHttpClient(options.tls);
   try {
     const response = await fetch(url, {
       method: options.method ?? (options.body ? "POST" : "GET"),
@@ -85,6 +97,7 @@ export async function fetchBody(url: URL, options: FetchOptions = {}): Promise<F
       body: options.body,
       redirect: options.followRedirects ? "follow" : "manual",
       signal: controller.signal,
+      client,
     }).catch((error) => {
       if (controller.signal.aborted) throw error;
       throw new Error(`Cannot fetch ${url}: ${fetchFailureReason(error)}`);
@@ -108,6 +121,14 @@ export async function fetchBody(url: URL, options: FetchOptions = {}): Promise<F
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** `a` followed by `b` in one buffer. */
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.byteLength + b.byteLength);
+  joined.set(a);
+  joined.set(b, a.byteLength);
+  return joined;
 }
 
 /** The status line and headers as curl's `-i` shows them, ending in a blank line. */
@@ -206,6 +227,7 @@ const spec = {
       default: "67108864",
       description: "largest body accepted",
     },
+    ...TLS_URL_CLIENT_OPTIONS,
   },
   notes: `The flags are curl's. A DURATION is seconds (curl's --max-time 5) or 500ms, 2m.
 A 3xx answer is printed as it is unless -L. Header names print in lower case.
@@ -218,7 +240,8 @@ Examples:
   http_client http://localhost:8080/hello
   http_client -i -H 'Accept: application/json' http://localhost:8080/
   http_client -X PUT --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://h/p
-  http_client -L -o page.html --max-time 5 http://example.com/`,
+  http_client -L -o page.html --max-time 5 http://example.com/
+  http_client --ca ca.pem https://localhost:8443/hello   (curl --cacert; see docs/tls.md)`,
 } as const;
 
 /** Runs the client; returns the exit code. */
@@ -241,9 +264,18 @@ export function main(args: string[]): Promise<number> {
     const headers = usage(() => parseHeaders(values.header));
     const body = await requestBody(values.data, values["data-binary"]);
     if (body && values.head) throw new UsageError("Give -I or a body (-d), not both");
+    if (body && /^(GET|HEAD)$/i.test(method ?? "")) {
+      // fetch cannot send one; curl would, and most servers ignore it.
+      throw new UsageError(`-X ${method} cannot carry a body (-d): use POST, PUT or PATCH`);
+    }
     if (values.data.length > 0 && !headers.has("content-type")) {
       headers.set("content-type", "application/x-www-form-urlencoded");
     }
+    const tls = tlsClientSettings(values);
+    if (tls && url.protocol !== "https:") {
+      throw new UsageError(`--ca and --insecure need an https:// URL, not "${positionals[0]}"`);
+    }
+    tlsHttpClient(tls)?.close(); // --insecure is refused here, as bad usage
     const result = await fetchBody(url, {
       timeoutMs: parseDurationOption(timeout, "max-time"),
       maxBytes: parseIntOption(values["max-bytes"], "max-bytes", { min: 1 }),
@@ -251,6 +283,7 @@ export function main(args: string[]): Promise<number> {
       headers,
       body,
       followRedirects: values.location,
+      tls,
     });
     if (result.status >= 400) {
       printSync(
@@ -266,9 +299,9 @@ export function main(args: string[]): Promise<number> {
       printSync(result.body);
       return 0;
     }
-    if (head) printSync(head);
     try {
-      await Deno.writeFile(values.output, result.body);
+      // As curl: with -i the head goes into the file too, stdout stays empty.
+      await Deno.writeFile(values.output, head ? concat(head, result.body) : result.body);
     } catch (error) {
       throw new Error(`Cannot write "${values.output}": ${(error as Error).message}`);
     }

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * http_server: the HTTP server of seed 002. Every path is answered with
  * `Hello, you've requested: PATH`.
@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { TlsCertificate } from "../lib/net/tls.ts";
 import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
@@ -25,6 +26,8 @@ export interface HelloServerOptions extends HttpLimits {
   signal?: AbortSignal;
   /** Called once listening. Default prints the ready line. */
   onListen?: (addr: Deno.NetAddr) => void;
+  /** Serve HTTPS with this certificate. Default plain HTTP. */
+  tls?: TlsCertificate;
 }
 
 /** The path as Go's `r.URL.Path` gives it: percent-decoded where that is valid. */
@@ -54,6 +57,7 @@ export function serveHello(options: HelloServerOptions = {}): HttpServer {
     headTimeoutMs: options.headTimeoutMs,
     bodyTimeoutMs: options.bodyTimeoutMs,
     signal: options.signal,
+    tls: options.tls,
     logger: log,
     onListen: options.onListen,
   });
@@ -64,7 +68,7 @@ const spec = {
   summary: 'Answers every HTTP request with "Hello, you\'ve requested: PATH".',
   args: "[ADDR]",
   options: {
-    ...serverOptions(["max-conns", "head-timeout", "body-timeout", "quiet"], {
+    ...serverOptions(["max-conns", "head-timeout", "body-timeout", "quiet", "cert", "key"], {
       quiet: { description: "log nothing per request" },
     }),
   },
@@ -72,7 +76,9 @@ const spec = {
 
 Example:
   http_server 8080 &
-  http_client http://localhost:8080/hello`,
+  http_client http://localhost:8080/hello
+  http_server --cert cert.pem --key key.pem 8443 &     (HTTPS; see docs/tls.md)
+  curl --cacert ca.pem https://localhost:8443/hello`,
 } as const;
 
 /** Runs the server until SIGINT or SIGTERM; returns the exit code. */
@@ -86,6 +92,7 @@ export function main(args: string[]): Promise<number> {
         headTimeoutMs: settings.headTimeoutMs,
         bodyTimeoutMs: settings.bodyTimeoutMs,
         quiet: values.quiet,
+        tls: settings.tls,
         signal: run.signal,
         onListen: run.onListen,
       }), { moduleUrl: import.meta.url, protocol: "http" });

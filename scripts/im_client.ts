@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * im_client: the instant-messaging client of seed 003's course project,
  * for `im_server`. Interactive, it shows the seed's numbered menus
@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
 import { parseHostPort } from "../lib/net/addr.ts";
 import { runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import { checkName, checkPassword, checkUserId } from "../lib/im/im_protocol.ts";
@@ -484,6 +485,7 @@ const spec = {
     },
     register: { type: "boolean", description: "with --user: register the account first" },
     name: { type: "string", arg: "NAME", description: "with --register: the display name" },
+    ...TLS_CLIENT_OPTIONS,
   },
   notes: `Commands with --user, one per line:
   users             who is online
@@ -495,7 +497,8 @@ const spec = {
   quit              log out and exit (also at the end of input)
 
 Incoming messages and presence notices are printed as they arrive. The exit
-code is 1 if the login or any command failed.`,
+code is 1 if the login or any command failed. With --tls (or --ca FILE) the
+password crosses encrypted; see docs/tls.md.`,
 } as const;
 
 /** Runs the client; returns the exit code. */
@@ -506,6 +509,7 @@ export function main(args: string[]): Promise<number> {
       throw new UsageError("--password-stdin needs --user");
     }
     if (values.user !== undefined) usage(() => checkUserId(values.user!));
+    const tls = tlsClientSettings(values);
     const tty = Deno.stdin.isTerminal();
     const scripted = values.user !== undefined;
     const input: Input = tty && !values["password-stdin"]
@@ -522,7 +526,7 @@ export function main(args: string[]): Promise<number> {
     };
     let im: ImConnection;
     try {
-      im = await ImConnection.connect(address.hostname, address.port, onPush);
+      im = await ImConnection.connect(address.hostname, address.port, onPush, tls);
     } catch (error) {
       input.close();
       throw new Error(

@@ -12,7 +12,8 @@
  *
  * @module
  */
-import type { Address } from "../lib/net/addr.ts";
+import { type Address, formatAddr, isLoopback } from "../lib/net/addr.ts";
+import type { TlsCertificate } from "../lib/net/tls.ts";
 import { parseIntOption, runCommand, UsageError, VERSION } from "../lib/cli/cli.ts";
 import { DEFAULT_MAX_TEXT_BYTES } from "../lib/im/im_protocol.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "../lib/io/lines.ts";
@@ -57,6 +58,8 @@ export interface ImServerOptions {
   signal?: AbortSignal;
   /** Called once listening. Default prints the ready line. */
   onListen?: (addr: Deno.Addr) => void;
+  /** Serve TLS with this certificate, so passwords cross encrypted. Default plain TCP. */
+  tls?: TlsCertificate;
 }
 
 /** A running IM server: its TCP server and, once `finished`, a closed database. */
@@ -100,12 +103,21 @@ export async function serveIm(options: ImServerOptions = {}): Promise<ImServer> 
         "\n",
       busyMessage: errorLine("server_busy", "Too many connections; try again later") + "\n",
       signal: options.signal,
+      tls: options.tls,
       logger: log,
       onListen: options.onListen,
     });
   } catch (error) {
     store.close();
     throw error;
+  }
+  if (!options.tls && !isLoopback(options.address ?? server.addr as Address)) {
+    // Warned, not refused: the seed's default is 0.0.0.0, and a LAN or a TLS
+    // proxy in front may be what the operator wants.
+    log.error(
+      `Warning: listening on ${formatAddr(server.addr)} without TLS: passwords and ` +
+        "messages cross the network in clear (serve TLS with --cert FILE --key FILE)",
+    );
   }
   log.info(
     `Passwords: PBKDF2-HMAC-SHA256, ${hasher.iterations} iterations; database ${
@@ -131,7 +143,7 @@ const spec = {
     "messages, offline messages (JSON lines over TCP).",
   args: "[ADDR]",
   options: {
-    ...serverOptions(["max-conns", "idle-timeout", "quiet"], {
+    ...serverOptions(["max-conns", "idle-timeout", "quiet", "cert", "key"], {
       "max-conns": { description: "most clients at once" },
       "idle-timeout": { default: "5m", description: "close clients silent this long (0 = never)" },
     }),
@@ -176,7 +188,10 @@ Protocol: one JSON object per line; see the README for every type. Try:
   nc localhost 8888
   {"type":"register","user":"alice","password":"correct horse","name":"Alice"}
   {"type":"login","user":"alice","password":"correct horse"}
-  {"type":"broadcast","text":"hello everyone"}`,
+  {"type":"broadcast","text":"hello everyone"}
+
+Passwords cross in clear without --cert/--key: on any address other than
+loopback the server warns at start. With TLS: im_client --ca ca.pem HOST:8888.`,
 } as const;
 
 /** Runs the IM server until SIGINT or SIGTERM; returns the exit code. */
@@ -201,6 +216,7 @@ export function main(args: string[]): Promise<number> {
       maxConns: settings.maxConns,
       idleTimeoutMs: settings.idleTimeoutMs,
       quiet: settings.quiet,
+      tls: settings.tls,
     };
     return runServer(
       settings,

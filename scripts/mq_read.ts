@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=AMQP_URL
 /**
  * mq_read: the RabbitMQ consumer of the book (readMQ.go). It declares the
  * queue, prints `Connected to the RabbitMQ server!` and then `Received:
@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { AMQP_OPTIONS, bindingOption, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
+import { AMQP_OPTIONS, amqpCa, bindingOption, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
 import { QueueConsumer } from "../lib/amqp/amqp_consumer.ts";
 import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import { writeAll } from "../lib/io/lines.ts";
@@ -70,6 +70,7 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values }) => {
     const url = usage(() => resolveAmqpUrl(values.url, Deno.env.get("AMQP_URL")));
+    const ca = amqpCa(url, values.ca);
     const count = values.count === undefined
       ? Infinity
       : parseIntOption(values.count, "count", { min: 1 });
@@ -94,6 +95,7 @@ export function main(args: string[]): Promise<number> {
       prefetch,
       start: false, // Print the connected line before any Received: line.
       connectTimeoutMs,
+      ca,
       signal: controller.signal,
       logger: log,
       onReady: (_queue, connects) => {

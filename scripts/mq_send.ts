@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=AMQP_URL
 /**
  * mq_send: the RabbitMQ producer of the book (sendMQ.go), with the flags
  * of amqp-publish. By default it declares the queue, prints it as Go
@@ -23,6 +23,7 @@ import { Buffer } from "node:buffer";
 import type { Channel, ChannelModel, ConfirmChannel, Replies } from "amqplib";
 import {
   AMQP_OPTIONS,
+  amqpCa,
   AmqpFatalError,
   AmqpLink,
   type BackoffOptions,
@@ -78,6 +79,8 @@ export interface ProducerOptions {
   reconnectTimeoutMs?: number;
   /** Reconnect delays. Default 100 ms doubling up to 5 s. */
   backoff?: BackoffOptions;
+  /** CA certificates (PEM) for an amqps:// broker, beyond the system's. Default none. */
+  ca?: string[];
   /** Aborting it while connecting stops trying. */
   signal?: AbortSignal;
   /** Called once per confirmed message, in confirm order. */
@@ -149,6 +152,7 @@ export class Producer implements AsyncDisposable {
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
       reconnectTimeoutMs: options.reconnectTimeoutMs ?? RECONNECT_TIMEOUT_MS,
       backoff: options.backoff,
+      ca: options.ca,
       signal: options.signal,
       setup: async (model, connects) => {
         const queue = await producer.#setup(model, durable);
@@ -417,6 +421,7 @@ const spec = {
       description: "longest stdin line with --lines",
     },
     "connect-timeout": AMQP_OPTIONS["connect-timeout"],
+    ca: AMQP_OPTIONS.ca,
     quiet: { type: "boolean", description: "no per-message output with --lines" },
   },
   notes: `Prints "Message published to Queue!" once the broker confirmed each message
@@ -441,6 +446,7 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values }) => {
     const url = usage(() => resolveAmqpUrl(values.url, Deno.env.get("AMQP_URL")));
+    const ca = amqpCa(url, values.ca);
     const message = values.body ?? values.message;
     const exchange = values.exchange ?? "";
     // Without -e the routing key is a queue's name (amqp-publish -r), so -r alone names it.
@@ -477,6 +483,7 @@ export function main(args: string[]): Promise<number> {
       confirm: !values["no-confirm"],
       maxInFlight,
       connectTimeoutMs,
+      ca,
       logger: log,
       signal: controller.signal,
       onConfirm: perMessage

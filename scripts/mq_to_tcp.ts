@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=AMQP_URL
 /**
  * mq_to_tcp: the book's exercise "a client that reads messages from
  * RabbitMQ and publishes them to a TCP server". It consumes a queue and
@@ -18,7 +18,13 @@
  */
 import type { ConsumeMessage } from "amqplib";
 import { type NetAddress, parseHostPort } from "../lib/net/addr.ts";
-import { AMQP_OPTIONS, backoffDelay, bindingOption, resolveAmqpUrl } from "../lib/amqp/amqp.ts";
+import {
+  AMQP_OPTIONS,
+  amqpCa,
+  backoffDelay,
+  bindingOption,
+  resolveAmqpUrl,
+} from "../lib/amqp/amqp.ts";
 import { QueueConsumer, type Settle } from "../lib/amqp/amqp_consumer.ts";
 import {
   parseDurationOption,
@@ -213,6 +219,8 @@ export interface BridgeOptions {
   maxLineBytes?: number;
   /** How long to try reaching the broker at start, in ms. Default 5000. */
   connectTimeoutMs?: number;
+  /** CA certificates (PEM) for an amqps:// broker, beyond the system's. Default none. */
+  ca?: string[];
   /** Print no `Forwarded:` lines. Default false. */
   quiet?: boolean;
   /** Aborting it stops the bridge; unforwarded messages stay in the queue. */
@@ -296,6 +304,7 @@ export async function runBridge(url: string, options: BridgeOptions): Promise<vo
     bind: options.bind,
     prefetch: options.prefetch,
     connectTimeoutMs: options.connectTimeoutMs,
+    ca: options.ca,
     signal,
     start: false,
     logger: log,
@@ -389,6 +398,7 @@ export function main(args: string[]): Promise<number> {
       replyTimeoutMs: parseDurationOption(values["reply-timeout"], "reply-timeout"),
       maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
       connectTimeoutMs: parseDurationOption(values["connect-timeout"], "connect-timeout"),
+      ca: amqpCa(url, values.ca),
       quiet: values.quiet,
     };
     const controller = new AbortController();

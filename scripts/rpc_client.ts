@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * rpc_client: calls one JSON-RPC method over TCP (Go's `net/rpc/jsonrpc`
  * dialect by default, so it talks to Go `jsonrpc.ServeConn` servers) or
@@ -12,7 +12,15 @@
  *
  * @module
  */
-import { joinHostPort, type NetAddress, parseAddress } from "../lib/net/addr.ts";
+import { dial, type DialOptions } from "../lib/net/dial.ts";
+import {
+  networkErrorText,
+  TLS_CLIENT_OPTIONS,
+  type TlsClientSettings,
+  tlsClientSettings,
+  tlsHttpClient,
+} from "../lib/net/tls.ts";
+import { type NetAddress, parseAddress } from "../lib/net/addr.ts";
 import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import { JsonValueReader } from "../lib/rpc/json_stream.ts";
 import {
@@ -23,7 +31,7 @@ import {
   RpcError,
 } from "../lib/rpc/jsonrpc.ts";
 import { writeAll } from "../lib/io/lines.ts";
-import { prependReader, readUntil } from "../lib/io/read_buffer.ts";
+import { prependReader, type Reader, readUntil } from "../lib/io/read_buffer.ts";
 import { httpHeadLength } from "../lib/net/http_front.ts";
 import { callGob, GO_RPC_PATH, gobToJson } from "../lib/rpc/gob_rpc.ts";
 import { plainOutput, printSync } from "../lib/io/print.ts";
@@ -38,6 +46,8 @@ export interface CallOptions {
   dialect?: Dialect | "gob";
   /** Give up after this long. Default 10000 ms. */
   timeoutMs?: number;
+  /** TLS for a TCP target (an https:// URL always speaks it), with `caCerts` for both. */
+  tls?: TlsClientSettings;
 }
 
 /** Where to call: a TCP address or an HTTP URL. */
@@ -55,15 +65,19 @@ export async function call(
 ): Promise<DecodedReply> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const signal = AbortSignal.timeout(timeoutMs);
-  if (options.dialect === "gob") return await callGobTarget(target, method, params, signal);
+  if (options.dialect === "gob") {
+    return await callGobTarget(target, method, params, signal, { tls: options.tls, timeoutMs });
+  }
   if (target instanceof URL) {
     return await callHttp(
       target,
       encodeRequest(options.dialect ?? "2.0", method, params, 1),
       signal,
+      options.tls,
     );
   }
-  return await callTcp(target, encodeRequest(options.dialect ?? "go", method, params, 1), signal);
+  const request = encodeRequest(options.dialect ?? "go", method, params, 1);
+  return await callTcp(target, request, signal, { tls: options.tls, timeoutMs });
 }
 
 /** Longest HTTP answer to CONNECT read, in bytes. */
@@ -78,6 +92,7 @@ async function callGobTarget(
   method: string,
   params: unknown,
   signal: AbortSignal,
+  dialOptions: DialOptions,
 ): Promise<DecodedReply> {
   const hostname = target instanceof URL
     ? target.hostname.replace(/^\[|\]$/g, "")
@@ -86,14 +101,11 @@ async function callGobTarget(
   if (target instanceof URL && target.protocol !== "http:") {
     throw new RangeError(`Cannot CONNECT through ${target.protocol}: gob over HTTP needs http://`);
   }
-  const where = joinHostPort(hostname, port);
-  const conn = await Deno.connect({ hostname, port, signal }).catch((error) => {
-    throw new Error(`Cannot connect to ${where}: ${signal.aborted ? "timed out" : error.message}`);
-  });
+  const conn = await dial({ transport: "tcp", hostname, port }, dialOptions);
   const onAbort = () => conn.close();
   signal.addEventListener("abort", onAbort, { once: true });
   try {
-    let source: Deno.Conn | { read(p: Uint8Array): Promise<number | null> } = conn;
+    let source: Reader = conn;
     if (target instanceof URL) {
       const path = target.pathname === "/" ? GO_RPC_PATH : target.pathname;
       await writeAll(conn, encoder.encode(`CONNECT ${path} HTTP/1.0\n\n`));
@@ -131,14 +143,9 @@ async function callTcp(
   address: NetAddress,
   request: string,
   signal: AbortSignal,
+  dialOptions: DialOptions,
 ): Promise<DecodedReply> {
-  const where = joinHostPort(address.hostname, address.port);
-  const conn = await Deno.connect({ hostname: address.hostname, port: address.port, signal })
-    .catch((error) => {
-      throw new Error(
-        `Cannot connect to ${where}: ${signal.aborted ? "timed out" : error.message}`,
-      );
-    });
+  const conn = await dial(address, dialOptions);
   const onAbort = () => conn.close();
   signal.addEventListener("abort", onAbort, { once: true });
   try {
@@ -163,14 +170,27 @@ async function callTcp(
   }
 }
 
-async function callHttp(url: URL, request: string, signal: AbortSignal): Promise<DecodedReply> {
-  const response = await fetch(url, {
-    method: "POST",
-    body: request,
-    headers: { "content-type": "application/json" },
-    signal,
-  });
-  const text = await response.text();
+async function callHttp(
+  url: URL,
+  request: string,
+  signal: AbortSignal,
+  tls: TlsClientSettings | undefined,
+): Promise<DecodedReply> {
+  using client = tlsHttpClient(tls);
+  let text: string;
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      body: request,
+      headers: { "content-type": "application/json" },
+      signal,
+      client,
+    });
+    text = await response.text();
+  } catch (error) {
+    throw new Error(`Cannot call ${url.href}: ${networkErrorText(error)}`, { cause: error });
+  }
   if (response.status === 204) return { id: 1, result: null };
   try {
     return decodeReply(JSON.parse(text));
@@ -226,6 +246,7 @@ const spec = {
       default: "10s",
       description: "give up after this long",
     },
+    ...TLS_CLIENT_OPTIONS,
   },
   notes: `PARAMS_JSON is the argument: in Go's dialect one value (sent as [value]),
 in 2.0 an object (named params) or an array (positional). With gob (Go's
@@ -242,7 +263,9 @@ Examples:
   rpc_client --dialect 2.0 127.0.0.1:1234 Algorithm.Sum '[3,4]'
   rpc_client --http http://127.0.0.1:8808/rpc Programmer.GetSkill '{"Java":"Java","Go":"Go"}'
   rpc_client --dialect gob 127.0.0.1:1234 Arith.Multiply '{"A":7,"B":8}'
-  rpc_client --dialect gob --http http://127.0.0.1:8808 Algorithm.Sum '{"X":3,"Y":4}'`,
+  rpc_client --dialect gob --http http://127.0.0.1:8808 Algorithm.Sum '{"X":3,"Y":4}'
+  rpc_client --ca ca.pem localhost:1234 Arith.Multiply '{"A":7,"B":8}'   (TLS, docs/tls.md)
+  rpc_client --ca ca.pem --http https://localhost:8808/rpc Algorithm.Sum '[3,4]'`,
 } as const;
 
 /** Makes one call and prints its result; returns the exit code. */
@@ -284,7 +307,14 @@ export function main(args: string[]): Promise<number> {
       throw new UsageError(`Invalid PARAMS_JSON "${paramsText}": 2.0 needs an object or an array`);
     }
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
-    const reply = await call(target, method, params, { dialect: wire, timeoutMs });
+    const tls = tlsClientSettings(values);
+    if (target instanceof URL) {
+      if (tls && target.protocol === "http:") {
+        throw new UsageError(`--tls, --ca and --insecure need an https:// URL, not "${http}"`);
+      }
+      tlsHttpClient(tls)?.close(); // --insecure is refused here, as bad usage
+    }
+    const reply = await call(target, method, params, { dialect: wire, timeoutMs, tls });
     if (reply.error) {
       const code = reply.error.code === 0 ? "" : ` (code ${reply.error.code})`;
       throw new RpcError(reply.error.code, `${method}: ${reply.error.message}${code}`);

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * rpc_server: Go's net/rpc (gob) and JSON-RPC over TCP and HTTP, with the
  * seeds' methods (`Arith.Multiply` of seed 002, `Algorithm.Sum` and
@@ -13,6 +13,7 @@
  * @module
  */
 import { type Address, parseAddress } from "../lib/net/addr.ts";
+import type { TlsCertificate } from "../lib/net/tls.ts";
 import { readBodyAtMost } from "../lib/io/bounded_read.ts";
 import { parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import {
@@ -88,6 +89,8 @@ export interface RpcServerOptions {
   signal?: AbortSignal;
   /** Called with each server's ready line once it listens. Default prints them. */
   onListen?: (line: string) => void;
+  /** Serve both ports over TLS (`tls://`, `https://`) with this certificate. Default plain. */
+  tls?: TlsCertificate;
 }
 
 /** A running RPC server: its TCP and HTTP addresses and its end. */
@@ -229,9 +232,9 @@ async function readBody(request: Request, limit: number): Promise<string | null>
   return bytes && new TextDecoder().decode(bytes);
 }
 
-/** The HTTP side's ready line: `Listening on http://H:P/rpc`. */
-function httpReadyLine(addr: Deno.NetAddr): string {
-  return readyLine(addr, { protocol: "http", path: RPC_PATH });
+/** The HTTP side's ready line: `Listening on http://H:P/rpc` (`https://` with TLS). */
+function httpReadyLine(addr: Deno.NetAddr, tls: boolean): string {
+  return readyLine(addr, { protocol: "http", path: RPC_PATH, tls });
 }
 
 /** Starts the TCP server and (unless disabled) the HTTP server. */
@@ -256,8 +259,9 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
     idleTimeoutMs: options.idleTimeoutMs,
     idleMessage: "",
     signal: controller.signal,
+    tls: options.tls,
     logger: log,
-    onListen: (addr) => onListen(readyLine(addr)),
+    onListen: (addr) => onListen(readyLine(addr, { tls: options.tls !== undefined })),
   });
   let http: HttpFront | null = null;
   const httpAddress = options.httpAddress === undefined
@@ -283,6 +287,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
         {
           address: httpAddress,
           maxConns: options.maxConns,
+          tls: options.tls,
           limit: options.limit,
           headTimeoutMs: options.headTimeoutMs,
           bodyTimeoutMs: options.bodyTimeoutMs,
@@ -300,7 +305,7 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
       await tcp.finished;
       throw error;
     }
-    onListen(httpReadyLine(http.addr));
+    onListen(httpReadyLine(http.addr, options.tls !== undefined));
   }
   const finished = Promise.all([tcp.finished, http?.finished]).then(() => {});
   const shutdown = async () => {
@@ -316,10 +321,13 @@ const spec = {
   args: "",
   maxArgs: 0,
   options: {
-    ...serverOptions(["max-conns", "idle-timeout", "head-timeout", "body-timeout", "quiet"], {
-      port: { default: "1234", description: "TCP port" },
-      "idle-timeout": { description: "close TCP clients silent this long (0 = never)" },
-    }),
+    ...serverOptions(
+      ["max-conns", "idle-timeout", "head-timeout", "body-timeout", "quiet", "cert", "key"],
+      {
+        port: { default: "1234", description: "TCP port" },
+        "idle-timeout": { description: "close TCP clients silent this long (0 = never)" },
+      },
+    ),
     "http-port": {
       type: "string",
       arg: "PORT",
@@ -345,7 +353,8 @@ takes POST /rpc (JSON-RPC) and CONNECT /_goRPC_ (rpc.DialHTTP, then gob).
 Examples:
   rpc_server --port 1234 --http-port 8808
   echo '{"method":"Arith.Multiply","params":[{"A":7,"B":8}],"id":0}' | ncat 127.0.0.1 1234
-  curl -d '{"jsonrpc":"2.0","method":"Algorithm.Sum","params":[3,4],"id":1}' localhost:8808/rpc`,
+  curl -d '{"jsonrpc":"2.0","method":"Algorithm.Sum","params":[3,4],"id":1}' localhost:8808/rpc
+  rpc_server --cert cert.pem --key key.pem     (both ports: tls:// and https://)`,
 } as const;
 
 /** Runs the RPC server until SIGINT or SIGTERM; returns the exit code. */
@@ -370,6 +379,7 @@ export function main(args: string[]): Promise<number> {
         headTimeoutMs: settings.headTimeoutMs,
         bodyTimeoutMs: settings.bodyTimeoutMs,
         quiet: settings.quiet,
+        tls: settings.tls,
         signal: run.signal,
         onListen: () => {},
       });
@@ -379,7 +389,8 @@ export function main(args: string[]): Promise<number> {
       return server;
     }, {
       moduleUrl: import.meta.url,
-      moreReadyLines: ({ http }) => http ? [httpReadyLine(http.addr)] : [],
+      moreReadyLines: ({ http }) =>
+        http ? [httpReadyLine(http.addr, settings.tls !== undefined)] : [],
     });
   });
 }

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * tcp_chat_client: seed 001's chat client. Asks for a nickname, sends each
  * line you type to the room, prints the room's lines as they arrive, and
@@ -20,7 +20,9 @@ import { chatTime, escapeControls } from "../lib/chat/chat_text.ts";
 import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import { dial } from "../lib/net/dial.ts";
 import { LineReader, LineWriter, writeAll } from "../lib/io/lines.ts";
+import type { Reader } from "../lib/io/read_buffer.ts";
 import { PROMPT } from "../lib/chat/tcp_chat.ts";
+import { TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
 
 /** Most bytes of one line from the server (its lines stay far below this). */
 const MAX_LINE_BYTES = 64 * 1024;
@@ -65,12 +67,14 @@ const spec = {
     },
     ipv4: { type: "boolean", short: "4", description: "IPv4 addresses only" },
     ipv6: { type: "boolean", short: "6", description: "IPv6 addresses only" },
+    ...TLS_CLIENT_OPTIONS,
   },
   notes: `Lines starting with / are commands for the server: /who, /nick NAME, /quit, /help.
 With --dialect seed (seed 001's server) every line is a message; /quit only leaves.
 
-Example:
-  tcp_chat_client localhost:8086`,
+Examples:
+  tcp_chat_client localhost:8086
+  tcp_chat_client --ca ca.pem localhost:8086      (TLS, see docs/tls.md)`,
 } as const;
 
 /** Writes text to stderr without a newline (the nickname prompt). */
@@ -86,7 +90,7 @@ const encoder = new TextEncoder();
  * shown as `TIME NAME: text`.
  */
 async function readSeed(
-  conn: Deno.Conn,
+  conn: Reader,
   heard: () => void,
   quitting: () => boolean,
   finish: (code: number) => void,
@@ -117,6 +121,7 @@ export function main(args: string[]): Promise<number> {
     const address = usage(() => parseHostPort(positionals[0], { requireHost: true }));
     const heartbeatMs = parseDurationOption(values.heartbeat, "heartbeat");
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
+    const tls = tlsClientSettings(values);
     const seed = values.dialect === "seed";
     if (!seed && values.dialect !== "line") {
       throw new UsageError(`Invalid --dialect "${values.dialect}": must be line or seed`);
@@ -127,6 +132,7 @@ export function main(args: string[]): Promise<number> {
     const conn = await dial(address, {
       family: values.ipv4 ? 4 : values.ipv6 ? 6 : undefined,
       timeoutMs: parseDurationOption(values["connect-timeout"], "connect-timeout"),
+      tls,
     });
     console.error(`${joinHostPort(address.hostname, address.port)} connect success!`);
     let name = values.name;

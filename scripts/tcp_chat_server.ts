@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * tcp_chat_server: seed 001's chat room over TCP, friendly to `nc`. The
  * first line is your nickname, every other line goes to the room as
@@ -75,7 +75,9 @@ const spec = {
   summary: "A chat room over TCP: the first line is your nickname, then every line is a message.",
   args: "[ADDR]",
   options: {
-    ...serverOptions(["max-conns", "quiet"], { quiet: { description: "log no joins and leaves" } }),
+    ...serverOptions(["max-conns", "quiet", "cert", "key"], {
+      quiet: { description: "log no joins and leaves" },
+    }),
     ...TCP_CHAT_OPTIONS,
     ...ROOM_OPTIONS,
     ...BUS_OPTIONS,
@@ -94,8 +96,9 @@ then each line is a message. Commands: /nick NAME, /who, /quit, /ping (answered
   2006-01-02 15:04:05 * bob joined
   ERROR Message too long: 600 bytes, the limit is 512
 
-Example:
-  tcp_chat_server 8086 & nc localhost 8086`,
+Examples:
+  tcp_chat_server 8086 & nc localhost 8086
+  tcp_chat_server --cert cert.pem --key key.pem 8086 & ncat --ssl localhost 8086`,
 } as const;
 
 /** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
@@ -107,7 +110,14 @@ export function main(args: string[]): Promise<number> {
     const bus = busConfig(values);
     const logger = new Logger({ quiet: values.quiet });
     return runServer(settings, async (run) => {
-      const chat = await serveChat({ ...tcp, ...run, room, logger, quiet: values.quiet });
+      const chat = await serveChat({
+        ...tcp,
+        ...run,
+        tls: settings.tls,
+        room,
+        logger,
+        quiet: values.quiet,
+      });
       // Joined (or trying to) before the ready line, so the room spans servers from the start.
       const link = await connectBus(chat.hub, { ...bus, onLog: (l) => logger.error(l) }, {
         workers: 1,

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net
+#!/usr/bin/env -S deno run --allow-net --allow-read
 /**
  * tcp_client: the interactive line client of seed 000 (tcpC.go and
  * otherTCPclient.go), usable in pipes like ncat. When stdout is not a
@@ -20,6 +20,7 @@
 import { parseHostPort } from "../lib/net/addr.ts";
 import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import { dial } from "../lib/net/dial.ts";
+import { type ClientConn, TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
 import { LineReader, LineTooLongError, type Reader, writeAll } from "../lib/io/lines.ts";
 import { plainOutput, printSync } from "../lib/io/print.ts";
 import { deadline, settledWithin } from "../lib/io/deadline.ts";
@@ -58,7 +59,7 @@ export interface ChatOptions {
  * `->: text` as it arrives. Resolves with the exit code.
  */
 export async function chat(
-  conn: Deno.TcpConn,
+  conn: ClientConn,
   input: Reader,
   options: ChatOptions = {},
 ): Promise<number> {
@@ -171,7 +172,7 @@ async function copy(source: Reader, sink: (bytes: Uint8Array) => Promise<void>):
  * `--raw`: bytes both ways, no prompt, no prefix, no exit word. End of
  * input half-closes; the client exits when the server closes.
  */
-export async function pipeRaw(conn: Deno.TcpConn, input: Reader): Promise<number> {
+export async function pipeRaw(conn: ClientConn, input: Reader): Promise<number> {
   const receiving = copy(conn, (bytes) => writeAll(Deno.stdout, bytes));
   const sending = copy(input, (bytes) => writeAll(conn, bytes))
     .then(() => conn.closeWrite());
@@ -190,7 +191,7 @@ export async function pipeRaw(conn: Deno.TcpConn, input: Reader): Promise<number
 
 /** Sends one line, prints the first line of the answer, and closes (seed 002's client). */
 export async function sendOnce(
-  conn: Deno.TcpConn,
+  conn: ClientConn,
   text: string,
   options: { timeoutMs: number; raw: boolean },
 ): Promise<number> {
@@ -240,6 +241,7 @@ const spec = {
       default: "10s",
       description: "give up connecting (and waiting for the --send reply) after this",
     },
+    ...TLS_CLIENT_OPTIONS,
   },
   notes: `When stdout is not a terminal (or with --raw) the client passes bytes both
 ways unchanged: stdout gets exactly what the server sent, nothing else. In a
@@ -253,6 +255,7 @@ Examples:
   tcp_client --book localhost:1234
   tcp_client --exit-word exit 127.0.0.1:8088
   tcp_client --send "Hello, Server!" localhost:8080
+  tcp_client --ca ca.pem localhost:1234        (TLS, see docs/tls.md)
   printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcp_client -w 5 example.com:80`,
 } as const;
 
@@ -266,7 +269,8 @@ export function main(args: string[]): Promise<number> {
     // --book keeps the book's look even in a pipe; --raw always wins.
     const plain = values.raw || (!values.book && plainOutput(false));
     const exitWord = values["exit-word"] ?? (values.book ? DEFAULT_EXIT_WORD : "");
-    const conn = await dial(address, { family, timeoutMs });
+    const tls = tlsClientSettings(values);
+    const conn = await dial(address, { family, timeoutMs, tls });
     if (values.send !== undefined) {
       return await sendOnce(conn, values.send, { timeoutMs: timeoutMs || 10_000, raw: plain });
     }

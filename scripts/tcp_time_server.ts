@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * tcp_time_server: answers each line with the local time in RFC 3339 with
  * its offset (`2023-10-09T20:02:55+03:00`), as tcpS.go of seed 000 does,

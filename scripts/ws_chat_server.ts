@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * ws_chat_server: gorilla/websocket's chat room (seed 004) and seed 001's
  * TCP chat in one room. `/` serves the chat page, `/ws?name=NAME` joins
@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { TlsCertificate } from "../lib/net/tls.ts";
 import { type NetAddress, parsePort } from "../lib/net/addr.ts";
 import { BUS_OPTIONS, busConfig, connectBus } from "../lib/chat/chat_bus.ts";
 import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat/chat_page.ts";
@@ -71,6 +72,8 @@ export interface WsChatOptions {
   reusePort?: boolean;
   /** Names this worker in join and leave logs when several serve the port. Default none. */
   workerTag?: string;
+  /** Serve the page over https://, the room over wss:// and the TCP side over TLS. Default plain. */
+  tls?: TlsCertificate;
 }
 
 /** A running chat server: the room, its HTTP/WebSocket side and its TCP side. */
@@ -221,6 +224,7 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
     hostname: address.hostname,
     port: address.port,
     reusePort: options.reusePort,
+    ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
     onListen: () => {},
     onError: (error) => {
       log.error(`handler: ${error instanceof Error ? error.message : error}`);
@@ -237,6 +241,7 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
       tcp = await serveTcpChat(hub, {
         ...options.tcp,
         address: tcpAddress,
+        tls: options.tls,
         logger: log,
         signal: controller.signal,
         onListen: () => {},
@@ -275,7 +280,7 @@ const spec = {
   args: "",
   maxArgs: 0,
   options: {
-    ...serverOptions(["max-conns", "idle-timeout", "quiet", "workers"], {
+    ...serverOptions(["max-conns", "idle-timeout", "quiet", "workers", "cert", "key"], {
       port: { default: "8080", description: "HTTP port" },
       "idle-timeout": {
         default: "60s",
@@ -321,7 +326,10 @@ With --workers N, N threads serve the page and /ws on one port and form one
 room; the TCP side is served by the first. With --bus, servers that share a
 RabbitMQ exchange and --room form one room (each worker joins it); if the
 broker goes away, each keeps its own members talking, tells them the room is
-local-only, and rejoins when the broker is back.`,
+local-only, and rejoins when the broker is back.
+
+With --cert FILE --key FILE the page is served over https://, the room over
+wss:// and the TCP side over TLS (ncat --ssl, tcp_chat_client --ca); see docs/tls.md.`,
 } as const;
 
 /** Runs the chat server until SIGINT or SIGTERM; returns the exit code. */
@@ -356,6 +364,7 @@ export function main(args: string[]): Promise<number> {
         reusePort: run.reusePort,
         workerTag: run.workerTag,
         signal: run.signal,
+        tls: settings.tls,
       });
       const link = await connectBus(chat.hub, { ...bus, onLog: (l) => log.error(l) }, {
         workers: settings.workers,
@@ -375,7 +384,9 @@ export function main(args: string[]): Promise<number> {
       moduleUrl: import.meta.url,
       protocol: "http",
       moreReadyLines: ({ tcpAddr }) =>
-        tcpAddr ? [readyLine(tcpAddr, { note: "chat over TCP" })] : [],
+        tcpAddr
+          ? [readyLine(tcpAddr, { note: "chat over TCP", tls: settings.tls !== undefined })]
+          : [],
     });
   });
 }

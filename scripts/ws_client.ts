@@ -1,12 +1,13 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=WS_NO_BUFFER_UTIL,WS_NO_UTF_8_VALIDATE
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=WS_NO_BUFFER_UTIL,WS_NO_UTF_8_VALIDATE
 /**
  * ws_client: the WebSocket client of seed 000, usable in pipes like
  * websocat. Each stdin line is sent as a message. When stdout is a pipe
  * (or with `--raw`) each message received is written as it came, followed
  * by a newline, and nothing else; in a terminal it prints as the book's
- * `YYYY/MM/DD HH:MM:SS Received: text`. At the end of input it waits
- * until the server has been silent for `--linger` (or closes), then closes
- * with 1000 and exits 0; `-n` leaves closing to the server. The book's
+ * `YYYY/MM/DD HH:MM:SS Received: text`. At the end of input it waits for
+ * a first answer to the last line, then until the server has been silent
+ * for `--linger` (or closes), then closes with 1000 and exits 0; `-n`
+ * leaves closing to the server. The book's
  * idle trap (`Please give me input! N` every 4 s, quitting after the 6th)
  * is there only with `--book`. Ctrl-C sends close 1000 and waits up to 2 s
  * for the server's close.
@@ -16,6 +17,13 @@
  *
  * @module
  */
+import {
+  networkErrorText,
+  nodeTlsOptions,
+  TLS_CLIENT_OPTIONS,
+  type TlsClientSettings,
+  tlsClientSettings,
+} from "../lib/net/tls.ts";
 import { parseHostPort } from "../lib/net/addr.ts";
 import {
   parseDurationOption,
@@ -55,6 +63,8 @@ const CLOSE_WAIT_MS = 2_000;
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** After the end of input, close once the server has been silent this long. */
 export const DEFAULT_LINGER_MS = 1_000;
+/** After the end of input, how long a server may take to start answering the last line. */
+export const DEFAULT_REPLY_WAIT_MS = 10_000;
 const encoder = new TextEncoder();
 const NEWLINE = encoder.encode("\n");
 
@@ -87,6 +97,8 @@ export interface WsClientOptions {
   noClose?: boolean;
   /** At the end of input, close once the server has been silent this long. Default 1000 ms. */
   lingerMs?: number;
+  /** At the end of input, wait at most this long for a first answer to the last line. Default 10000 ms. */
+  replyWaitMs?: number;
   /** Send a ping this often while open; 0 never. Default 0. */
   pingIntervalMs?: number;
   /** Send each line as a binary message. Default false. */
@@ -101,6 +113,8 @@ export interface WsClientOptions {
   output?: ClientOutput;
   /** Aborting it acts as Ctrl-C. Default: SIGINT. */
   signal?: AbortSignal;
+  /** How a wss:// URL checks the server: extra CAs. Default the system's roots. */
+  tls?: TlsClientSettings;
 }
 
 /** Turns `SERVER PATH` or a URL into a ws:// or wss:// URL and the seed's two words. */
@@ -140,12 +154,14 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   const idleIntervalMs = options.idleIntervalMs ?? 4_000;
   const idleMax = options.idleMax ?? 6;
   const lingerMs = options.lingerMs ?? DEFAULT_LINGER_MS;
+  const replyWaitMs = options.replyWaitMs ?? DEFAULT_REPLY_WAIT_MS;
 
   // The `ws` package rather than Deno's WebSocket: that one can neither send a ping
   // (--ping-interval) nor deliver the messages that arrive after close() was called.
   const ws = new NodeWebSocket(url.href, options.protocols ?? [], {
     headers: Object.fromEntries(options.headers ?? []),
     maxPayload: MAX_MESSAGE_BYTES,
+    ...nodeTlsOptions(options.tls),
   });
   ws.binaryType = "arraybuffer";
   let opened = false;
@@ -154,6 +170,8 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   let closeCode = 0;
   let lineTooLong = false;
   let lastMessageAt = 0;
+  let lastSentAt = 0;
+  let onNextMessage: (() => void) | null = null;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
   let connectTimer: ReturnType<typeof setTimeout> | undefined;
   let pingTimer: ReturnType<typeof setInterval> | undefined;
@@ -170,10 +188,11 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     };
   });
   ws.onerror = (event) => {
-    failure ||= event.message || "the connection failed";
+    failure ||= networkErrorText(event.message || "the connection failed");
   };
   ws.onmessage = (event) => {
     lastMessageAt = performance.now();
+    onNextMessage?.();
     const data = event.data as string | ArrayBuffer;
     if (raw) {
       // One message per line, text or binary, so `{...}` events never run together.
@@ -199,9 +218,16 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   /**
    * At the end of input: messages still on their way (the answers to the
    * last lines) must not be cut off, and a WebSocket has no half-close to
-   * tell the server, so wait until it has been silent for `lingerMs`.
+   * tell the server. So wait for a first answer to the last line (a busy
+   * server may be slow to start), then until the server has been silent
+   * for `lingerMs`.
    */
   const closeWhenQuiet = async () => {
+    if (lastSentAt > lastMessageAt) {
+      const answered = new Promise<void>((resolve) => onNextMessage = resolve);
+      await settledWithin(Promise.race([answered, closed]), replyWaitMs);
+      onNextMessage = null;
+    }
     const endedAt = performance.now();
     while (!quitting) {
       const wait = Math.max(endedAt, lastMessageAt) + lingerMs - performance.now();
@@ -271,6 +297,7 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
         for await (const line of reader) {
           if (quitting || ws.readyState !== ws.OPEN) return;
           ws.send(options.binary ? encoder.encode(line) : line);
+          lastSentAt = performance.now();
           waits = 0;
           armIdle();
         }
@@ -372,6 +399,8 @@ const spec = {
       default: "10s",
       description: "give up connecting after this long",
     },
+    ca: TLS_CLIENT_OPTIONS.ca,
+    insecure: TLS_CLIENT_OPTIONS.insecure,
   },
   notes: `SERVER is HOST:PORT and PATH the path without its slash, as in the book
 (ws_client localhost:1234 ws), or give one ws:// or wss:// URL.
@@ -379,8 +408,9 @@ const spec = {
 When stdout is not a terminal (or with --raw) only the server's messages are
 written, each followed by a newline; diagnostics go to stderr. In a terminal
 messages print as the book's "YYYY/MM/DD HH:MM:SS Received: text". At the end of
-input the client waits until the server has been silent for --linger (or has
-closed), then closes with 1000 and exits 0.
+input the client waits for a first answer to the last line (up to 10 s), then
+until the server has been silent for --linger (or has closed), and closes with
+1000 and exits 0. -n leaves the close to the server.
 
 --book is the book's client, idle trap included: "Please give me input! N" after
 each 4 s of silence on stdin, and after the 6th it quits with "Caught interrupt
@@ -389,7 +419,8 @@ signal - quitting!" (the book sends itself SIGINT).
 Examples:
   ws_client localhost:1234 ws
   echo 100000 | ws_client ws://127.0.0.1:1234/ws | wc -l
-  ws_client -H "Authorization: Bearer T" --protocol chat wss://example.com/socket`,
+  ws_client -H "Authorization: Bearer T" --protocol chat wss://example.com/socket
+  ws_client --ca ca.pem wss://localhost:8443/ws           (see docs/tls.md)`,
 } as const;
 
 /** Runs the client; returns the exit code. */
@@ -397,6 +428,10 @@ export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
     const { url, server, path } = parseTarget(positionals);
     const headers = parseHeaders(values.header, values.origin);
+    const tls = tlsClientSettings(values);
+    if (tls && url.protocol !== "wss:") {
+      throw new UsageError(`--ca and --insecure need a wss:// URL, not "${url.href}"`);
+    }
     // --book keeps the book's look even in a pipe; --raw always wins.
     const raw = values.raw || (!values.book && plainOutput(false));
     const options: WsClientOptions = {
@@ -414,6 +449,7 @@ export function main(args: string[]): Promise<number> {
       binary: values.binary,
       maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 1 }),
       connectTimeoutMs: parseDurationOption(values["connect-timeout"], "connect-timeout"),
+      tls,
     };
     if (options.idleIntervalMs! <= 0) {
       throw new UsageError(`Invalid --idle-interval "${values["idle-interval"]}": must be > 0`);

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read=scripts,lib,deno.json
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * ws_echo_server: the WebSocket echo server of seed 000 (and `/echo` of
  * seed 002). `/` answers `Welcome!\nPlease use /ws for WebSocket!`, `/ws`
@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { TlsCertificate } from "../lib/net/tls.ts";
 import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
@@ -45,6 +46,8 @@ export interface WsEchoOptions {
   reusePort?: boolean;
   /** Added to connection logs when several workers serve the port, e.g. `worker 1`. */
   workerTag?: string;
+  /** Serve https:// and wss:// with this certificate. Default plain. */
+  tls?: TlsCertificate;
 }
 
 /** Starts the echo server and returns its handle. */
@@ -93,6 +96,7 @@ export function serveWsEcho(options: WsEchoOptions = {}): HttpServer {
     logger: log,
     onListen: options.onListen,
     reusePort: options.reusePort,
+    tls: options.tls,
   });
 }
 
@@ -101,7 +105,7 @@ const spec = {
   summary: "Echoes every WebSocket message on /ws and /echo; /client is a browser client.",
   args: "[ADDR]",
   options: {
-    ...serverOptions(["quiet", "workers"], {
+    ...serverOptions(["quiet", "workers", "cert", "key"], {
       quiet: { description: "log nothing per connection or message" },
     }),
     ...WS_SERVER_OPTIONS,
@@ -115,7 +119,8 @@ unless --allow-origin allows it. SIGINT or SIGTERM closes every socket with 1001
 Examples:
   ws_echo_server 1234
   ws_client localhost:1234 ws
-  ws_echo_server --allow-origin https://app.example.com 127.0.0.1:8080`,
+  ws_echo_server --allow-origin https://app.example.com 127.0.0.1:8080
+  ws_echo_server --cert cert.pem --key key.pem 8443 & ws_client --ca ca.pem wss://localhost:8443/ws`,
 } as const;
 
 /** Runs the echo server until SIGINT or SIGTERM; returns the exit code. */
@@ -130,6 +135,7 @@ export function main(args: string[]): Promise<number> {
         // --max-conns bounds the sockets of every worker together.
         guard: { ...guard, limit: run.limit },
         quiet: values.quiet,
+        tls: settings.tls,
       }), { moduleUrl: import.meta.url, protocol: "http" });
   });
 }

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1]
+#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * ws_random_server: exercise 5 of seed 000. A client's first message on
  * `/ws` is a count N (1..100000); the server sends N random integers, one
@@ -11,6 +11,7 @@
  *
  * @module
  */
+import type { TlsCertificate } from "../lib/net/tls.ts";
 import type { NetAddress } from "../lib/net/addr.ts";
 import { parseIntOption, runCommand, UsageError } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
@@ -51,6 +52,8 @@ export interface WsRandomOptions {
   signal?: AbortSignal;
   /** Called once listening. Default prints the ready line. */
   onListen?: (addr: Deno.NetAddr) => void;
+  /** Serve https:// and wss:// with this certificate. Default plain. */
+  tls?: TlsCertificate;
 }
 
 /** Parses a client's count; returns an error message for anything but 1..100000. */
@@ -132,6 +135,7 @@ export function serveWsRandom(options: WsRandomOptions = {}): HttpServer {
     beforeShutdown: () => guard.closeAll(),
     logger: log,
     onListen: options.onListen,
+    tls: options.tls,
   });
 }
 
@@ -140,7 +144,7 @@ const spec = {
   summary: "Sends as many random integers as a WebSocket client's first message asks for.",
   args: "[ADDR]",
   options: {
-    ...serverOptions(["quiet"]),
+    ...serverOptions(["quiet", "cert", "key"]),
     min: { type: "string", arg: "N", default: "1", description: "smallest integer" },
     max: { type: "string", arg: "N", default: "1000", description: "largest integer" },
     ...WS_SERVER_OPTIONS,
@@ -174,6 +178,7 @@ export function main(args: string[]): Promise<number> {
         quiet: values.quiet,
         signal: run.signal,
         onListen: run.onListen,
+        tls: settings.tls,
       }), { moduleUrl: import.meta.url, protocol: "http" });
   });
 }

@@ -4,6 +4,7 @@ import {
   AmqpLink,
   amqpTarget,
   backoffDelay,
+  bindingOption,
   classifyAmqpError,
   DEFAULT_AMQP_URL,
   formatQueue,
@@ -16,6 +17,22 @@ import { freePort } from "../bench/yardsticks.ts";
 import { BROKER_URL, brokerMissing } from "./rabbitmq.ts";
 
 const quiet = new Logger({ quiet: true });
+
+Deno.test("bindingOption() binds with -e and -r, the key defaulting to the queue's name", () => {
+  assert.equal(bindingOption({ queue: "Go" }), undefined);
+  assert.deepEqual(bindingOption({ queue: "Go", exchange: "amq.topic" }), {
+    exchange: "amq.topic",
+    routingKey: "Go",
+  });
+  assert.deepEqual(
+    bindingOption({ queue: "Go", exchange: "amq.topic", "routing-key": "a.#" }),
+    { exchange: "amq.topic", routingKey: "a.#" },
+  );
+  assert.throws(
+    () => bindingOption({ queue: "Go", "routing-key": "a" }),
+    /--routing-key "a" needs --exchange/,
+  );
+});
 
 Deno.test("redactUrl() hides the password and nothing else", () => {
   assert.equal(redactUrl("amqp://guest:guest@localhost:5672/"), "amqp://guest:***@localhost:5672/");

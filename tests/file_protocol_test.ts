@@ -16,7 +16,16 @@ const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 Deno.test("nameProblem() accepts plain names, spaces and non-ASCII included", () => {
   for (
-    const name of ["a", "report.pdf", "my file (1).tar.gz", "résumé.txt", "日本.txt", ".hidden"]
+    const name of [
+      "a",
+      "report.pdf",
+      "my file (1).tar.gz",
+      "résumé.txt",
+      "日本.txt",
+      ".hidden",
+      "photos/2024/a.jpg",
+      ".git/config",
+    ]
   ) {
     assert.equal(nameProblem(name), null, name);
   }
@@ -28,9 +37,12 @@ Deno.test("nameProblem() rejects paths, dots, drives, control characters and lon
     ["", /empty/],
     [".", /directory/],
     ["..", /directory/],
-    ["../../x", /separator/],
-    ["/etc/x", /separator/],
-    ["a/../../b", /separator/],
+    ["../../x", /directory/],
+    ["/etc/x", /absolute/],
+    ["a/../../b", /directory/],
+    ["a/./b", /directory/],
+    ["a//b", /empty folder name/],
+    ["a/", /empty folder name/],
     ["..\\x", /separator/],
     ["C:\\x", /separator|drive/],
     ["C:x", /drive/],
@@ -95,4 +107,6 @@ Deno.test("numberedName() inserts the number before the extension", () => {
   assert.equal(numberedName("a.tar.gz", 2), "a.tar (2).gz");
   assert.equal(numberedName("README", 3), "README (3)");
   assert.equal(numberedName(".bashrc", 1), ".bashrc (1)");
+  assert.equal(numberedName("v1.2/notes", 1), "v1.2/notes (1)");
+  assert.equal(numberedName("photos/a.jpg", 4), "photos/a (4).jpg");
 });

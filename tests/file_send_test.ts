@@ -39,6 +39,14 @@ async function drain(conn: Deno.Conn, n: number): Promise<void> {
   }
 }
 
+/** Reads the sender's opening lines and returns the header, checking the resume key on the way. */
+async function header(lines: LineReader, content?: Uint8Array): Promise<string> {
+  const key = await lines.readLine();
+  if (content) assert.equal(key, `key ${hexOf(content.subarray(0, 1 << 20))}`);
+  else assert.match(key ?? "", /^key [0-9a-f]{64}$/);
+  return await lines.readLine() ?? "";
+}
+
 const say = (conn: Deno.Conn, line: string) => writeAll(conn, encoder.encode(line + "\n"));
 
 async function withFile<T>(bytes: Uint8Array, run: (path: string) => Promise<T>): Promise<T> {
@@ -56,7 +64,7 @@ Deno.test("file_send speaks the protocol: header, content after ok, trailer, hal
   await withFile(content, async (path) => {
     let trailer = "";
     await using fake = fakeReceiver(async (conn, lines) => {
-      assert.equal(await lines.readLine(), "FILE 200000 data.bin");
+      assert.equal(await header(lines, content), "FILE 200000 data.bin");
       assert.equal(lines.buffered, 0, "nothing before the answer");
       await say(conn, "ok");
       await drain(conn, 200_000);
@@ -84,7 +92,9 @@ Deno.test("file_send resumes at the offset the receiver names, hashing the whole
   const content = encoder.encode("0123456789abcdef");
   await withFile(content, async (path) => {
     await using fake = fakeReceiver(async (conn, lines) => {
-      await lines.readLine();
+      await header(lines, content);
+      await say(conn, "ok 10");
+      assert.equal(await lines.readLine(), `prefix ${hexOf(content.subarray(0, 10))}`);
       await say(conn, "ok 10");
       const buf = new Uint8Array(6);
       assert.equal(await conn.read(buf), 6);
@@ -102,7 +112,7 @@ Deno.test("file_send resumes at the offset the receiver names, hashing the whole
 Deno.test("file_send fails when the receiver's digest differs from its own", async () => {
   await withFile(encoder.encode("hello"), async (path) => {
     await using fake = fakeReceiver(async (conn, lines) => {
-      await lines.readLine();
+      await header(lines);
       await say(conn, "ok");
       await drain(conn, 5);
       await new LineReader(conn).readLine();
@@ -121,7 +131,7 @@ Deno.test("file_send fails when the receiver's digest differs from its own", asy
 Deno.test("file_send reports a receiver's refusal, and its error in the middle of the content", async () => {
   await withFile(new Uint8Array(1), async (path) => {
     await using fake = fakeReceiver(async (conn, lines) => {
-      await lines.readLine();
+      await header(lines);
       await say(conn, 'error "data.bin" exists');
     });
     const r = await runScript("file_send", [`127.0.0.1:${fake.port}`, path]);
@@ -130,7 +140,7 @@ Deno.test("file_send reports a receiver's refusal, and its error in the middle o
   });
   await withFile(new Uint8Array(32 * 1024 * 1024), async (path) => {
     await using fake = fakeReceiver(async (conn, lines) => {
-      await lines.readLine();
+      await header(lines);
       await say(conn, "ok");
       await drain(conn, 1024 * 1024);
       await say(conn, "error Disk full");
@@ -144,7 +154,7 @@ Deno.test("file_send reports a receiver's refusal, and its error in the middle o
 Deno.test("file_send gives up on a silent receiver after --timeout", async () => {
   await withFile(new Uint8Array(1), async (path) => {
     await using fake = fakeReceiver(async (_conn, lines) => {
-      await lines.readLine();
+      await header(lines);
       await lines.readLine(); // says nothing until the sender leaves
     });
     const r = await runScript("file_send", [`127.0.0.1:${fake.port}`, path, "--timeout", "300ms"]);
@@ -160,7 +170,12 @@ Deno.test("file_send goes on after a failed file and exits 1 with a summary", as
     await Deno.writeTextFile(`${dir}/good.txt`, "good");
     await using server = await startScript("file_recv", ["127.0.0.1:0", "--dir", `${dir}/in`]);
     const target = `127.0.0.1:${server.port}`;
-    const r = await runScript("file_send", [target, `${dir}/missing.txt`, dir, `${dir}/good.txt`]);
+    const r = await runScript("file_send", [
+      target,
+      `${dir}/missing.txt`,
+      "/dev/null",
+      `${dir}/good.txt`,
+    ]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /missing\.txt: No such file/);
     assert.match(r.stderr, /is not a regular file/);
@@ -191,7 +206,7 @@ Deno.test("file_send refuses bad names itself and reports an unreachable receive
 Deno.test("file_send rejects bad usage with exit 2", async () => {
   for (
     const [args, pattern] of [
-      [["127.0.0.1:9"], /Missing argument: HOST:PORT FILE\.\.\./],
+      [["127.0.0.1:9"], /Missing argument: HOST:PORT FILE\|DIR\|-\.\.\./],
       [["9", "f"], /the host is missing/],
       [["127.0.0.1:9", "a", "b", "--as", "c"], /--as names one file/],
       [["127.0.0.1:9", "a", "--timeout", "soon"], /Invalid --timeout "soon"/],
@@ -203,7 +218,7 @@ Deno.test("file_send rejects bad usage with exit 2", async () => {
   }
   const help = await runScript("file_send", ["--help"]);
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /^Usage: file_send HOST:PORT FILE\.\.\./);
+  assert.match(help.stdout, /^Usage: file_send HOST:PORT FILE\|DIR\|-\.\.\./);
 });
 
 Deno.test({
@@ -213,7 +228,7 @@ Deno.test({
     const size = 32 * 1024 * 1024; // more than the socket buffers hold
     await withFile(new Uint8Array(size), async (path) => {
       await using fake = fakeReceiver(async (conn, lines) => {
-        await lines.readLine();
+        await header(lines);
         await say(conn, "ok");
         for (let i = 0; i < 16; i++) { // slowly, so that the bar is drawn a few times
           await drain(conn, 2 * 1024 * 1024);
@@ -237,6 +252,42 @@ Deno.test({
       assert.match(
         text,
         /\r<K>data\.bin \[#*-*\] \d+% [\d.]+ \w+\/32\.0 MiB [\d.]+ \w+\/s ETA/,
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "file_send on Ctrl-C clears its bar and says how to resume",
+  ignore: !hasCommand("script") || !hasCommand("timeout"),
+  async fn() {
+    const size = 32 * 1024 * 1024; // more than the socket buffers hold
+    let release = () => {};
+    const released = new Promise<void>((resolve) => release = resolve);
+    await withFile(new Uint8Array(size), async (path) => {
+      await using fake = fakeReceiver(async (conn, lines) => {
+        await header(lines);
+        await say(conn, "ok");
+        await released; // takes no more bytes until the sender is gone
+      });
+      const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+      const command = [Deno.execPath(), ...taskArgs("file_send"), `127.0.0.1:${fake.port}`, path]
+        .map(quote).join(" ");
+      const out = await new Deno.Command("script", {
+        args: ["-qec", `timeout --preserve-status -s INT 2 ${command}`, "/dev/null"],
+        cwd: ROOT,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      release();
+      const text = new TextDecoder().decode(out.stdout).replaceAll("\x1b[K", "<K>");
+      assert.equal(out.code, 130, text);
+      assert.match(text, /data\.bin \[#*-*\] \d+%/, "a bar was drawn");
+      assert.match(
+        text,
+        /\r<K>[\d/: ]+\S*data\.bin: interrupted; run the same command again to resume\r?\n$/,
+        "the bar is cleared before the last line, and not drawn again",
       );
     });
   },

@@ -18,6 +18,10 @@ Deno.test("http_client -i, -I and -o against http_server, as curl shows them", a
   assert.match(headOnly.stdout, /^HTTP\/1\.1 200 OK\r?\n/);
   assert.doesNotMatch(headOnly.stdout, /Hello/);
   await server.stderr.waitFor(/ HEAD \/hi$/);
+  const put = await runScript("http_client", ["-X", "PUT", "-H", "X-A: 1", "-d", "body", url]);
+  assert.equal(put.code, 0, put.stderr);
+  assert.equal(put.stdout, "Hello, you've requested: /hi");
+  await server.stderr.waitFor(/ PUT \/hi$/);
 
   const file = await Deno.makeTempFile();
   try {
@@ -25,6 +29,13 @@ Deno.test("http_client -i, -I and -o against http_server, as curl shows them", a
     assert.equal(saved.code, 0, saved.stderr);
     assert.equal(saved.stdout, "");
     assert.equal(await Deno.readTextFile(file), "Hello, you've requested: /hi\n");
+    const withHead = await runScript("http_client", ["-i", "-o", file, url]);
+    assert.equal(withHead.code, 0, withHead.stderr);
+    assert.equal(withHead.stdout, "");
+    assert.match(
+      await Deno.readTextFile(file),
+      /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nHello, you've requested: \/hi\n$/,
+    );
   } finally {
     await Deno.remove(file);
   }

@@ -35,6 +35,7 @@ Deno.test("serverSettings() reads ADDR, --port on --host, and the shared options
     bodyTimeoutMs: 30_000,
     quiet: false,
     workers: 1,
+    tls: undefined,
   });
   assert.deepEqual(
     parse(
@@ -55,6 +56,7 @@ Deno.test("serverSettings() reads ADDR, --port on --host, and the shared options
       bodyTimeoutMs: 500,
       quiet: true,
       workers: 2,
+      tls: undefined,
     },
   );
   assert.equal((parse("127.0.0.1:80").address as { port: number }).port, 80);

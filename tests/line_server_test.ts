@@ -51,6 +51,7 @@ Deno.test("lineServerSettings() reads the port argument and the shared options",
     maxLineBytes: 65536,
     quiet: false,
     workers: 2,
+    tls: undefined,
   });
   const defaults = parseCommand(spec, []);
   assert.deepEqual(lineServerSettings(defaults.values, defaults.positionals).address, {

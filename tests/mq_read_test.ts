@@ -204,6 +204,8 @@ Deno.test({
     await using reader = await startScript("mq_read", [
       "-u",
       BROKER_URL,
+      "--connect-timeout",
+      "30s",
       "-q",
       queue.name,
       "-e",

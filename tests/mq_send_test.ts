@@ -203,6 +203,8 @@ Deno.test({
     const sent = await runScript("mq_send", [
       "-u",
       BROKER_URL,
+      "--connect-timeout",
+      "30s",
       "-e",
       "amq.topic",
       "-r",
@@ -227,7 +229,16 @@ Deno.test({
     assert.equal(message.properties.headers?.["x-order"], "7");
 
     // A key no binding matches: the message comes back and that is exit 1, not a silent loss.
-    const lost = await runScript("mq_send", ["-u", BROKER_URL, "-e", "amq.topic", "-r", "nobody"]);
+    const lost = await runScript("mq_send", [
+      "-u",
+      BROKER_URL,
+      "--connect-timeout",
+      "30s",
+      "-e",
+      "amq.topic",
+      "-r",
+      "nobody",
+    ]);
     assert.equal(lost.code, 1);
     assert.match(
       lost.stderr,
@@ -244,6 +255,8 @@ Deno.test({
     const { code, stdout, stderr } = await runScript("mq_send", [
       "-u",
       BROKER_URL,
+      "--connect-timeout",
+      "30s",
       "-q",
       queue.name,
       "-c",

@@ -24,9 +24,13 @@ async function reachable(): Promise<boolean> {
   }
 }
 
-/** A script's arguments for the test broker and a queue: `--url ... --queue NAME ...args`. */
+/**
+ * A script's arguments for the test broker and a queue: `--url ... --queue
+ * NAME ...args`, with 30 s to reach the broker (not the 5 s default): other
+ * test files restart the shared broker, and a test must ride that out.
+ */
 export function onQueue(queue: string, ...args: string[]): string[] {
-  return ["--url", BROKER_URL, "--queue", queue, ...args];
+  return ["--url", BROKER_URL, "--queue", queue, "--connect-timeout", "30s", ...args];
 }
 
 /** Runs `rabbitmqctl ARGS`, failing with its output. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { runScript, startScript, withTimeout } from "./helpers.ts";
 import { buildSeed, missingSeeds, startSeed, startSeedServer } from "./seed_programs.ts";
 import { callGob } from "../lib/rpc/gob_rpc.ts";
-import { GobEncoder } from "../lib/rpc/gob.ts";
+import { GobDecoder, GobEncoder, GobReader } from "../lib/rpc/gob.ts";
 import { GO_RPC_CONNECTED } from "../lib/rpc/gob_rpc.ts";
 
 async function startRpcServer() {
@@ -186,4 +186,45 @@ Deno.test("rpc_server answers a gob argument of the wrong type and closes undeco
   // Everyone else is still served.
   using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
   assert.deepEqual(await callGob(conn, "Arith.Multiply", { A: 6, B: 7 }), { result: 42 });
+});
+
+Deno.test("rpc_server answers pipelined gob calls in order, also those before a broken one", async () => {
+  await using server = await startRpcServer();
+  const REQUEST = {
+    struct: "Request",
+    fields: [["ServiceMethod", "string"], ["Seq", "uint"]],
+  } as const;
+  const ARGS = { struct: "Args", fields: [["A", "int"], ["B", "int"]] } as const;
+  const encoder = new GobEncoder();
+  const calls: number[] = [];
+  for (let seq = 0; seq < 3; seq++) {
+    calls.push(
+      ...encoder.encode(REQUEST, { ServiceMethod: "Arith.Multiply", Seq: seq }),
+      ...encoder.encode(ARGS, { A: seq + 1, B: 10 }),
+    );
+  }
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  // Three calls and a message of a type never defined, in one write.
+  await conn.write(new Uint8Array([...calls, 4, 0xff, 0xc8, 0, 0]));
+  const reader = new GobReader(conn);
+  const decoder = new GobDecoder();
+  const values: unknown[] = [];
+  await withTimeout(
+    (async () => {
+      for (let m = await reader.next(); m !== null; m = await reader.next()) {
+        const decoded = decoder.decode(m);
+        if (decoded.kind === "value") values.push(decoded.value);
+      }
+    })(),
+    2_000,
+    "the three replies, then the close",
+  );
+  assert.deepEqual(values, [
+    { ServiceMethod: "Arith.Multiply", Seq: 0, Error: "" },
+    10,
+    { ServiceMethod: "Arith.Multiply", Seq: 1, Error: "" },
+    20,
+    { ServiceMethod: "Arith.Multiply", Seq: 2, Error: "" },
+    30,
+  ]);
 });

@@ -251,3 +251,29 @@ Deno.test({
     assert.doesNotMatch(text, /Please give me input|Caught interrupt signal/);
   },
 });
+
+Deno.test("ws_client at the end of input waits for a slow server's first answer, then lingers", async () => {
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    // Answers each line after 1.5 s, past the default --linger of 1 s, and never closes.
+    socket.onmessage = (event) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (socket.readyState === WebSocket.OPEN) socket.send(`late ${event.data}`);
+      }, 1_500);
+      timers.add(timer);
+    };
+    return response;
+  });
+  try {
+    const result = await runScript("ws_client", [`ws://127.0.0.1:${server.addr.port}/`], {
+      stdin: "one\n",
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "late one");
+  } finally {
+    for (const timer of timers) clearTimeout(timer);
+    await server.shutdown();
+  }
+});

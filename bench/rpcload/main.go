@@ -1,11 +1,11 @@
-// rpcload: drives a JSON-RPC server over TCP with pipelined calls of
-// Arith.Multiply: -c connections, each keeping -window calls in flight
+// rpcload: drives an RPC server (JSON-RPC, or Go's net/rpc gob with
+// -dialect gob) over TCP with pipelined calls of Arith.Multiply: -c connections, each keeping -window calls in flight
 // (requests batched into few writes, as a busy client would send them),
 // checking every result. Prints key=value figures:
 //
 //	calls_per_s=... p50_ms=... p99_ms=... errors=...
 //
-//	rpcload -addr 127.0.0.1:1234 -c 50 -n 4000 -window 32 [-dialect go|2.0]
+//	rpcload -addr 127.0.0.1:1234 -c 50 -n 4000 -window 32 [-dialect go|2.0|gob]
 package main
 
 import (
@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/rpc"
 	"os"
 	"sort"
 	"strconv"
@@ -81,12 +82,47 @@ func drive(addr string, n, window int, dialect string) ([]time.Duration, int, er
 	return lat, errors, <-writeErr
 }
 
+// Args is Arith.Multiply's argument, as in seed 002.
+type Args struct{ A, B int }
+
+// driveGob keeps window calls in flight through Go's own rpc.Client (gob).
+func driveGob(addr string, n, window int) ([]time.Duration, int, error) {
+	client, err := rpc.Dial("tcp", addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer client.Close()
+	done := make(chan *rpc.Call, window)
+	sent := make([]time.Time, n)
+	lat := make([]time.Duration, 0, n)
+	errors, next, inflight := 0, 0, 0
+	for len(lat) < n {
+		for inflight < window && next < n {
+			sent[next] = time.Now()
+			client.Go("Arith.Multiply", &Args{A: next, B: 3}, new(int), done)
+			next++
+			inflight++
+		}
+		call := <-done
+		inflight--
+		if call.Error != nil {
+			return lat, errors, call.Error
+		}
+		a := call.Args.(*Args).A
+		lat = append(lat, time.Since(sent[a]))
+		if *call.Reply.(*int) != a*3 {
+			errors++
+		}
+	}
+	return lat, errors, nil
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:1234", "server address")
 	conns := flag.Int("c", 50, "connections")
 	n := flag.Int("n", 4000, "calls per connection")
 	window := flag.Int("window", 32, "calls in flight per connection")
-	dialect := flag.String("dialect", "go", "go or 2.0")
+	dialect := flag.String("dialect", "go", "go, 2.0 or gob")
 	flag.Parse()
 	var mu sync.Mutex
 	var all []time.Duration
@@ -98,7 +134,14 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat, bad, err := drive(*addr, *n, *window, *dialect)
+			var lat []time.Duration
+			var bad int
+			var err error
+			if *dialect == "gob" {
+				lat, bad, err = driveGob(*addr, *n, *window)
+			} else {
+				lat, bad, err = drive(*addr, *n, *window, *dialect)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -13,6 +13,7 @@ import amqp from "amqplib";
 import type { ChannelModel, RecoveringChannelModel } from "amqplib";
 import type { Logger } from "../cli/log.ts";
 import { UsageError } from "../cli/cli.ts";
+import { tlsClientSettings, tlsErrorText } from "../net/tls.ts";
 
 /** The broker the book's programs use. */
 export const DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/";
@@ -55,6 +56,11 @@ export const AMQP_OPTIONS = {
     arg: "DURATION",
     default: DEFAULT_CONNECT_TIMEOUT,
     description: "how long to try reaching the broker at start",
+  },
+  ca: {
+    type: "string",
+    arg: "FILE",
+    description: "also trust the CA certificates in FILE (PEM) for an amqps:// broker",
   },
 } as const;
 /**
@@ -104,6 +110,23 @@ export function parseAmqpUrl(text: string): URL {
     throw new SyntaxError(`Invalid AMQP URL "${redactUrl(text)}": no host`);
   }
   return url;
+}
+
+/**
+ * Reads `--ca FILE` (PEM) for the broker at `url`: the CAs to trust beyond
+ * the system's, or undefined without `--ca`. A `UsageError` when `url` is
+ * no `amqps://` URL, since a plain connection would silently ignore it.
+ */
+export function amqpCa(
+  url: string,
+  caFile: string | undefined,
+  option = "ca",
+): string[] | undefined {
+  if (caFile === undefined) return undefined;
+  if (parseAmqpUrl(url).protocol !== "amqps:") {
+    throw new UsageError(`--${option} "${caFile}" needs an amqps:// URL, not "${redactUrl(url)}"`);
+  }
+  return tlsClientSettings({ ca: caFile })?.caCerts;
 }
 
 /** The URL with its password replaced by `***`, safe to print and log. */
@@ -179,6 +202,13 @@ export function classifyAmqpError(error: unknown, url: string): AmqpFailure {
         `it does not exist or user "${target.user}" may not use it`,
     };
   }
+  if (/invalid peer certificate|certificate/i.test(text)) {
+    // The broker's certificate will not become trusted by retrying.
+    return {
+      fatal: true,
+      message: `TLS handshake with ${target.where} failed: ${tlsErrorText(text)}`,
+    };
+  }
   if (typeof code === "number" && code >= 400 && !RETRYABLE_CODES.has(code)) {
     return { fatal: true, message: `Broker refused: ${text.replace(/^Operation failed: /, "")}` };
   }
@@ -236,6 +266,8 @@ export interface AmqpLinkOptions {
   backoff?: BackoffOptions;
   /** Aborting it while connecting stops trying; {@link AmqpLink.open} rejects. */
   signal?: AbortSignal;
+  /** CA certificates (PEM) an amqps:// broker may be signed by, beyond the system's. */
+  ca?: string[];
 }
 
 /**
@@ -285,6 +317,7 @@ export class AmqpLink implements AsyncDisposable {
     const model = await amqp.connect(url, {
       // One attempt (TCP connect and AMQP handshake) may take this long.
       timeout: Math.max(1000, Math.min(connectTimeoutMs, 10_000)),
+      ...(options.ca ? { ca: options.ca } : {}),
       recovery: {
         waitForConnect: false,
         setup: (m: ChannelModel) => options.setup(m, ++connects),

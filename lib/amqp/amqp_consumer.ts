@@ -53,6 +53,8 @@ export interface ConsumerOptions {
   connectTimeoutMs?: number;
   /** Reconnect delays. Default 100 ms doubling up to 5 s. */
   backoff?: BackoffOptions;
+  /** CA certificates (PEM) for an amqps:// broker, beyond the system's. Default none. */
+  ca?: string[];
   /** Aborting it while connecting stops trying. */
   signal?: AbortSignal;
   /** Called after each (re)connect with the declared queue and how many connects so far. */
@@ -94,6 +96,7 @@ export class QueueConsumer implements AsyncDisposable {
         logger: options.logger,
         connectTimeoutMs: options.connectTimeoutMs,
         backoff: options.backoff,
+        ca: options.ca,
         signal: options.signal,
         setup: (model, connects) => consumer.#setup(model, connects),
         onDisconnect: () => {

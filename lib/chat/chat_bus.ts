@@ -17,6 +17,7 @@
  */
 import amqp from "amqplib";
 import {
+  amqpCa,
   type AmqpFailure,
   amqpTarget,
   backoffDelay,
@@ -59,6 +60,8 @@ export interface AmqpChatBusOptions extends RoomLinkOptions {
   minBackoffMs?: number;
   /** Longest wait between reconnection attempts. Default 15 s. */
   maxBackoffMs?: number;
+  /** CA certificates (PEM) for an amqps:// broker, beyond the system's. Default none. */
+  ca?: string[];
 }
 
 /**
@@ -88,6 +91,7 @@ export class AmqpChatBus implements AsyncDisposable, RoomBus {
   /** The room logic; the hub's bus. */
   readonly link: RoomLink;
   readonly #url: string;
+  readonly #ca: string[] | undefined;
   readonly #exchange: string;
   readonly #room: string;
   readonly #minBackoffMs: number;
@@ -104,6 +108,7 @@ export class AmqpChatBus implements AsyncDisposable, RoomBus {
 
   private constructor(hub: ChatHub, url: string, options: AmqpChatBusOptions) {
     this.#url = url;
+    this.#ca = options.ca;
     this.#exchange = options.exchange ?? DEFAULT_EXCHANGE;
     this.#room = options.room ?? DEFAULT_ROOM;
     this.#minBackoffMs = options.minBackoffMs ?? MIN_BACKOFF_MS;
@@ -171,7 +176,7 @@ export class AmqpChatBus implements AsyncDisposable, RoomBus {
 
   /** Connects, declares the exchange and this instance's queue, re-sends, and says hello. */
   async #open(): Promise<void> {
-    const connection = await amqp.connect(this.#url);
+    const connection = await amqp.connect(this.#url, this.#ca ? { ca: this.#ca } : {});
     let channel: ConfirmChannel;
     try {
       connection.on(
@@ -322,13 +327,19 @@ export const BUS_OPTIONS = {
   bus: {
     type: "string",
     arg: "URL",
-    description: "share the room with other servers via RabbitMQ: amqp://user:pass@host:5672",
+    description:
+      "share the room with other servers via RabbitMQ: amqp://user:pass@host:5672 (or amqps://)",
   },
   "bus-exchange": {
     type: "string",
     arg: "NAME",
     default: DEFAULT_EXCHANGE,
     description: "the topic exchange the servers share",
+  },
+  "bus-ca": {
+    type: "string",
+    arg: "FILE",
+    description: "also trust the CA certificates in FILE (PEM) for an amqps:// --bus",
   },
   room: {
     type: "string",
@@ -358,8 +369,13 @@ export function busConfig(values: {
   "bus-exchange": string;
   room: string;
   "bus-heartbeat": string;
+  "bus-ca"?: string;
 }): BusConfig {
   const url = values.bus === undefined ? null : checkedUrl(values.bus);
+  if (values["bus-ca"] !== undefined && url === null) {
+    throw new UsageError(`--bus-ca "${values["bus-ca"]}" needs --bus amqps://...`);
+  }
+  const ca = url === null ? undefined : amqpCa(url, values["bus-ca"], "bus-ca");
   for (const option of ["bus-exchange", "room"] as const) {
     if (!BUS_NAME.test(values[option])) {
       throw new UsageError(
@@ -372,7 +388,7 @@ export function busConfig(values: {
   if (heartbeatMs < 50 || heartbeatMs > 600_000) {
     throw new UsageError(`Invalid --bus-heartbeat "${values["bus-heartbeat"]}": must be 50ms-10m`);
   }
-  return { url, exchange: values["bus-exchange"], room: values.room, heartbeatMs };
+  return { url, exchange: values["bus-exchange"], room: values.room, heartbeatMs, ca };
 }
 
 function checkedUrl(url: string): string {

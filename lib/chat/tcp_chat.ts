@@ -28,6 +28,7 @@ import { Logger } from "../cli/log.ts";
 import { settledWithin } from "../io/deadline.ts";
 import type { ConnectionLimit } from "../net/workers.ts";
 import { serveTcp, type Session, type TcpServer } from "../net/server.ts";
+import type { TlsCertificate } from "../net/tls.ts";
 
 /** Seed 001's heartbeat expiry. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5_000;
@@ -56,6 +57,8 @@ export interface TcpChatOptions {
   maxLineBytes?: number;
   /** Most simultaneous connections. Default 10000. */
   maxConns?: number;
+  /** Serve TLS with this certificate. Default plain TCP. */
+  tls?: TlsCertificate;
   /** The process's bound on connections (all ports, all workers); replaces `maxConns`. Default none. */
   limit?: ConnectionLimit;
   /** Aborting it shuts the server down. */
@@ -308,6 +311,7 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
   return serveTcp(handle, {
     address: options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 8081 },
     maxConns: options.maxConns,
+    tls: options.tls,
     limit: options.limit,
     signal: options.signal,
     logger: log,

@@ -14,6 +14,13 @@
  * worker competes for the same cores, costs 0.2 s more CPU per GiB, and
  * each chunk waits for a message round trip).
  *
+ * The file end is read or written with the synchronous calls, on this
+ * thread, right after the socket end: the asynchronous ones run on a
+ * thread pool, where the chunk is no longer in this core's cache, and
+ * `perf` showed half of the receiver's time in the kernel's copy into the
+ * page cache; synchronous writes took 1-2 s of CPU per GiB off the
+ * receiver and synchronous reads 0.1-0.3 s off the sender.
+ *
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
@@ -29,15 +36,38 @@ export function sha256(): Hash {
   return createHash("sha256");
 }
 
+/** A file's synchronous side, which {@link copyHashed} prefers when the source or sink has it. */
+interface SyncFile {
+  readSync(p: Uint8Array): number | null;
+  writeSync(p: Uint8Array): number;
+}
+
+function isSyncFile(x: unknown): x is SyncFile {
+  return typeof (x as SyncFile).readSync === "function" &&
+    typeof (x as SyncFile).writeSync === "function";
+}
+
 /** Reads until `want` bytes are in `buf` or the source ends; returns how many came. */
 export async function readFull(source: Reader, buf: Uint8Array, want: number): Promise<number> {
   let filled = 0;
+  if (isSyncFile(source)) {
+    while (filled < want) {
+      const n = source.readSync(buf.subarray(filled, want));
+      if (n === null) break;
+      filled += n;
+    }
+    return filled;
+  }
   while (filled < want) {
     const n = await source.read(buf.subarray(filled, want));
     if (n === null) break;
     filled += n;
   }
   return filled;
+}
+
+function writeAllSync(sink: SyncFile, data: Uint8Array): void {
+  for (let offset = 0; offset < data.byteLength;) offset += sink.writeSync(data.subarray(offset));
 }
 
 /** Options for {@link copyHashed}. */
@@ -84,7 +114,8 @@ export async function copyHashed(
       const left = Math.min(size, bytes - copied);
       reading = guard(free.then(() => readFull(source, buffers[next], left)));
     }
-    if (sink) writing = guard(writing.then(() => writeAll(sink, chunk)));
+    if (sink && isSyncFile(sink)) writeAllSync(sink, chunk); // while it is in this core's cache
+    else if (sink) writing = guard(writing.then(() => writeAll(sink, chunk)));
     hash.update(chunk); // runs while the read and the writes are in flight
     busy[current] = writing;
     options.onChunk?.(n);

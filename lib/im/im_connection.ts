@@ -8,6 +8,8 @@
 import { LineReader, writeAll } from "../io/lines.ts";
 import { deadline } from "../io/deadline.ts";
 import { ProtocolError, type RequestId } from "./im_protocol.ts";
+import { dial } from "../net/dial.ts";
+import type { ClientConn, TlsClientSettings } from "../net/tls.ts";
 
 /** The client accepts long server lines: an online list of thousands of users is one line. */
 const MAX_SERVER_LINE_BYTES = 16 * 1024 * 1024;
@@ -22,7 +24,7 @@ export type ServerLine = Record<string, unknown> & { type: string };
 
 /** The connection to an im_server: requests matched to responses by id, pushes to a callback. */
 export class ImConnection {
-  readonly conn: Deno.TcpConn;
+  readonly conn: ClientConn;
   /** The server's hello line. */
   hello: ServerLine | null = null;
   /** Resolves when the server closes the connection (or it breaks). */
@@ -35,19 +37,21 @@ export class ImConnection {
   #helloPromise = new Promise<void>((resolve) => this.#helloSeen = resolve);
   #isClosed = false;
 
-  private constructor(conn: Deno.TcpConn, onPush: (line: ServerLine) => void) {
+  private constructor(conn: ClientConn, onPush: (line: ServerLine) => void) {
     this.conn = conn;
     this.#onPush = onPush;
     this.closed = this.#readLoop();
   }
 
-  /** Connects and waits for the server's hello. */
+  /** Connects (over TLS when `tls` is given) and waits for the server's hello. */
   static async connect(
     hostname: string,
     port: number,
     onPush: (line: ServerLine) => void,
+    tls?: TlsClientSettings,
   ): Promise<ImConnection> {
-    const connection = new ImConnection(await Deno.connect({ hostname, port }), onPush);
+    const conn = await dial({ transport: "tcp", hostname, port }, { tls });
+    const connection = new ImConnection(conn, onPush);
     await Promise.race([connection.#helloPromise, connection.closed]);
     if (!connection.hello) throw new Error(`${hostname}:${port} closed before saying hello`);
     return connection;

@@ -115,6 +115,16 @@ export function formatPeer(addr: Deno.Addr): string {
   return "path" in addr && addr.path ? addr.path : addr.transport;
 }
 
+/**
+ * Whether a listen address only takes connections from this machine:
+ * 127.0.0.0/8, ::1, `localhost`, or a unix socket.
+ */
+export function isLoopback(address: Address): boolean {
+  if (address.transport === "unix") return true;
+  const host = address.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 /** The `--port` and `--host` options of every server, to spread into a command spec. */
 export const LISTEN_OPTIONS = {
   port: { type: "string", short: "p", arg: "PORT", description: "port to listen on" },

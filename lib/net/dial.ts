@@ -7,14 +7,17 @@
  */
 import { lookup } from "node:dns/promises";
 import { joinHostPort, type NetAddress } from "./addr.ts";
+import { type ClientConn, connectInsecure, startClientTls, type TlsClientSettings } from "./tls.ts";
 import { deadline } from "../io/deadline.ts";
 
 /** Options for {@link dial}. */
 export interface DialOptions {
   /** Only IPv4 (4) or only IPv6 (6) addresses. Default either. */
   family?: 4 | 6;
-  /** Give up connecting after this long; 0 never. Default 0. */
+  /** Give up connecting (and the TLS handshake) after this long; 0 never. Default 0. */
   timeoutMs?: number;
+  /** Speak TLS, checking the server's certificate as these say. Default plain TCP. */
+  tls?: TlsClientSettings;
 }
 
 /** The IP version of an address literal, or 0 for a host name. */
@@ -43,16 +46,31 @@ export async function resolveFamily(hostname: string, family: 4 | 6): Promise<st
 }
 
 /**
- * Connects to `address` over TCP. Errors read
+ * Connects to `address` over TCP, and TLS if `options.tls` says so (the
+ * certificate must name `address.hostname`). Errors read
  * `Cannot connect to host:port: <reason>` with the runtime's error as
  * `cause`; a timeout is a `Deno.errors.TimedOut`.
  */
-export async function dial(address: NetAddress, options: DialOptions = {}): Promise<Deno.TcpConn> {
+export function dial(
+  address: NetAddress,
+  options?: DialOptions & { tls?: undefined },
+): Promise<Deno.TcpConn>;
+export function dial(address: NetAddress, options: DialOptions): Promise<ClientConn>;
+export async function dial(
+  address: NetAddress,
+  options: DialOptions = {},
+): Promise<Deno.TcpConn | ClientConn> {
   const where = joinHostPort(address.hostname, address.port);
   const hostname = options.family
     ? await resolveFamily(address.hostname, options.family)
     : address.hostname;
-  const connecting = Deno.connect({ hostname, port: address.port });
+  const tls = options.tls;
+  const connecting: Promise<Deno.TcpConn | ClientConn> = tls?.insecure
+    ? connectInsecure(hostname, address.port, address.hostname)
+    : tls
+    ? Deno.connect({ hostname, port: address.port })
+      .then((tcp) => startClientTls(tcp, address.hostname, tls))
+    : Deno.connect({ hostname, port: address.port });
   const timeoutMs = options.timeoutMs ?? 0;
   try {
     return await deadline(

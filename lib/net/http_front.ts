@@ -17,6 +17,7 @@ import { HTTP_BUSY_RESPONSE, type HttpLimits, serveHttp } from "./serve_http.ts"
 import { DEFAULT_HEAD_TIMEOUT_MS } from "./lifecycle.ts";
 import { prependReader, readUntil } from "../io/read_buffer.ts";
 import { type Reader, writeAll } from "../io/lines.ts";
+import type { TlsCertificate } from "./tls.ts";
 
 /** Longest CONNECT request head read, in bytes: Go's is 28. */
 export const MAX_CONNECT_HEAD_BYTES = 4096;
@@ -44,6 +45,8 @@ export interface HttpFrontOptions extends HttpLimits {
   onListen?: (addr: Deno.Addr) => void;
   /** Told of handler errors; returns the response to send. */
   onError?: (error: unknown) => Response | Promise<Response>;
+  /** Serve HTTPS with this certificate: TLS ends at the front, the loopback backend stays plain. */
+  tls?: TlsCertificate;
 }
 
 /** A running front: the public address and the end of both servers. */
@@ -112,6 +115,7 @@ export async function serveHttpFront(
     }, {
       address: options.address,
       maxConns: options.maxConns,
+      tls: options.tls,
       limit: options.limit,
       busyMessage: HTTP_BUSY_RESPONSE,
       signal: controller.signal,

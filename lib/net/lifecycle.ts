@@ -24,6 +24,7 @@ import {
   type SharedCounter,
   WORKERS_OPTION,
 } from "./workers.ts";
+import { TLS_SERVER_OPTIONS, type TlsCertificate, tlsServerSettings } from "./tls.ts";
 
 /** Default bound on the connections of a process (`--max-conns`). */
 export const DEFAULT_MAX_CONNS = 10_000;
@@ -72,6 +73,7 @@ export const SERVER_OPTIONS = {
   },
   quiet: { type: "boolean", short: "q", description: "log nothing per connection" },
   ...WORKERS_OPTION,
+  ...TLS_SERVER_OPTIONS,
 } as const satisfies Record<string, OptionSpec>;
 
 /** The name of one shared server option. */
@@ -115,6 +117,8 @@ export interface ServerSettings {
   quiet: boolean;
   /** Threads serving the port. */
   workers: number;
+  /** `--cert`/`--key`, read and checked (lib/net/tls.ts); undefined for plain TCP. */
+  tls: TlsCertificate | undefined;
 }
 
 /** Options for {@link serverSettings}. */
@@ -138,6 +142,12 @@ export function serverSettings(
       `--workers ${values.workers} needs a TCP port: unix sockets are not shared`,
     );
   }
+  const tls = tlsServerSettings(values);
+  if (tls && address.transport === "unix") {
+    throw new UsageError(
+      `--cert "${tls.certFile}" needs a TCP port: TLS on unix sockets is not served`,
+    );
+  }
   return {
     address,
     maxConns: values["max-conns"] === undefined
@@ -154,6 +164,7 @@ export function serverSettings(
       : positiveDuration(values["body-timeout"], "body-timeout"),
     quiet: values.quiet ?? false,
     workers,
+    tls,
   };
 }
 
@@ -239,7 +250,7 @@ export interface RunServerOptions<H extends ServerHandle> {
   moduleUrl: string;
   /** What the main listener speaks. Default "tcp". */
   protocol?: Protocol;
-  /** Whether it speaks it over TLS. Default false. */
+  /** Whether it speaks it over TLS. Default: whether `settings.tls` is set. */
   tls?: boolean;
   /** More ready lines, for a server's other listeners (printed after the main one). */
   moreReadyLines?: (handle: H) => string[];
@@ -253,7 +264,9 @@ export interface RunServerOptions<H extends ServerHandle> {
  * run too.
  */
 export async function runServer<H extends ServerHandle>(
-  settings: Pick<ServerSettings, "address" | "workers" | "maxConns">,
+  settings: Pick<ServerSettings, "address" | "workers" | "maxConns"> & {
+    tls?: TlsCertificate;
+  },
   serve: (run: ServerRun) => Promise<H> | H,
   options: RunServerOptions<H>,
 ): Promise<number> {
@@ -280,7 +293,8 @@ export async function runServer<H extends ServerHandle>(
       return handle;
     },
     onListen: (addr, count) => {
-      printReady(addr, { protocol: options.protocol, tls: options.tls, workers: count });
+      const tls = options.tls ?? settings.tls !== undefined;
+      printReady(addr, { protocol: options.protocol, tls, workers: count });
       if (first && options.moreReadyLines) {
         for (const line of options.moreReadyLines(first)) console.log(line);
       }

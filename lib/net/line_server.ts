@@ -14,6 +14,7 @@ import type { Logger } from "../cli/log.ts";
 import { serveTcp, type Session, type SessionHandler, type TcpServer } from "./server.ts";
 import type { ConnectionLimit, SharedCounter } from "./workers.ts";
 import { serverOptions, type ServerSettings, serverSettings } from "./lifecycle.ts";
+import type { TlsCertificate } from "./tls.ts";
 
 /** The word that ends a client's connection, as in the seeds. */
 export const STOP_WORD = "STOP";
@@ -162,7 +163,7 @@ export function isWord(
 
 /** The command-line options every line server takes; spread them into a command's spec. */
 export const LINE_SERVER_OPTIONS = {
-  ...serverOptions(["max-conns", "idle-timeout", "quiet", "workers"], {
+  ...serverOptions(["max-conns", "idle-timeout", "quiet", "workers", "cert", "key"], {
     quiet: { description: "print nothing per connection or line" },
   }),
   "max-line": {
@@ -197,6 +198,8 @@ export interface LineServerOptions {
   clients?: SharedCounter;
   /** Added to connection logs when several workers serve the port, e.g. `worker 1`. */
   workerTag?: string;
+  /** Serve TLS with this certificate (`--cert`/`--key`). Default plain TCP. */
+  tls?: TlsCertificate;
 }
 
 /** How logs name a client: its address, and its worker when several serve the port. */
@@ -217,6 +220,7 @@ export function serveLineServer(
     idleTimeoutMs: options.idleTimeoutMs,
     signal: options.signal,
     reusePort: options.reusePort,
+    tls: options.tls,
     logger,
     onListen: options.onListen,
   });

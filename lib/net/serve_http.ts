@@ -2,7 +2,8 @@
  * The HTTP server runner the HTTP and WebSocket scripts share: HTTP/1.1 on
  * the TCP runner's accept loop (so `--max-conns` bounds it like every
  * other port), a deadline for each request head, a total deadline for each
- * request body, the ready line `Listening on http://H:P`, and a graceful
+ * request body, HTTPS with `tls`, the ready line `Listening on http://H:P`
+ * (`https://`), and a graceful
  * shutdown when a signal aborts (first the caller's own closing, such as
  * closing WebSockets with 1001, then the HTTP connections, bounded in
  * time).
@@ -22,6 +23,7 @@ import { formatPeer } from "./addr.ts";
 import { Logger } from "../cli/log.ts";
 import { type Session, TcpServer } from "./server.ts";
 import type { ConnectionLimit } from "./workers.ts";
+import type { TlsCertificate } from "./tls.ts";
 import {
   DEFAULT_BODY_TIMEOUT_MS,
   DEFAULT_HEAD_TIMEOUT_MS,
@@ -64,6 +66,8 @@ export interface ServeHttpOptions extends HttpLimits {
   reusePort?: boolean;
   /** Told of a handler's error; returns the response. Default logs it and answers 500. */
   onError?: (error: unknown) => Response | Promise<Response>;
+  /** Serve HTTPS (and so wss://) with this certificate. Default plain HTTP. */
+  tls?: TlsCertificate;
 }
 
 /** A running HTTP server. */
@@ -109,12 +113,17 @@ export function serveHttp(
   const headMs = options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
   const bodyMs = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
   const controller = new AbortController();
-  const listener = Deno.listen({
+  const listen = {
     transport: "tcp",
     hostname: address.hostname,
     port: address.port,
     ...(options.reusePort ? { reusePort: true } : {}),
-  });
+  } as const;
+  // A TLS handshake happens on the first read, inside the head deadline.
+  const tls = options.tls;
+  const listener = tls
+    ? Deno.listenTls({ ...listen, cert: tls.cert, key: tls.key })
+    : Deno.listen(listen);
   const tcp = new TcpServer(
     listener,
     (session) => serveConnection(session, handler, headMs, bodyMs, logger, options.onError),
@@ -144,7 +153,9 @@ export function serveHttp(
   };
   if (options.signal?.aborted) shutdown();
   options.signal?.addEventListener("abort", shutdown, { once: true });
-  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http" })))(addr);
+  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http", tls: tls !== undefined })))(
+    addr,
+  );
   return {
     addr,
     finished: tcp.finished,

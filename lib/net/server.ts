@@ -12,6 +12,7 @@ import { Logger } from "../cli/log.ts";
 import { delay, settledWithin } from "../io/deadline.ts";
 import type { ConnectionLimit } from "./workers.ts";
 import { type Reader, writeAll, type Writer } from "../io/lines.ts";
+import type { TlsCertificate } from "./tls.ts";
 
 /** Sent to the connection that arrives beyond `maxConns`, before it is closed. */
 export const BUSY_MESSAGE = "ERROR too many connections, try again later\n";
@@ -25,6 +26,8 @@ const DISCONNECT_ERRORS = [
   Deno.errors.BadResource,
   Deno.errors.Interrupted,
   Deno.errors.NotConnected,
+  // A TLS peer gone before or without its close_notify.
+  Deno.errors.UnexpectedEof,
 ];
 const encoder = new TextEncoder();
 
@@ -50,6 +53,7 @@ export class Session implements Reader, Writer {
   lastActive = Date.now();
   #reading = false;
   #closed = false;
+  #closing = false;
   #draining = false;
 
   constructor(id: number, conn: Deno.Conn, signal: AbortSignal) {
@@ -62,6 +66,11 @@ export class Session implements Reader, Writer {
   /** Whether the session waits for the peer (and can be closed without losing work). */
   get reading(): boolean {
     return this.#reading;
+  }
+
+  /** Whether {@link closeWith} or {@link close} has begun closing this connection. */
+  get closing(): boolean {
+    return this.#closing || this.#closed;
   }
 
   /** Whether the server closed this connection. */
@@ -119,7 +128,9 @@ export class Session implements Reader, Writer {
 
   /** Writes a last line (best effort, bounded in time) and closes. */
   async closeWith(message: string, timeoutMs = 1_000): Promise<void> {
-    if (this.#closed) return;
+    // Once: the write may wait (a TLS peer still in its handshake), and sweeps repeat.
+    if (this.#closed || this.#closing) return;
+    this.#closing = true;
     // A failed write means the peer is gone; closing is all that is left.
     await settledWithin(this.writeAll(message), timeoutMs);
     this.close();
@@ -149,9 +160,11 @@ export interface ServeTcpOptions {
   signal?: AbortSignal;
   /** Share the port with other processes (Linux `SO_REUSEPORT`). Default false. */
   reusePort?: boolean;
+  /** Serve TLS with this certificate (see lib/net/tls.ts). Default plain TCP. */
+  tls?: TlsCertificate;
   /** Diagnostics. Default a {@link Logger} on stderr. */
   logger?: Logger;
-  /** Called once listening. Default prints `Listening on tcp://H:P` to stdout. */
+  /** Called once listening. Default prints `Listening on tcp://H:P` (`tls://`) to stdout. */
   onListen?: (addr: Deno.Addr) => void;
 }
 
@@ -280,7 +293,7 @@ export class TcpServer implements AsyncDisposable {
   #sweep(idleTimeoutMs: number): void {
     const deadline = Date.now() - idleTimeoutMs;
     for (const session of this.#sessions) {
-      if (session.lastActive < deadline && !session.closed) {
+      if (session.lastActive < deadline && !session.closing) {
         this.#logger.info(`${session.peer}: idle for ${idleTimeoutMs} ms, closing`);
         session.closeWith(this.#options.idleMessage ?? IDLE_MESSAGE).catch(() => {});
       }
@@ -317,18 +330,27 @@ export async function removeStaleSocket(path: string): Promise<void> {
   }
 }
 
-/** Opens a listener on a parsed address (removing a stale unix socket first). */
-export async function listenOn(address: Address, reusePort = false): Promise<Deno.Listener> {
+/**
+ * Opens a listener on a parsed address (removing a stale unix socket
+ * first), a TLS one when `tls` is given (TCP only).
+ */
+export async function listenOn(
+  address: Address,
+  reusePort = false,
+  tls?: TlsCertificate,
+): Promise<Deno.Listener> {
   if (address.transport === "unix") {
+    if (tls) throw new TypeError(`Cannot serve TLS on "unix:${address.path}": TCP only`);
     await removeStaleSocket(address.path);
     return Deno.listen({ transport: "unix", path: address.path });
   }
-  return Deno.listen({
+  const options = {
     transport: "tcp",
     hostname: address.hostname,
     port: address.port,
     ...(reusePort ? { reusePort: true } : {}),
-  });
+  } as const;
+  return tls ? Deno.listenTls({ ...options, cert: tls.cert, key: tls.key }) : Deno.listen(options);
 }
 
 /**
@@ -340,8 +362,10 @@ export async function serveTcp(
   options: ServeTcpOptions = {},
 ): Promise<TcpServer> {
   const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 };
-  const listener = await listenOn(address, options.reusePort);
+  const listener = await listenOn(address, options.reusePort, options.tls);
   const server = new TcpServer(listener, handler, options);
-  (options.onListen ?? printReady)(server.addr);
+  (options.onListen ?? ((addr) => printReady(addr, { tls: options.tls !== undefined })))(
+    server.addr,
+  );
   return server;
 }

@@ -23,6 +23,8 @@ export const MAX_GOB_TYPES = 1024;
 // Go's predefined type ids (encoding/gob/type.go); user types start at 65.
 const BOOL = 1, INT = 2, UINT = 3, FLOAT = 4, BYTES = 5, STRING = 6, COMPLEX = 7, INTERFACE = 8;
 const FIRST_USER_ID = 65;
+/** Basic types' zero values need no guard against recursion. */
+const NO_IDS: Set<number> = new Set();
 const BASIC_NAMES = ["", "bool", "int", "uint", "float", "bytes", "string", "complex", "interface"];
 
 /** How a value is described to the encoder, as Go types are: basic kinds or composites. */
@@ -85,6 +87,8 @@ function goName(schema: GobSchema): string {
  */
 export class GobEncoder {
   #ids = new Map<string, number>();
+  /** The same, by schema object: most values reuse one schema object, and stringifying costs. */
+  #byObject = new WeakMap<object, number>();
   #nextId = FIRST_USER_ID;
 
   /** The messages for `value` of type `schema`: new type definitions, then the value. */
@@ -105,11 +109,17 @@ export class GobEncoder {
 
   #typeId(schema: GobSchema, defs: Uint8Array[]): number {
     if (typeof schema === "string") return BASIC_IDS[schema];
+    const same = this.#byObject.get(schema);
+    if (same !== undefined) return same;
     const key = JSON.stringify(schema);
     const known = this.#ids.get(key);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      this.#byObject.set(schema, known);
+      return known;
+    }
     const id = this.#nextId++;
     this.#ids.set(key, id); // before the parts, so a part may name it
+    this.#byObject.set(schema, id);
     const common = (out: Out) => {
       out.uint(1); // CommonType
       out.uint(1);
@@ -426,7 +436,7 @@ export class GobDecoder {
       case "struct": {
         const out: { [field: string]: GobValue } = {};
         for (const f of type.fields) {
-          const zero = this.#zero(f.id, new Set([id]));
+          const zero = this.#zero(f.id, f.id <= STRING ? NO_IDS : new Set([id]));
           if (zero !== undefined) out[f.name] = zero;
         }
         let field = -1;

@@ -20,6 +20,7 @@ import {
   schemaOf,
 } from "./gob.ts";
 import type { RpcRegistry } from "./jsonrpc.ts";
+import { concat } from "./gob_wire.ts";
 
 /** The path Go's `rpc.HandleHTTP` serves and `rpc.DialHTTP` connects to. */
 export const GO_RPC_PATH = "/_goRPC_";
@@ -56,6 +57,11 @@ class ValueReader {
   #reader: GobReader;
   constructor(source: Reader, options: GobReaderOptions) {
     this.#reader = new GobReader(source, options);
+  }
+
+  /** Whether the next message is already here (more pipelined requests). */
+  get buffered(): boolean {
+    return this.#reader.buffered;
   }
 
   /** The next value; null at a clean end of stream; a {@link GobError} marks undecodable input. */
@@ -100,36 +106,49 @@ export async function serveGob(
 ): Promise<void> {
   const reader = new ValueReader(conn, options);
   const encoder = new GobEncoder();
-  while (true) {
-    const header = await reader.next();
-    if (header === null) return;
-    if (header.error) throw header.error;
-    const request = header.value as { ServiceMethod?: unknown; Seq?: unknown };
-    if (typeof request?.ServiceMethod !== "string" || request.Seq === undefined) {
-      throw new GobError(`Invalid gob RPC header: a ${header.type}, not a Request`);
-    }
-    const name = request.ServiceMethod;
-    const body = await reader.next();
-    if (body === null) throw new GobError(`Gob RPC request ${name} ended before its argument`);
-    let result: unknown;
-    let failure = "";
-    try {
-      if (body.error) {
-        options.onError?.(body.error);
-        throw body.error;
+  // Replies to requests that arrived together leave together, in one write.
+  let pending: Uint8Array[] = [];
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const out = concat(pending);
+    pending = [];
+    await writeAll(conn, out);
+  };
+  try {
+    while (true) {
+      if (!reader.buffered) await flush();
+      const header = await reader.next();
+      if (header === null) return;
+      if (header.error) throw header.error;
+      const request = header.value as { ServiceMethod?: unknown; Seq?: unknown };
+      if (typeof request?.ServiceMethod !== "string" || request.Seq === undefined) {
+        throw new GobError(`Invalid gob RPC header: a ${header.type}, not a Request`);
       }
-      result = await registry.call(name, body.value);
-    } catch (error) {
-      failure = error instanceof Error ? error.message : String(error);
+      const name = request.ServiceMethod;
+      const body = await reader.next();
+      if (body === null) throw new GobError(`Gob RPC request ${name} ended before its argument`);
+      let result: unknown;
+      let failure = "";
+      try {
+        if (body.error) {
+          options.onError?.(body.error);
+          throw body.error;
+        }
+        result = await registry.call(name, body.value);
+      } catch (error) {
+        failure = error instanceof Error ? error.message : String(error);
+      }
+      const replySchema = failure === ""
+        ? schemaOf(result ?? 0, `${name.split(".").pop()}Reply`)
+        : EMPTY;
+      pending.push(
+        encoder.encode(RESPONSE, { ServiceMethod: name, Seq: request.Seq, Error: failure }),
+        encoder.encode(replySchema, failure === "" ? result ?? 0 : {}),
+      );
     }
-    const replySchema = failure === ""
-      ? schemaOf(result ?? 0, `${name.split(".").pop()}Reply`)
-      : EMPTY;
-    const reply = concatBytes(
-      encoder.encode(RESPONSE, { ServiceMethod: name, Seq: request.Seq, Error: failure }),
-      encoder.encode(replySchema, failure === "" ? result ?? 0 : {}),
-    );
-    await writeAll(conn, reply);
+  } finally {
+    // Answers already made still leave, also when the stream broke after them.
+    await flush().catch(() => {});
   }
 }
 
@@ -161,10 +180,10 @@ export async function callGob(
   const encoder = new GobEncoder();
   await writeAll(
     conn,
-    concatBytes(
+    concat([
       encoder.encode(REQUEST, { ServiceMethod: method, Seq: seq }),
       encoder.encode(schemaOf(arg, "Args"), arg),
-    ),
+    ]),
   );
   const reader = new ValueReader(conn, { maxMessageBytes: options.maxMessageBytes ?? 16 << 20 });
   const header = await reader.next();
@@ -204,11 +223,4 @@ export function gobToJson(value: GobValue): unknown {
 
 function rawJson(text: string): unknown {
   return (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON(text);
-}
-
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

@@ -25,6 +25,8 @@ export function fail(message: string): never {
   throw new GobError(message);
 }
 
+const textEncoder = new TextEncoder();
+
 /** Appends gob's primitives to a growing buffer. */
 export class Out {
   buf = new Uint8Array(64);
@@ -45,6 +47,18 @@ export class Out {
   /** An unsigned integer: one byte below 128, else the negated byte count and big-endian bytes. */
   uint(n: number | bigint): void {
     if (n < 128) return this.byte(Number(n));
+    if (typeof n === "number" && n <= 0xffffffffffff) {
+      // Up to 6 bytes: plain arithmetic, no BigInt (the common case: counts, ids, small ints).
+      let count = 0;
+      for (let v = n; v > 0; v = Math.floor(v / 256)) count++;
+      this.byte(256 - count);
+      this.#room(count);
+      for (let i = count - 1, v = n; i >= 0; i--, v = Math.floor(v / 256)) {
+        this.buf[this.len + i] = v % 256;
+      }
+      this.len += count;
+      return;
+    }
     let v = BigInt(n);
     const bytes: number[] = [];
     while (v > 0n) {
@@ -57,6 +71,9 @@ export class Out {
 
   /** A signed integer, its sign in the low bit. */
   int(n: number | bigint): void {
+    if (typeof n === "number" && Math.abs(n) < 2 ** 46) {
+      return this.uint(n < 0 ? (-n - 1) * 2 + 1 : n * 2);
+    }
     const v = BigInt(n);
     this.uint(v < 0n ? ((~v) << 1n) | 1n : v << 1n);
   }
@@ -77,7 +94,7 @@ export class Out {
   }
 
   string(s: string): void {
-    const data = new TextEncoder().encode(s);
+    const data = textEncoder.encode(s);
     this.uint(data.length);
     this.bytes(data);
   }
@@ -124,6 +141,14 @@ export class In {
   uint(): number | bigint {
     const first = this.buf[this.pos];
     if (first !== undefined && first < 128) return this.buf[this.pos++];
+    const n = 256 - first;
+    if (first !== undefined && n <= 6 && n <= this.left - 1) {
+      // Up to 6 bytes fit a double exactly: no BigInt.
+      let v = 0;
+      for (let i = 1; i <= n; i++) v = v * 256 + this.buf[this.pos + i];
+      this.pos += n + 1;
+      return v;
+    }
     return small(this.uintBig());
   }
 
@@ -135,6 +160,11 @@ export class In {
   }
 
   int(): number | bigint {
+    const first = this.buf[this.pos];
+    if (first !== undefined && (first < 128 || (256 - first <= 6 && 256 - first < this.left))) {
+      const u = this.uint() as number;
+      return u % 2 === 1 ? -(u - 1) / 2 - 1 : u / 2;
+    }
     const u = this.uintBig();
     return small(u & 1n ? ~(u >> 1n) : u >> 1n);
   }
@@ -195,6 +225,19 @@ export class GobReader {
     this.#source = source;
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_GOB_MESSAGE;
     this.#w = { buf: new Uint8Array(INITIAL_BUFFER_BYTES), start: 0, end: 0 };
+  }
+
+  /** Whether a whole message is already buffered, so that {@link next} will not wait for the peer. */
+  get buffered(): boolean {
+    const w = this.#w;
+    if (w.end === w.start) return false;
+    try {
+      const r = new In(w.buf.subarray(w.start, w.end));
+      const length = r.uintBig();
+      return BigInt(w.end - w.start - r.pos) >= length;
+    } catch {
+      return false; // a length prefix not all here yet
+    }
   }
 
   /** The next message's bytes, or null at a clean end of stream. Throws {@link GobError}. */
