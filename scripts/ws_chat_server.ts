@@ -29,25 +29,20 @@ import {
   type MemberSink,
 } from "../lib/chat/hub.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { type TcpServer } from "../lib/net/server.ts";
+import { listenOn, type TcpServer } from "../lib/net/server.ts";
 import { closeRoom, serveTcpChat, type TcpChatOptions } from "../lib/chat/tcp_chat.ts";
+import { readyLine, runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import { CLOSE_POLICY, type WsMessage } from "../lib/ws/ws_frame.ts";
+import { parseAllowedOrigins } from "../lib/ws/ws_http.ts";
 import {
-  HTTP_DRAIN_TIMEOUT_MS,
-  readyLine,
-  runServer,
-  serverOptions,
-  serverSettings,
-} from "../lib/net/lifecycle.ts";
-import { settledWithin } from "../lib/io/deadline.ts";
-import {
-  CLOSE_POLICY,
-  type GuardedSocket,
-  parseAllowedOrigins,
-  WsGuard,
-  type WsGuardOptions,
   type WsHandlers,
-} from "../lib/ws/ws_guard.ts";
+  WsServer,
+  type WsServerOptions,
+  type WsSocket,
+} from "../lib/ws/ws_server.ts";
 
+/** Unwritten bytes a member's socket may hold before the hub queues for it instead. */
+const HANDOFF_BYTES = 16 * 1024;
 /** Longest close reason a WebSocket close frame carries, in bytes. */
 const MAX_CLOSE_REASON_BYTES = 123;
 const encoder = new TextEncoder();
@@ -63,7 +58,7 @@ export interface WsChatOptions {
   /** The TCP side's timeouts and bounds. */
   tcp?: TcpChatOptions;
   /** The WebSocket side's Origin policy, ping/idle timeout and socket bound. */
-  guard?: Pick<WsGuardOptions, "allowOrigins" | "idleTimeoutMs" | "maxSockets" | "limit">;
+  guard?: Pick<WsServerOptions, "allowOrigins" | "idleTimeoutMs" | "maxSockets" | "limit">;
   /** Log no joins and leaves. Default false. */
   quiet?: boolean;
   /** Aborting it tells everyone, closes every connection and stops. */
@@ -110,7 +105,7 @@ function truncateReason(text: string): string {
 }
 
 /**
- * One WebSocket member: the guard's handlers and the hub's sink in one
+ * One WebSocket member: the engine's handlers and the hub's sink in one
  * object, so that an idle member costs one object rather than two and six
  * closures. It joins the hub when the socket opens.
  */
@@ -119,7 +114,7 @@ class WsMember implements WsHandlers, MemberSink {
   #hub: ChatHub;
   #log: Logger;
   #name: string;
-  #client: GuardedSocket | null = null;
+  #client: WsSocket | null = null;
   #member: Member | null = null;
 
   constructor(hub: ChatHub, log: Logger, name: string) {
@@ -128,19 +123,21 @@ class WsMember implements WsHandlers, MemberSink {
     this.#name = name;
   }
 
-  write(data: Uint8Array): void {
-    this.#client?.send(data);
-  }
-
-  buffered(): number {
-    return this.#client?.socket.bufferedAmount ?? 0;
+  write(data: Uint8Array): Promise<void> | void {
+    const client = this.#client;
+    // Binary frames of UTF-8 JSON, as the page expects (docs/chat.md). The
+    // engine packs frames sent while a write is on into its next write;
+    // past a few KiB the hub holds the rest (bounded, and it says so when
+    // it drops a member that stopped reading).
+    if (!client?.send(data)) return;
+    return client.bufferedAmount > HANDOFF_BYTES ? client.flushed() : undefined;
   }
 
   close(reason: LeaveReason): void {
     this.#client?.close(CLOSE_POLICY, `${reason}: fell too far behind`);
   }
 
-  onOpen(client: GuardedSocket): void {
+  onOpen(client: WsSocket): void {
     this.#client = client;
     try {
       this.#member = this.#hub.join(this.#name, this);
@@ -152,21 +149,22 @@ class WsMember implements WsHandlers, MemberSink {
     }
   }
 
-  onMessage(client: GuardedSocket, data: string | ArrayBuffer): void {
+  onMessage(client: WsSocket, message: WsMessage): void {
     const member = this.#member;
     if (!member) {
       this.#log.error(`${client.peer}: message before joining, dropped`);
       return;
     }
-    if (typeof data !== "string") {
+    if (message.binary) {
       this.#hub.notify(member, "Binary messages are not supported: send text", "error");
       return;
     }
-    if (data.trim() === "/who") this.#hub.who(member);
-    else this.#hub.broadcast(member, data);
+    const text = message.text;
+    if (text.trim() === "/who") this.#hub.who(member);
+    else this.#hub.broadcast(member, text);
   }
 
-  onClose(_client: GuardedSocket, code: number): void {
+  onClose(_client: WsSocket, code: number): void {
     const member = this.#member;
     this.#member = null;
     if (member) this.#hub.leave(member, code === 1000 || code === 1001 ? "quit" : "disconnected");
@@ -180,13 +178,13 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
   const hub = new ChatHub({ ...options.room, onLog: (line) => log.info(line + tag) });
   const maxMessageBytes = hub.maxMessageBytes;
   const maxQueueBytes = options.room?.maxQueueBytes ?? 256 * 1024;
-  const guard = new WsGuard({
+  const wsOptions: WsServerOptions = {
     ...options.guard,
     maxMessageBytes,
     // The hub drops a slow member at its own bound first, announcing it.
     maxBufferedBytes: maxQueueBytes * 2,
     logger: log,
-  });
+  };
   const page = CHAT_HTML.replace(
     '<html lang="en">',
     `<html lang="en" data-max-message="${maxMessageBytes}">`,
@@ -194,7 +192,7 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
 
   const wsMember = (name: string) => new WsMember(hub, log, name);
 
-  const handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response => {
+  const route = (request: Request): Response | WsHandlers => {
     const url = new URL(request.url);
     const headers = (type: string) => ({
       "content-type": type,
@@ -202,9 +200,6 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
       "x-content-type-options": "nosniff",
       "cache-control": "no-cache",
     });
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return new Response("Method Not Allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
-    }
     switch (url.pathname) {
       case "/":
         return new Response(page, { headers: headers("text/html; charset=utf-8") });
@@ -213,24 +208,15 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
       case "/chat.css":
         return new Response(CHAT_CSS, { headers: headers("text/css; charset=utf-8") });
       case "/ws":
-        return guard.upgrade(request, info, wsMember(url.searchParams.get("name") ?? ""));
+        return wsMember(url.searchParams.get("name") ?? "");
       default:
         return new Response("Not Found\n", { status: 404, headers: headers("text/plain") });
     }
   };
 
   const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 8080 };
-  const http = Deno.serve({
-    hostname: address.hostname,
-    port: address.port,
-    reusePort: options.reusePort,
-    ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
-    onListen: () => {},
-    onError: (error) => {
-      log.error(`handler: ${error instanceof Error ? error.message : error}`);
-      return new Response("Internal Server Error\n", { status: 500 });
-    },
-  }, handler);
+  const listener = await listenOn(address, options.reusePort, options.tls);
+  const ws = new WsServer(listener, route, wsOptions);
   const controller = new AbortController();
   let tcp: TcpServer | null = null;
   try {
@@ -248,7 +234,7 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
       });
     }
   } catch (error) {
-    await http.shutdown();
+    await ws.shutdown();
     throw error;
   }
 
@@ -257,16 +243,15 @@ export async function serveWsChat(options: WsChatOptions = {}): Promise<WsChatSe
     stopping ??= (async () => {
       await closeRoom(hub);
       controller.abort();
-      await guard.closeAll();
-      await settledWithin(http.shutdown(), HTTP_DRAIN_TIMEOUT_MS);
+      await ws.shutdown();
       await tcp?.finished;
     })();
   if (options.signal?.aborted) shutdown();
   options.signal?.addEventListener("abort", shutdown, { once: true });
-  const finished = http.finished.then(() => stopping ?? undefined).then(() => tcp?.finished);
+  const finished = ws.finished.then(() => stopping ?? undefined).then(() => tcp?.finished);
   return {
     hub,
-    addr: http.addr,
+    addr: ws.addr,
     tcpAddr: (tcp?.addr as Deno.NetAddr | undefined) ?? null,
     finished: finished.then(() => {}),
     shutdown,

@@ -36,7 +36,7 @@ import { LineReader, LineTooLongError } from "../lib/io/lines.ts";
 import { goLogTime, Logger } from "../lib/cli/log.ts";
 import { plainOutput, printSync, writeAllSync } from "../lib/io/print.ts";
 import { parseHeaders } from "../lib/cli/headers.ts";
-import { describeClose } from "../lib/ws/ws_guard.ts";
+import { describeClose } from "../lib/ws/ws_frame.ts";
 // @ts-types="@types/ws"
 import NodeWebSocket from "ws";
 import { settledWithin } from "../lib/io/deadline.ts";

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net=0.0.0.0,127.0.0.1,localhost,[::],[::1] --allow-read
 /**
  * ws_echo_server: the WebSocket echo server of seed 000 (and `/echo` of
  * seed 002). `/` answers `Welcome!\nPlease use /ws for WebSocket!`, `/ws`
@@ -14,16 +14,12 @@ import type { TlsCertificate } from "../lib/net/tls.ts";
 import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
-import {
-  describeClose,
-  type GuardedSocket,
-  WsGuard,
-  type WsGuardOptions,
-} from "../lib/ws/ws_guard.ts";
-import { WS_SERVER_OPTIONS, wsGuardOptions } from "../lib/ws/ws_options.ts";
+import { listenOn } from "../lib/net/server.ts";
+import { describeClose, OP_BINARY, OP_TEXT, type WsMessage } from "../lib/ws/ws_frame.ts";
+import { WsServer, type WsServerOptions, type WsSocket } from "../lib/ws/ws_server.ts";
+import { WS_SERVER_OPTIONS, wsServerOptions } from "../lib/ws/ws_options.ts";
 import { ECHO_CLIENT_PAGE } from "../lib/ws/ws_echo_page.ts";
-import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import { printReady, runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 
 /** The book's answer to `/`. */
 export const WELCOME = "Welcome!\nPlease use /ws for WebSocket!";
@@ -34,8 +30,8 @@ const ECHO_PATHS = new Set(["/ws", "/echo"]);
 export interface WsEchoOptions {
   /** Where to listen. Default `0.0.0.0:1234`. */
   address?: NetAddress;
-  /** The guard's bounds and Origin policy. Default {@link WsGuard}'s defaults. */
-  guard?: WsGuardOptions;
+  /** The engine's bounds and Origin policy. Default {@link WsServer}'s defaults. */
+  guard?: WsServerOptions;
   /** Log nothing per connection or message. Default false. */
   quiet?: boolean;
   /** Aborting it closes every socket with 1001 and stops the server. */
@@ -51,34 +47,34 @@ export interface WsEchoOptions {
 }
 
 /** Starts the echo server and returns its handle. */
-export function serveWsEcho(options: WsEchoOptions = {}): HttpServer {
+export async function serveWsEcho(options: WsEchoOptions = {}): Promise<WsServer> {
   const log = new Logger({ quiet: options.quiet });
-  const guard = new WsGuard({ ...options.guard, logger: options.guard?.logger ?? log });
+  const tag = options.workerTag ? ` (${options.workerTag})` : "";
   const handlers = {
-    onOpen: (client: GuardedSocket) =>
-      log.info(
-        `Connection from: ${client.peer}${options.workerTag ? ` (${options.workerTag})` : ""}`,
-      ),
-    onMessage: (client: GuardedSocket, data: string | ArrayBuffer) => {
+    onOpen: (client: WsSocket) => log.info(`Connection from: ${client.peer}${tag}`),
+    onMessage: (client: WsSocket, message: WsMessage) => {
       if (!log.quiet) {
         log.info(
-          typeof data === "string"
+          message.binary
+            ? `Received: ${message.payload.byteLength} bytes (binary)`
             // The log adds its own newline: a message's last one would show as an empty line.
-            ? `Received: ${data.replace(/\r?\n$/, "")}`
-            : `Received: ${data.byteLength} bytes (binary)`,
+            : `Received: ${message.text.replace(/\r?\n$/, "")}`,
         );
       }
-      client.send(data);
+      // The bytes as they came, with their type: no decoding and encoding again.
+      client.send(message.payload, message.binary ? OP_BINARY : OP_TEXT);
     },
-    onClose: (client: GuardedSocket, code: number, reason: string) =>
+    onClose: (client: WsSocket, code: number, reason: string) =>
       log.info(
         `From ${client.peer} read websocket: close ${describeClose(code)}` +
           (reason ? ` ${reason}` : ""),
       ),
   };
-  return serveHttp((request, info) => {
+  const address = options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 };
+  const listener = await listenOn(address, options.reusePort, options.tls);
+  const server = new WsServer(listener, (request) => {
     const path = new URL(request.url).pathname;
-    if (ECHO_PATHS.has(path)) return guard.upgrade(request, info, handlers);
+    if (ECHO_PATHS.has(path)) return handlers;
     if (path === "/client") {
       return new Response(ECHO_CLIENT_PAGE, {
         headers: {
@@ -89,15 +85,10 @@ export function serveWsEcho(options: WsEchoOptions = {}): HttpServer {
       });
     }
     return new Response(WELCOME, { headers: { "content-type": "text/plain; charset=utf-8" } });
-  }, {
-    address: options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 1234 },
-    signal: options.signal,
-    beforeShutdown: () => guard.closeAll(),
-    logger: log,
-    onListen: options.onListen,
-    reusePort: options.reusePort,
-    tls: options.tls,
-  });
+  }, { ...options.guard, logger: options.guard?.logger ?? log, signal: options.signal });
+  const tls = options.tls !== undefined;
+  (options.onListen ?? ((addr) => printReady(addr, { protocol: "http", tls })))(server.addr);
+  return server;
 }
 
 const spec = {
@@ -127,7 +118,7 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, ({ values, positionals }) => {
     const settings = serverSettings(values, positionals, { defaultPort: 1234 });
-    const guard = wsGuardOptions(values);
+    const guard = wsServerOptions(values);
     return runServer(settings, (run) =>
       serveWsEcho({
         ...run,

@@ -12,12 +12,18 @@ export interface GoBinary extends AsyncDisposable {
   readonly path: string;
 }
 
+/** Where Debian installs Go libraries (gorilla/websocket) for GOPATH builds. */
+const DEBIAN_GOPATH = "/usr/share/gocode";
+
 /** Builds `tests/fixtures/<name>` into a temporary folder with `go build`. */
 export function buildGoFixture(name: string): Promise<GoBinary> {
   return buildGo(`${ROOT}tests/fixtures/${name}`);
 }
 
-/** Builds the Go `main` package in `source` (a folder) into a temporary folder. */
+/**
+ * Builds the Go `main` package in `source` (a folder) into a temporary
+ * folder; Debian's Go libraries are on its GOPATH.
+ */
 export async function buildGo(source: string): Promise<GoBinary> {
   const name = source.replace(/\/+$/, "").split("/").pop() ?? "main";
   const dir = await Deno.makeTempDir({ prefix: `netkit-${name}-` });
@@ -25,7 +31,7 @@ export async function buildGo(source: string): Promise<GoBinary> {
   const { code, stderr } = await new Deno.Command("go", {
     args: ["build", "-o", path, "."],
     cwd: source,
-    env: { GO111MODULE: "off", GOCACHE: `${dir}/gocache`, GOFLAGS: "" },
+    env: { GO111MODULE: "off", GOCACHE: `${dir}/gocache`, GOFLAGS: "", GOPATH: DEBIAN_GOPATH },
     stdout: "null",
     stderr: "piped",
   }).output();

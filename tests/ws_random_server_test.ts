@@ -9,7 +9,7 @@ Deno.test("parseCount() accepts 1..100000 and explains anything else", () => {
   for (const bad of ["0", "100001", "-3", "abc", "", "1e3", "5 6"]) {
     assert.match(String(parseCount(bad)), /^ERROR expected a count 1-100000, got "/, bad);
   }
-  assert.match(String(parseCount(new ArrayBuffer(2))), /got binary data/);
+  assert.match(String(parseCount(new Uint8Array(2))), /got binary data/);
 });
 
 Deno.test("ws_random_server sends one integer for N = 1, then closes with 1000", async () => {

@@ -26,6 +26,48 @@ export interface HandshakeReply {
   head: string;
 }
 
+/** How to build a frame by hand, rules broken included. */
+export interface RawFrame {
+  opcode: number;
+  payload?: Uint8Array | string;
+  /** FIN bit. Default true. */
+  fin?: boolean;
+  /** RSV bits as a number 0-7 (RSV1 = 4). Default 0. */
+  rsv?: number;
+  /** Mask the payload, as clients must. Default true. */
+  masked?: boolean;
+  /** Declare this length instead of the payload's (to send a header alone). */
+  length?: number;
+  /** Use the 8-byte length form whatever the length. */
+  longLength?: boolean;
+}
+
+/** The bytes of one client frame as `spec` describes it. */
+export function buildFrame(spec: RawFrame): Uint8Array {
+  const raw = spec.payload ?? new Uint8Array(0);
+  const data = typeof raw === "string" ? encoder.encode(raw) : raw;
+  const len = spec.length ?? data.length;
+  const masked = spec.masked ?? true;
+  const header = spec.longLength || len >= 65536 ? 10 : len < 126 ? 2 : 4;
+  const frame = new Uint8Array(header + (masked ? 4 : 0) + data.length);
+  frame[0] = ((spec.fin ?? true) ? 0x80 : 0) | ((spec.rsv ?? 0) << 4) | spec.opcode;
+  const view = new DataView(frame.buffer);
+  if (header === 2) frame[1] = len;
+  else if (header === 4) {
+    frame[1] = 126;
+    view.setUint16(2, len);
+  } else {
+    frame[1] = 127;
+    view.setBigUint64(2, BigInt(len));
+  }
+  if (masked) frame[1] |= 0x80;
+  const mask = [0x37, 0xfa, 0x21, 0x3d];
+  const at = header + (masked ? 4 : 0);
+  if (masked) frame.set(mask, header);
+  for (let i = 0; i < data.length; i++) frame[at + i] = masked ? data[i] ^ mask[i & 3] : data[i];
+  return frame;
+}
+
 /** A hand-driven WebSocket connection. */
 export class RawWsClient implements AsyncDisposable {
   readonly conn: Deno.TcpConn;
@@ -105,6 +147,27 @@ export class RawWsClient implements AsyncDisposable {
     frame.set(mask, header);
     for (let i = 0; i < len; i++) frame[header + 4 + i] = data[i] ^ mask[i & 3];
     await writeAll(this.conn, frame);
+  }
+
+  /** Sends bytes as they are (frames from {@link buildFrame}, split as the test likes). */
+  async sendRaw(...frames: Uint8Array[]): Promise<void> {
+    for (const bytes of frames) await writeAll(this.conn, bytes);
+  }
+
+  /** Whether the server closed the connection (EOF or reset) within `timeoutMs`; drops unread data. */
+  async closedByServer(timeoutMs = 5_000): Promise<boolean> {
+    const sink = new Uint8Array(65536);
+    const read = async () => {
+      try {
+        while ((await this.conn.read(sink)) !== null) { /* discard */ }
+      } catch {
+        // A reset counts as closed.
+      }
+      return true;
+    };
+    return await withTimeout(read(), timeoutMs, "the server to close the connection").catch(
+      () => false,
+    );
   }
 
   /** Sends a close frame with a code. */

@@ -2,14 +2,15 @@
  * The command-line options every WebSocket server of netkit takes
  * (`--allow-origin`, `--max-message`, `--max-buffered`, `--idle-timeout`,
  * `--max-conns`), one table to spread into a command spec, and their
- * parsing into {@link WsGuardOptions}.
+ * parsing into {@link WsServerOptions}.
  *
  * @module
  */
 import { parseDurationOption, parseIntOption, usage } from "../cli/cli.ts";
 import type { Logger } from "../cli/log.ts";
 import { SERVER_OPTIONS } from "../net/lifecycle.ts";
-import { parseAllowedOrigins, type WsGuardOptions } from "./ws_guard.ts";
+import { parseAllowedOrigins } from "./ws_http.ts";
+import type { WsServerOptions } from "./ws_server.ts";
 
 /** Options to spread into a WebSocket server's `CommandSpec.options`. */
 export const WS_SERVER_OPTIONS = {
@@ -48,8 +49,8 @@ export interface WsServerValues {
   "max-conns": string;
 }
 
-/** Turns the option values into guard options; bad values throw a `UsageError`. */
-export function wsGuardOptions(values: WsServerValues, logger?: Logger): WsGuardOptions {
+/** Turns the option values into server options; bad values throw a `UsageError`. */
+export function wsServerOptions(values: WsServerValues, logger?: Logger): WsServerOptions {
   return {
     allowOrigins: usage(() => parseAllowedOrigins(values["allow-origin"])),
     maxMessageBytes: parseIntOption(values["max-message"], "max-message", {
