@@ -5,6 +5,7 @@
  *
  *     deno task bench          # every benchmark
  *     deno task bench tcp ws   # just these topics
+ *     deno task bench soak --seconds 10   # options go to each bench
  *
  * @module
  */
@@ -26,19 +27,26 @@ const spec = {
   summary: "Runs the load benchmarks beside their Go yardsticks and prints the ratios.",
   args: "[TOPIC...]",
   maxArgs: Infinity,
-  options: {},
+  options: {
+    seconds: {
+      type: "string",
+      arg: "N",
+      description: "how long the soak runs (default 60; CI runs 10)",
+    },
+  },
   notes: `With no TOPIC every benchmark runs. The topics are the files
 bench/<topic>_bench.ts: ${benchTopics().join(", ")}. Only loopback is loaded; the
 figures are meant for docs/benchmarks.md.
 
 Examples:
   deno task bench
-  deno task bench tcp ws`,
+  deno task bench tcp ws
+  deno task bench soak --seconds 10`,
 } as const;
 
 /** Runs the benchmarks named (default all); returns the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCommand(spec, args, async ({ positionals }) => {
+  return runCommand(spec, args, async ({ positionals, values }) => {
     const all = benchTopics();
     for (const t of positionals) {
       if (!all.includes(t)) throw new UsageError(`Unknown topic "${t}" (have: ${all.join(", ")})`);
@@ -47,7 +55,12 @@ export function main(args: string[]): Promise<number> {
     for (const topic of positionals.length > 0 ? positionals : all) {
       printSync(`\n# ${topic}\n`);
       const { code } = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", `${here}${topic}_bench.ts`],
+        args: [
+          "run",
+          "-A",
+          `${here}${topic}_bench.ts`,
+          ...(topic === "soak" && values.seconds ? ["--seconds", values.seconds] : []),
+        ],
         stdout: "inherit",
         stderr: "inherit",
       }).output();

@@ -22,6 +22,7 @@ import {
 } from "../lib/net/line_server.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { printSync } from "../lib/io/print.ts";
+import { logPayload } from "../lib/io/escape.ts";
 import type { TcpServer } from "../lib/net/server.ts";
 
 /** Options for {@link serveConcurrent}. */
@@ -41,7 +42,7 @@ export function serveConcurrent(options: ConcServerOptions = {}): Promise<TcpSer
       const reply = `Client number: ${options.clients ? options.clients.next() : session.id}`;
       // Quiet, the lines need not even be decoded: the fast path.
       const answer = options.quiet ? reply : (line: string) => {
-        print(`${line.trim()}\n`);
+        print(`${logPayload(line.trim())}\n`);
         return reply;
       };
       await answerLines(session, answer, { maxLineBytes: options.maxLineBytes, logger: log });

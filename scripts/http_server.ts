@@ -12,11 +12,12 @@ import type { TlsCertificate } from "../lib/net/tls.ts";
 import type { NetAddress } from "../lib/net/addr.ts";
 import { runCommand } from "../lib/cli/cli.ts";
 import { Logger } from "../lib/cli/log.ts";
-import { type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
+import { logPayload } from "../lib/io/escape.ts";
+import { type HttpLimits, type HttpServer, serveHttp } from "../lib/net/serve_http.ts";
 import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
 
 /** Options for {@link serveHello}. */
-export interface HelloServerOptions {
+export interface HelloServerOptions extends HttpLimits {
   /** Where to listen. Default `0.0.0.0:8080`. */
   address?: NetAddress;
   /** Log nothing per request. Default false. */
@@ -45,12 +46,16 @@ export function serveHello(options: HelloServerOptions = {}): HttpServer {
   return serveHttp((request, info) => {
     const path = requestPath(request.url);
     const peer = info.remoteAddr;
-    if (!log.quiet) log.info(`${peer.hostname}:${peer.port} ${request.method} ${path}`);
+    if (!log.quiet) log.info(`${peer.hostname}:${peer.port} ${request.method} ${logPayload(path)}`);
     return new Response(`Hello, you've requested: ${path}\n`, {
       headers: { "content-type": "text/plain; charset=utf-8" },
     });
   }, {
     address: options.address,
+    maxConns: options.maxConns,
+    limit: options.limit,
+    headTimeoutMs: options.headTimeoutMs,
+    bodyTimeoutMs: options.bodyTimeoutMs,
     signal: options.signal,
     tls: options.tls,
     logger: log,
@@ -63,7 +68,7 @@ const spec = {
   summary: 'Answers every HTTP request with "Hello, you\'ve requested: PATH".',
   args: "[ADDR]",
   options: {
-    ...serverOptions(["quiet", "cert", "key"], {
+    ...serverOptions(["max-conns", "head-timeout", "body-timeout", "quiet", "cert", "key"], {
       quiet: { description: "log nothing per request" },
     }),
   },
@@ -83,6 +88,9 @@ export function main(args: string[]): Promise<number> {
     return runServer(settings, (run) =>
       serveHello({
         address: run.address as NetAddress,
+        limit: run.limit,
+        headTimeoutMs: settings.headTimeoutMs,
+        bodyTimeoutMs: settings.bodyTimeoutMs,
         quiet: values.quiet,
         tls: settings.tls,
         signal: run.signal,

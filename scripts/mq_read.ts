@@ -20,6 +20,7 @@ import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/c
 import { writeAll } from "../lib/io/lines.ts";
 import { plainOutput } from "../lib/io/print.ts";
 import { Logger } from "../lib/cli/log.ts";
+import { forTerminal } from "../lib/io/escape.ts";
 import { abortOnSignals } from "../lib/cli/signals.ts";
 
 const encoder = new TextEncoder();
@@ -104,7 +105,10 @@ export function main(args: string[]): Promise<number> {
         const take = Math.min(batch.length, count - received);
         if (!values.quiet) {
           let text = "";
-          for (let i = 0; i < take; i++) text += `${prefix}${batch[i].content}\n`;
+          // Bodies are data: exact when piped, escaped on a terminal.
+          for (let i = 0; i < take; i++) {
+            text += `${prefix}${forTerminal(String(batch[i].content))}\n`;
+          }
           await out(text);
         }
         settle.ack(batch[take - 1]);

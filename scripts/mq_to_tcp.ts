@@ -35,6 +35,7 @@ import {
 } from "../lib/cli/cli.ts";
 import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
+import { logPayload } from "../lib/io/escape.ts";
 import { abortOnSignals } from "../lib/cli/signals.ts";
 
 const encoder = new TextEncoder();
@@ -285,7 +286,9 @@ export async function runBridge(url: string, options: BridgeOptions): Promise<vo
     if (!options.quiet) {
       await options.out(
         good.map((m, i) =>
-          `Forwarded: ${m.content}${i < replies.length ? ` -> ${replies[i]}` : ""}`
+          `Forwarded: ${logPayload(String(m.content))}${
+            i < replies.length ? ` -> ${logPayload(replies[i])}` : ""
+          }`
         )
           .join("\n"),
       );

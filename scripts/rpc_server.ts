@@ -14,7 +14,7 @@
  */
 import { type Address, parseAddress } from "../lib/net/addr.ts";
 import type { TlsCertificate } from "../lib/net/tls.ts";
-import { readAtMost } from "../lib/io/bounded_read.ts";
+import { readBodyAtMost } from "../lib/io/bounded_read.ts";
 import { parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
 import {
   DEFAULT_MAX_VALUE_BYTES,
@@ -33,9 +33,9 @@ import {
   SERVER_ERROR,
 } from "../lib/rpc/jsonrpc.ts";
 import { Logger } from "../lib/cli/log.ts";
+import type { ConnectionLimit } from "../lib/net/workers.ts";
 import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
 import { readyLine, runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
-import type { ConnectionLimit } from "../lib/net/workers.ts";
 import { type HttpFront, serveHttpFront } from "../lib/net/http_front.ts";
 import { prependReader, type Reader, readUntil } from "../lib/io/read_buffer.ts";
 import { GobError } from "../lib/rpc/gob.ts";
@@ -73,10 +73,14 @@ export interface RpcServerOptions {
   httpAddress?: Address | null;
   /** Longest request (one JSON value, or one HTTP body) in bytes. Default 262144. */
   maxRequestBytes?: number;
-  /** Most simultaneous clients, on each port. Default 10000. */
+  /** Most simultaneous clients on each port. Default 10000. */
   maxConns?: number;
-  /** The process's bound on connections, both ports together; replaces `maxConns`. Default none. */
+  /** The process's bound on connections, both ports together; replaces `maxConns`. */
   limit?: ConnectionLimit;
+  /** HTTP: deadline for a request head (and an idle keep-alive). Default 10 s. */
+  headTimeoutMs?: number;
+  /** HTTP: deadline from a request's head to its answer, body included. Default 30 s. */
+  bodyTimeoutMs?: number;
   /** Close TCP clients silent this long; 0 never. Default 0. */
   idleTimeoutMs?: number;
   /** Log nothing per connection. Default false. */
@@ -224,13 +228,7 @@ async function answerHttp(
 
 /** Reads a request body as text, or null once it passes `limit` bytes. */
 async function readBody(request: Request, limit: number): Promise<string | null> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > limit) {
-    await request.body?.cancel();
-    return null;
-  }
-  if (!request.body) return "";
-  const bytes = await readAtMost(request.body, limit);
+  const bytes = await readBodyAtMost(request, limit);
   return bytes && new TextDecoder().decode(bytes);
 }
 
@@ -291,6 +289,8 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
           maxConns: options.maxConns,
           tls: options.tls,
           limit: options.limit,
+          headTimeoutMs: options.headTimeoutMs,
+          bodyTimeoutMs: options.bodyTimeoutMs,
           signal: controller.signal,
           logger: log,
           onListen: () => {},
@@ -321,10 +321,13 @@ const spec = {
   args: "",
   maxArgs: 0,
   options: {
-    ...serverOptions(["max-conns", "idle-timeout", "quiet", "cert", "key"], {
-      port: { default: "1234", description: "TCP port" },
-      "idle-timeout": { description: "close TCP clients silent this long (0 = never)" },
-    }),
+    ...serverOptions(
+      ["max-conns", "idle-timeout", "head-timeout", "body-timeout", "quiet", "cert", "key"],
+      {
+        port: { default: "1234", description: "TCP port" },
+        "idle-timeout": { description: "close TCP clients silent this long (0 = never)" },
+      },
+    ),
     "http-port": {
       type: "string",
       arg: "PORT",
@@ -373,6 +376,8 @@ export function main(args: string[]): Promise<number> {
         // --max-conns bounds both ports together.
         limit: run.limit,
         idleTimeoutMs: settings.idleTimeoutMs,
+        headTimeoutMs: settings.headTimeoutMs,
+        bodyTimeoutMs: settings.bodyTimeoutMs,
         quiet: settings.quiet,
         tls: settings.tls,
         signal: run.signal,

@@ -23,6 +23,7 @@ import {
 } from "../lib/net/line_server.ts";
 import { writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
+import { logPayload } from "../lib/io/escape.ts";
 import type { Session, TcpServer } from "../lib/net/server.ts";
 
 /** The first read buffer of a connection: small, so idle clients cost little. */
@@ -36,13 +37,20 @@ export interface EchoServerOptions extends LineServerOptions {
   reply?: string;
 }
 
+/** `data` without its trailing line ending, for the log. */
+function trimNewline(data: Uint8Array): Uint8Array {
+  let end = data.byteLength;
+  while (end > 0 && (data[end - 1] === 0x0a || data[end - 1] === 0x0d)) end--;
+  return data.subarray(0, end);
+}
+
 /** Echoes bytes as they come; the buffer grows only while the client keeps it full. */
 async function echoBytes(session: Session, log: Logger): Promise<void> {
   let buf = new Uint8Array(FIRST_BUFFER_BYTES);
   while (true) {
     const n = await session.read(buf);
     if (n === null) return;
-    if (!log.quiet) log.info(`> ${new TextDecoder().decode(buf.subarray(0, n)).trimEnd()}`);
+    if (!log.quiet) log.info(`> ${logPayload(trimNewline(buf.subarray(0, n)))}`);
     await writeAll(session.conn, buf.subarray(0, n));
     if (n === buf.byteLength && n < MAX_BUFFER_BYTES) buf = new Uint8Array(n * 2);
   }
@@ -61,7 +69,7 @@ export function serveEcho(options: EchoServerOptions = {}): Promise<TcpServer> {
           await echoBytes(session, log);
         } else {
           const answer = log.quiet ? reply : (line: string) => {
-            log.info(`> ${line}`);
+            log.info(`> ${logPayload(line)}`);
             return reply;
           };
           await answerLines(session, answer, { maxLineBytes, logger: log });

@@ -23,6 +23,7 @@ import {
 } from "../lib/net/line_server.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { printSync } from "../lib/io/print.ts";
+import { logPayload } from "../lib/io/escape.ts";
 import type { TcpServer } from "../lib/net/server.ts";
 
 /** Default range, as in the seed's UDP server. */
@@ -95,7 +96,7 @@ export function serveRandom(options: RandomServerOptions = {}): Promise<TcpServe
       log.info(`Connection from: ${clientName(session, options)}`);
       const range = { min, max };
       await answerLines(session, (line) => {
-        if (!options.quiet) print(`-> ${line}\n`);
+        if (!options.quiet) print(`-> ${logPayload(line)}\n`);
         return answerRandom(line, range);
       }, { maxLineBytes: options.maxLineBytes, logger: log });
       log.info(`Closed: ${clientName(session, options)}`);

@@ -23,6 +23,7 @@ import {
 } from "../lib/net/line_server.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { printSync } from "../lib/io/print.ts";
+import { logPayload } from "../lib/io/escape.ts";
 import type { TcpServer } from "../lib/net/server.ts";
 
 /** Options for {@link serveTime}. */
@@ -56,7 +57,7 @@ export function serveTime(options: TimeServerOptions = {}): Promise<TcpServer> {
     async (session) => {
       log.info(`Connection from: ${clientName(session, options)}`);
       const end = await answerLines(session, (line) => {
-        if (!options.quiet) print(`-> ${line}\n`);
+        if (!options.quiet) print(`-> ${logPayload(line)}\n`);
         return rfc3339();
       }, { maxLineBytes: options.maxLineBytes, logger: log });
       log.info(`Closed: ${clientName(session, options)}`);

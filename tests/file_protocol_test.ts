@@ -73,7 +73,7 @@ Deno.test("parseHeader() refuses bad lines, bad names and sizes over the limit, 
   assert.throws(() => parseHeader("FILE 5 "), /the name is empty/);
   assert.throws(() => parseHeader("FILE 5"), /the name is empty/);
   assert.throws(() => parseHeader("FILE 5 ../x"), /Refused name "..\/x"/);
-  assert.throws(() => parseHeader("FILE 5 \x1b[2J"), /Refused name "\\u001b\[2J"/);
+  assert.throws(() => parseHeader("FILE 5 \x1b[2J"), /Refused name "\\x1b\[2J"/);
   assert.throws(() => parseHeader("FILE 2000 big", 1000), /"big" is 2000 bytes, over the limit/);
 });
 

@@ -102,7 +102,7 @@ Deno.test("file_recv refuses names that are not plain file names, on both sides"
   const [peer, answer] = await offer(server.port, invalid);
   peer.close();
   assert.match(answer ?? "", /^error Refused name .*not valid UTF-8/);
-  await server.stderr.waitFor(/Refused name "\\u001b\[2J": the name contains control characters/);
+  await server.stderr.waitFor(/Refused name "\\x1b\[2J": the name contains control characters/);
   assert.equal(
     server.stderr.text.includes("\x1b"),
     false,
@@ -118,7 +118,7 @@ Deno.test("file_recv refuses a 0-byte name, a header that is no header, and data
     const [header, pattern] of [
       ["FILE 5 ", /^error Refused name "": the name is empty$/],
       ["FILE 5", /^error Refused name "": the name is empty$/],
-      ["hello there", /^error Expected "FILE <size> <name>", got "hello there\\n" \(a bare name/],
+      ["hello there", /^error Expected "FILE <size> <name>", got "hello there\\x0a" \(a bare name/],
       ["FILE 5 x.txt\nhello", /^error Content sent before the answer/],
     ]
   ) {
@@ -435,7 +435,7 @@ Deno.test({
     );
     assert.match(
       out,
-      /^error Expected "FILE <size> <name>", got "just some file content\\n" \(a bare name, as seed 004's sender sends, is taken only by file_recv --plain\)\n$/,
+      /^error Expected "FILE <size> <name>", got "just some file content\\x0a" \(a bare name, as seed 004's sender sends, is taken only by file_recv --plain\)\n$/,
     );
     assert.deepEqual(box.inbox(), []);
   },

@@ -68,8 +68,8 @@ Deno.test("user ids, passwords and names are bounded as the protocol says", () =
 });
 
 Deno.test("quote() escapes control characters and shortens long values", () => {
-  assert.equal(quote("a\u001b[0m"), `"a\\u001b[0m"`);
-  assert.equal(quote("x".repeat(100)), `"${"x".repeat(40)}…"`);
+  assert.equal(quote("a\u001b[0m\u202e"), `"a\\x1b[0m\\u202e"`);
+  assert.equal(quote("x".repeat(100)), `"${"x".repeat(40)}"...`);
   assert.equal(requestIdOf(`{"type":"x","id":3}`), 3);
   assert.equal(requestIdOf(`not json`), undefined);
 });

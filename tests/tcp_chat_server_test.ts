@@ -83,7 +83,7 @@ Deno.test("tcp_chat_server refuses bad names and messages with an error, and kee
   await peer.send("evil\x1b[2Jname\n");
   assert.equal(
     await peer.readLine(),
-    'ERROR Invalid name "evil\\x1b[2Jname": control characters are not allowed',
+    'ERROR Invalid name "evil\\x1b[2Jname": it contains U+001B, an invisible or control character',
   );
   await peer.send("taken\n");
   assert.match((await peer.readLine())!, /^\* Welcome, taken\. 1 online: taken$/);

@@ -27,7 +27,7 @@ Deno.test("udp_echo_server --echo returns empty and 65,507-byte datagrams intact
   const back = await peer.next();
   assert.deepEqual(back.data, big);
   assert.equal(back.from.port, server.port);
-  const line = await server.stdout.waitFor("(65507 bytes)");
+  const line = await server.stdout.waitFor(/\(\d+ more bytes\)$/);
   assert.ok(line.length < 1000, "a huge datagram is elided in the log");
   server.kill("SIGINT");
   assert.equal((await server.exit()).code, 0, server.output);

@@ -63,10 +63,10 @@ Deno.test("previewDatagram trims the newlines, escapes control bytes and elides 
   assert.equal(previewDatagram(new Uint8Array()), "");
   assert.equal(
     previewDatagram(encoder.encode("\x1b[31mred\nnext\x00")),
-    "\\x1b[31mred\\nnext\\x00",
+    "\\x1b[31mred\\x0anext\\x00",
   );
   const long = previewDatagram(new Uint8Array(5000).fill(0x61));
-  assert.equal(long, "a".repeat(200) + "... (5000 bytes)");
+  assert.equal(long, "a".repeat(200) + "... (4800 more bytes)");
   assert.equal(previewDatagram(new Uint8Array(5000).fill(0x61), Infinity), "a".repeat(5000));
 });
 

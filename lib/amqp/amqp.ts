@@ -323,8 +323,11 @@ export class AmqpLink implements AsyncDisposable {
         setup: (m: ChannelModel) => options.setup(m, ++connects),
         calculateDelay: (attempt: number) => {
           if (last?.fatal) throw gaveUpError();
-          const delay = backoffDelay(attempt, options.backoff);
-          if (Date.now() + delay > deadline) throw gaveUpError();
+          // The last wait is cut to the deadline, so the timeout given is the time tried
+          // (giving up when the next full backoff would pass it stopped at half of 3 s).
+          const left = deadline - Date.now();
+          if (left <= 0) throw gaveUpError();
+          const delay = Math.min(backoffDelay(attempt, options.backoff), left);
           log.info(`RabbitMQ: ${last?.message ?? "not reachable"}; retrying in ${delay} ms`);
           return delay;
         },

@@ -12,9 +12,12 @@ export const MAX_NAME_CHARS = 32;
 /** Longest message, in UTF-8 bytes after clean-up (gorilla's chat uses 512). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 512;
 
-/** C0 and C1 controls, DEL, and the bidi overrides that can disguise text on a terminal or page. */
-const INVISIBLE = /[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
-const INVISIBLE_ALL = new RegExp(INVISIBLE.source, "gu");
+import { escapeControls } from "../io/escape.ts";
+import { nameCharsProblem, normalizeName } from "../text/names.ts";
+
+/** The room shows what members send escaped by the one terminal-safety function. */
+export { escapeControls };
+
 const NEWLINES = /\r\n|[\r\n\u2028\u2029]/g;
 const encoder = new TextEncoder();
 
@@ -35,21 +38,22 @@ export class MessageError extends RangeError {
 }
 
 /**
- * Checks a requested name and returns it trimmed; throws {@link NameError}
- * quoting (escaped) the bad value. Names are 1-32 characters with no
- * whitespace, control characters or bidi overrides; anything else,
- * `<b>` included, is fine because every transport shows names as text.
+ * Checks a requested name and returns it normalised (NFKC) and trimmed;
+ * throws {@link NameError} quoting (escaped) the bad value. Names are 1-32
+ * characters with no whitespace and no invisible, format or control
+ * character (lib/text/names.ts); anything else, `<b>` included, is fine
+ * because every transport shows names as text. The hub treats a name that
+ * looks like a present one (its TR39 skeleton) as taken.
  */
 export function checkName(requested: string): string {
-  const name = requested.trim();
+  const name = normalizeName(requested);
   if (name === "") throw new NameError("Invalid name: it is empty");
   const quoted = `"${escapeControls(name)}"`;
   if ([...name].length > MAX_NAME_CHARS) {
     throw new NameError(`Invalid name ${quoted}: longer than ${MAX_NAME_CHARS} characters`);
   }
-  if (INVISIBLE.test(name)) {
-    throw new NameError(`Invalid name ${quoted}: control characters are not allowed`);
-  }
+  const problem = nameCharsProblem(name);
+  if (problem) throw new NameError(`Invalid name ${quoted}: ${problem}`);
   if (/\s/u.test(name)) throw new NameError(`Invalid name ${quoted}: spaces are not allowed`);
   return name;
 }
@@ -70,21 +74,6 @@ export function cleanMessage(text: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES)
     }
   }
   return clean;
-}
-
-/**
- * Makes control characters and bidi overrides visible, so that a message
- * cannot move the cursor, change colours or hide text on a terminal:
- * ESC becomes `\x1b`, a tab `\x09`, U+202E `\u202e`.
- */
-export function escapeControls(text: string): string {
-  if (!INVISIBLE.test(text)) return text;
-  return text.replace(INVISIBLE_ALL, (c) => {
-    const code = c.codePointAt(0)!;
-    return code < 0x100
-      ? `\\x${code.toString(16).padStart(2, "0")}`
-      : `\\u${code.toString(16).padStart(4, "0")}`;
-  });
 }
 
 /** Formats a time as seed 001 does, `2006-01-02 15:04:05`, in local time. */

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { NameMap } from "../text/names.ts";
 import { chatTime, checkName, cleanMessage, MessageError } from "./chat_text.ts";
 import {
   type BusEvent,
@@ -123,9 +124,9 @@ export class ChatHub {
   /** This hub's name on the bus. */
   readonly instanceId: string;
   readonly maxMessageBytes: number;
-  #members = new Map<string, Member>();
+  #members = new NameMap<Member>();
   /** Names of members on other instances, with the instance that holds each. */
-  #remote = new Map<string, string>();
+  #remote = new NameMap<string>();
   #nextId = 1;
   #pending: PresenceChange[] = [];
   #presenceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -454,9 +455,12 @@ export class ChatHub {
     return false;
   }
 
-  /** The requested name if free, else the first free `name-2`, `name-3`, ... */
+  /**
+   * The requested name if free, else the first free `name-2`, `name-3`,
+   * ...; a name that looks like a present one (same TR39 skeleton) is taken.
+   */
   #freeName(wanted: string): string {
-    const taken = (n: string) => this.#members.has(n) || this.#remote.has(n);
+    const taken = (n: string) => this.#members.hasLookAlike(n) || this.#remote.hasLookAlike(n);
     if (!taken(wanted)) return wanted;
     for (let i = 2;; i++) {
       const candidate = `${wanted}-${i}`;

@@ -20,7 +20,7 @@
  * @module
  */
 import type { Address } from "../net/addr.ts";
-import { chatTime, escapeControls, NameError } from "./chat_text.ts";
+import { chatTime, checkName, escapeControls, NameError } from "./chat_text.ts";
 import { type ChatHub, type Member, onlineText } from "./hub.ts";
 import { LineReader, LineTooLongError } from "../io/lines.ts";
 import { prependReader, readUntil } from "../io/read_buffer.ts";
@@ -133,7 +133,8 @@ class Connection {
     try {
       if (this.member) {
         const given = this.#hub.rename(this.member, name);
-        if (given !== name.trim()) this.#hub.notify(this.member, `"${name.trim()}" is taken`);
+        const wanted = checkName(name);
+        if (given !== wanted) this.#hub.notify(this.member, `"${wanted}" is taken`);
       } else {
         this.member = this.#hub.join(name, this.#sink(), { echo: false });
       }

@@ -1,10 +1,12 @@
 /**
  * Go-style logging: `2006/01/02 15:04:05 message` lines on stderr, as Go's
- * `log.Println` prints them, silenced by `--quiet`.
+ * `log.Println` prints them, silenced by `--quiet`, every control
+ * character escaped.
  *
  * @module
  */
 
+import { escapeControls } from "../io/escape.ts";
 import { writeAllSync } from "../io/print.ts";
 
 const encoder = new TextEncoder();
@@ -54,7 +56,10 @@ export class Logger {
   }
 
   #write(parts: unknown[]): void {
-    const text = parts.map((p) => p instanceof Error ? p.message : String(p)).join(" ");
+    // Escaped always: a log line often quotes what a peer sent, and may reach a terminal.
+    const text = escapeControls(
+      parts.map((p) => p instanceof Error ? p.message : String(p)).join(" "),
+    );
     const line = this.#timestamps ? `${goLogTime()} ${text}\n` : `${text}\n`;
     const bytes = encoder.encode(line);
     try {

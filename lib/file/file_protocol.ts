@@ -33,6 +33,7 @@
  *
  * @module
  */
+import { quoteText } from "../io/escape.ts";
 
 /** The word that starts a header line. */
 export const HEADER_WORD = "FILE";
@@ -105,7 +106,7 @@ export function nameProblem(name: string): string | null {
 
 /** Quotes a name for messages, escaping control characters so a log cannot be forged. */
 export function quoteName(name: string): string {
-  return JSON.stringify(name);
+  return quoteText(name, MAX_HEADER_BYTES);
 }
 
 /** Formats the header line (newline included). */

@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { quoteText } from "../io/escape.ts";
+import { nameCharsProblem, normalizeName } from "../text/names.ts";
 
 /** User ids: 1-32 letters, digits, `_`, `.` or `-`; compared case-insensitively. */
 export const USER_ID_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
@@ -22,9 +24,6 @@ export const DEFAULT_MAX_TEXT_BYTES = 8 * 1024;
 export const MAX_REQUEST_ID_CHARS = 64;
 /** Longest bad value quoted back in an error message. */
 const MAX_QUOTED_CHARS = 40;
-/** C0 and C1 control characters and DEL: never part of a name. */
-// deno-lint-ignore no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Error codes a client may see in `{"type":"error","code":...}`. */
 export type ErrorCode =
@@ -106,8 +105,7 @@ export interface ChatMessage {
 
 /** Quotes a value for an error message: JSON-escaped, control characters visible, shortened. */
 export function quote(value: string): string {
-  const short = value.length > MAX_QUOTED_CHARS ? value.slice(0, MAX_QUOTED_CHARS) + "…" : value;
-  return JSON.stringify(short);
+  return quoteText(value, MAX_QUOTED_CHARS);
 }
 
 /** Checks a user id and returns its canonical (lower-case) form. */
@@ -134,13 +132,17 @@ export function checkPassword(value: string): string {
   return value;
 }
 
-/** Checks a display name: 1-64 characters, no control characters, trimmed. */
+/**
+ * Checks a display name and returns it normalised (NFKC) and trimmed:
+ * 1-64 characters, no invisible, format or control character.
+ */
 export function checkName(value: string): string {
-  const name = value.trim();
-  if (name === "" || [...name].length > MAX_NAME_CHARS || CONTROL_CHARS.test(name)) {
+  const name = normalizeName(value);
+  if (name === "" || [...name].length > MAX_NAME_CHARS || nameCharsProblem(name) !== null) {
     throw new ProtocolError(
       "invalid_name",
-      `Invalid name ${quote(value)}: use 1-${MAX_NAME_CHARS} characters, no control characters`,
+      `Invalid name ${quote(value)}: use 1-${MAX_NAME_CHARS} characters, ` +
+        "no invisible or control characters",
     );
   }
   return name;

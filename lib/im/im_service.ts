@@ -188,7 +188,10 @@ export class ImService {
       created: new Date().toISOString(),
     };
     if (!(await this.#store.createUser(record))) {
-      throw new ProtocolError("user_exists", `User "${user}" already exists`);
+      throw new ProtocolError(
+        "user_exists",
+        `User "${user}" already exists, or one that looks like it`,
+      );
     }
     this.#remember(user);
     this.#log.info(`${client.session.peer}: registered ${user}`);

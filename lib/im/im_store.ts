@@ -6,6 +6,7 @@
  */
 import type { ChatMessage } from "./im_protocol.ts";
 import type { PasswordRecord } from "./password.ts";
+import { skeleton } from "../text/names.ts";
 
 /** Messages stored per group commit, users per commit (KV allows 100 checks), and bytes (800 KB). */
 const MAX_BATCH_MESSAGES = 200;
@@ -83,10 +84,17 @@ export class ImStore {
     return this.#kv.get<UserRecord>(["users", user]).then((e) => e.value);
   }
 
-  /** Creates a user; false if the id is taken. */
+  /**
+   * Creates a user; false if the id is taken, or looks like a taken one
+   * (the same TR39 skeleton: `a1ice` beside `alice`).
+   */
   async createUser(record: UserRecord): Promise<boolean> {
     const key = ["users", record.user];
-    const result = await this.#kv.atomic().check({ key, versionstamp: null }).set(key, record)
+    const looks = ["user_skeletons", skeleton(record.user)];
+    const result = await this.#kv.atomic()
+      .check({ key, versionstamp: null }, { key: looks, versionstamp: null })
+      .set(key, record)
+      .set(looks, record.user)
       .commit();
     return result.ok;
   }

@@ -3,14 +3,18 @@
  * refuses with 400 (Go's `rpc.DialHTTP` sends `CONNECT /_goRPC_ HTTP/1.0`):
  * a raw TCP front reads the first bytes of each connection, hands CONNECT
  * requests to a handler with the bare connection, and pipes every other
- * connection, bytes untouched, to a `Deno.serve` on a loopback port.
+ * connection, bytes untouched, to the HTTP runner (serve_http.ts) on a
+ * loopback port. The front holds the connection cap; the first bytes must
+ * come within the head deadline, and the runner behind closes a request
+ * that passes its head or body deadline, which ends the pipe.
  *
  * @module
  */
 import type { NetAddress } from "./addr.ts";
 import type { Logger } from "../cli/log.ts";
 import { isDisconnect, serveTcp, type Session, type TcpServer } from "./server.ts";
-import type { ConnectionLimit } from "./workers.ts";
+import { HTTP_BUSY_RESPONSE, type HttpLimits, serveHttp } from "./serve_http.ts";
+import { DEFAULT_HEAD_TIMEOUT_MS } from "./lifecycle.ts";
 import { prependReader, readUntil } from "../io/read_buffer.ts";
 import { type Reader, writeAll } from "../io/lines.ts";
 import type { TlsCertificate } from "./tls.ts";
@@ -20,6 +24,8 @@ export const MAX_CONNECT_HEAD_BYTES = 4096;
 /** How long a CONNECT request may take to arrive, so a stalled one is closed. */
 export const CONNECT_HEAD_TIMEOUT_MS = 1_000;
 const CONNECT = new TextEncoder().encode("CONNECT ");
+/** Each direction of a piped connection reads into a buffer this large. */
+const PIPE_BUFFER_BYTES = 4 * 1024;
 
 /** A CONNECT request: its target (`/_goRPC_`) and the connection, which now carries raw bytes. */
 export type ConnectHandler = (
@@ -29,13 +35,9 @@ export type ConnectHandler = (
 ) => Promise<void>;
 
 /** Options for {@link serveHttpFront}. */
-export interface HttpFrontOptions {
+export interface HttpFrontOptions extends HttpLimits {
   /** Where to listen. */
   address: NetAddress;
-  /** Most simultaneous connections. Default 10000. */
-  maxConns?: number;
-  /** The process's bound on connections (all ports); replaces `maxConns`. Default none. */
-  limit?: ConnectionLimit;
   /** Aborting it shuts both the front and the HTTP server down. */
   signal?: AbortSignal;
   logger?: Logger;
@@ -78,19 +80,33 @@ export async function serveHttpFront(
 ): Promise<HttpFront> {
   const controller = new AbortController();
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
-  const backend = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
+  const headMs = options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
+  const backend = serveHttp(handler, {
+    address: { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+    // The front counts the connections; each has one behind it.
+    maxConns: Number.MAX_SAFE_INTEGER,
+    headTimeoutMs: headMs,
+    bodyTimeoutMs: options.bodyTimeoutMs,
     signal: controller.signal,
-    onListen: () => {},
+    logger: options.logger,
     onError: options.onError,
-  }, handler);
+    onListen: () => {},
+  });
   const logger = options.logger;
   let tcp: TcpServer;
   try {
     tcp = await serveTcp(async (session) => {
-      const head = await readUntil(session, () => true, MAX_CONNECT_HEAD_BYTES);
-      if (head === null) return;
+      const timer = setTimeout(() => {
+        logger?.info(`${session.peer}: nothing sent within ${headMs} ms, closing`);
+        session.close();
+      }, headMs);
+      let head: Uint8Array | null;
+      try {
+        head = await readUntil(session, () => true, MAX_CONNECT_HEAD_BYTES);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (head === null || session.closed) return;
       if (startsLikeConnect(head)) {
         await connect(session, head, onConnect, backend.addr.port, logger);
       } else {
@@ -101,6 +117,7 @@ export async function serveHttpFront(
       maxConns: options.maxConns,
       tls: options.tls,
       limit: options.limit,
+      busyMessage: HTTP_BUSY_RESPONSE,
       signal: controller.signal,
       logger,
       onListen: options.onListen,
@@ -176,7 +193,8 @@ async function pipeToBackend(session: Session, head: Uint8Array, port: number): 
 }
 
 async function pump(from: Reader, to: Deno.Conn): Promise<void> {
-  const buf = new Uint8Array(16 * 1024);
+  // Small: every idle connection holds one pending read each way (4,000 slow bodies: 128 MB at 16 KiB).
+  const buf = new Uint8Array(PIPE_BUFFER_BYTES);
   try {
     for (let n = await from.read(buf); n !== null; n = await from.read(buf)) {
       await writeAll(to, buf.subarray(0, n));

@@ -32,6 +32,14 @@ export const DEFAULT_MAX_CONNS = 10_000;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 5_000;
 /** How long an HTTP server's shutdown waits for requests in flight (WebSockets closed first). */
 export const HTTP_DRAIN_TIMEOUT_MS = 3_000;
+/**
+ * How long an HTTP connection may take to send a complete request head,
+ * counted from its accept or from the end of its previous response (so it
+ * also bounds an idle keep-alive connection): Go's `ReadHeaderTimeout`.
+ */
+export const DEFAULT_HEAD_TIMEOUT_MS = 10_000;
+/** How long an HTTP request may take from its head to the handler's answer, body included. */
+export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 
 /**
  * The options every server takes, each defined once; a script picks the
@@ -50,6 +58,18 @@ export const SERVER_OPTIONS = {
     arg: "DURATION",
     default: "0",
     description: "close connections silent this long (0 = never)",
+  },
+  "head-timeout": {
+    type: "string",
+    arg: "DURATION",
+    default: `${DEFAULT_HEAD_TIMEOUT_MS / 1000}s`,
+    description: "HTTP: close a connection that takes longer to send a request head (or idles)",
+  },
+  "body-timeout": {
+    type: "string",
+    arg: "DURATION",
+    default: `${DEFAULT_BODY_TIMEOUT_MS / 1000}s`,
+    description: "HTTP: close a connection whose request, body included, takes longer",
   },
   quiet: { type: "boolean", short: "q", description: "log nothing per connection" },
   ...WORKERS_OPTION,
@@ -89,6 +109,10 @@ export interface ServerSettings {
   maxConns: number;
   /** Close connections silent this long; 0 never. */
   idleTimeoutMs: number;
+  /** HTTP: deadline for a complete request head (and an idle keep-alive). */
+  headTimeoutMs: number;
+  /** HTTP: deadline from a request's head to its answer, body included. */
+  bodyTimeoutMs: number;
   /** Log nothing per connection. */
   quiet: boolean;
   /** Threads serving the port. */
@@ -132,10 +156,23 @@ export function serverSettings(
     idleTimeoutMs: values["idle-timeout"] === undefined
       ? 0
       : parseDurationOption(values["idle-timeout"], "idle-timeout"),
+    headTimeoutMs: values["head-timeout"] === undefined
+      ? DEFAULT_HEAD_TIMEOUT_MS
+      : positiveDuration(values["head-timeout"], "head-timeout"),
+    bodyTimeoutMs: values["body-timeout"] === undefined
+      ? DEFAULT_BODY_TIMEOUT_MS
+      : positiveDuration(values["body-timeout"], "body-timeout"),
     quiet: values.quiet ?? false,
     workers,
     tls,
   };
+}
+
+/** A duration that must not be 0: an HTTP deadline of "never" is the unbounded server again. */
+function positiveDuration(text: string, name: string): number {
+  const ms = parseDurationOption(text, name);
+  if (ms <= 0) throw new UsageError(`Invalid --${name} "${text}": must be more than 0`);
+  return ms;
 }
 
 /** What a server speaks, which names the ready line's scheme. */

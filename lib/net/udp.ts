@@ -9,6 +9,7 @@
 import type { NetAddress } from "./addr.ts";
 import { parseIntOption } from "../cli/cli.ts";
 import { Logger } from "../cli/log.ts";
+import { LOG_PAYLOAD_BYTES, logPayload } from "../io/escape.ts";
 import { printReady, serverOptions, type ServerSettings, serverSettings } from "./lifecycle.ts";
 
 /** The largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header). */
@@ -31,8 +32,6 @@ export const MAX_TRACKED_SOURCES = 65_536;
 export const LOOP_PORTS: ReadonlySet<number> = new Set([0, 7, 13, 19, 37]);
 /** How often the drop summary is logged. */
 const REPORT_INTERVAL_MS = 1_000;
-/** Longest datagram text a log line shows before eliding the rest. */
-const PREVIEW_CHARS = 200;
 
 /**
  * Counts replies per source address in one-second windows and says
@@ -81,26 +80,15 @@ export class RateLimiter {
 }
 
 /**
- * Renders a datagram for a log line: UTF-8 text without its trailing
- * newlines, control characters escaped (a datagram cannot rewrite the
- * terminal), elided after `maxChars` characters (default 200) with the
- * size shown.
+ * Renders a datagram for a log line: its payload without the trailing
+ * newlines, escaped and cut as {@link logPayload} does (after `maxBytes`,
+ * default 200), so a datagram cannot rewrite the terminal.
  */
-export function previewDatagram(data: Uint8Array, maxChars = PREVIEW_CHARS): string {
+export function previewDatagram(data: Uint8Array, maxBytes = LOG_PAYLOAD_BYTES): string {
   let end = data.byteLength;
   // All the line ends: the book's udpC.go sends its line's newline plus one of its own.
   while (end > 0 && (data[end - 1] === 0x0a || data[end - 1] === 0x0d)) end--;
-  const decodeBytes = Math.min(end, maxChars * 4); // a character is at most 4 bytes
-  const text = new TextDecoder().decode(data.subarray(0, decodeBytes));
-  const shown = text.length > maxChars ? text.slice(0, maxChars) : text;
-  // deno-lint-ignore no-control-regex
-  const safe = shown.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, (c) => {
-    if (c === "\n") return "\\n";
-    if (c === "\r") return "\\r";
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
-  });
-  const elided = shown.length < text.length || end > decodeBytes;
-  return elided ? `${safe}... (${data.byteLength} bytes)` : safe;
+  return logPayload(data.subarray(0, end), maxBytes);
 }
 
 /**
