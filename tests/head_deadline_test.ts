@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { startScript, TcpPeer } from "./helpers.ts";
+import { dribble } from "./slowloris.ts";
+
+/**
+ * The line-protocol TCP ports beyond the line servers (tests/line_server_cases.ts):
+ * a started request dribbled a byte every 300 ms is closed at --head-timeout,
+ * while a client silent between requests stays served.
+ */
+
+const HEAD_TIMEOUT = ["--head-timeout", "1s"];
+
+function assertClosedInTime(closedAfterMs: number): void {
+  assert.ok(closedAfterMs >= 900, `closed after ${closedAfterMs} ms, before the 1 s deadline`);
+  assert.ok(closedAfterMs < 5_000, `closed only after ${closedAfterMs} ms`);
+}
+
+Deno.test("im_server closes a request line dribbled past --head-timeout; an idle client stays", async () => {
+  await using server = await startScript("im_server", [
+    "127.0.0.1:0",
+    "--db",
+    ":memory:",
+    "-q",
+    ...HEAD_TIMEOUT,
+  ]);
+  await using idle = await TcpPeer.connect(server.port);
+  assert.match((await idle.readLine()) ?? "(closed)", /"type":"hello"/);
+  const slow = await dribble(server.port, '{"type":"login","user":"', { filler: "x" });
+  assert.equal(slow.lines.length, 2, JSON.stringify(slow.lines)); // hello, then the error
+  assert.match(slow.lines[1], /"code":"head_timeout"/);
+  assertClosedInTime(slow.closedAfterMs);
+  await idle.send('{"type":"ping","id":1}\n');
+  assert.match((await idle.readLine()) ?? "(closed)", /"id":1/, server.output);
+});
+
+Deno.test("rpc_server's TCP port closes a JSON value or gob message dribbled past --head-timeout", async () => {
+  await using server = await startScript("rpc_server", [
+    "--host=127.0.0.1",
+    "--port=0",
+    "--http-port=off",
+    "-q",
+    ...HEAD_TIMEOUT,
+  ]);
+  const request = '{"method":"Arith.Multiply","params":[{"A":7,"B":8}],"id":0}\n';
+  await using idle = await TcpPeer.connect(server.port);
+  await idle.send(request);
+  assert.match((await idle.readLine()) ?? "(closed)", /"result":56/);
+  // The dialects are binary streams: the server closes without a text line.
+  const json = await dribble(server.port, '{"method":"Arith.Multiply","params":[{"A":1', {
+    filler: "1",
+  });
+  assert.deepEqual(json.lines, []);
+  assertClosedInTime(json.closedAfterMs);
+  // A gob length prefix of 127 bytes, then a byte at a time.
+  const gob = await dribble(server.port, Uint8Array.of(0x7f, 0xff, 0x81));
+  assert.deepEqual(gob.lines, []);
+  assertClosedInTime(gob.closedAfterMs);
+  // Junk the JSON reader skips to the end of its line is a started line too.
+  const junk = await dribble(server.port, Uint8Array.of(0x7f, 0x01));
+  assert.equal(junk.lines.length, 1, JSON.stringify(junk.lines));
+  assert.match(junk.lines[0], /"code":-32700/);
+  assertClosedInTime(junk.closedAfterMs);
+  await idle.send(request.replace('"id":0', '"id":1'));
+  assert.match((await idle.readLine()) ?? "(closed)", /"result":56/, server.output);
+});
