@@ -63,3 +63,19 @@ Deno.test("rpc_server's TCP port closes a JSON value or gob message dribbled pas
   await idle.send(request.replace('"id":0', '"id":1'));
   assert.match((await idle.readLine()) ?? "(closed)", /"result":56/, server.output);
 });
+
+Deno.test("rpc_server's HTTP port closes a gob message dribbled after CONNECT past --head-timeout", async () => {
+  await using server = await startScript("rpc_server", [
+    "--host=127.0.0.1",
+    "--port=0",
+    "--http-port=0",
+    "-q",
+    ...HEAD_TIMEOUT,
+  ]);
+  const line = await server.stdout.waitFor(/Listening on http:/);
+  const port = Number(/:(\d+)(\/|$)/.exec(line)![1]);
+  const connect = new TextEncoder().encode("CONNECT /_goRPC_ HTTP/1.0\n\n");
+  const gob = await dribble(port, Uint8Array.of(...connect, 0x7f, 0xff, 0x81));
+  assert.match(gob.lines[0] ?? "(closed)", /^HTTP\/1\.0 200 Connected/);
+  assertClosedInTime(gob.closedAfterMs);
+});

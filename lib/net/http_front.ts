@@ -118,6 +118,9 @@ export async function serveHttpFront(
       tls: options.tls,
       limit: options.limit,
       busyMessage: HTTP_BUSY_RESPONSE,
+      // After CONNECT: a started message must complete in time (the pipes never say started).
+      headTimeoutMs: headMs,
+      headMessage: "",
       signal: controller.signal,
       logger,
       onListen: options.onListen,
@@ -171,6 +174,7 @@ async function connect(
   const reader = prependReader(head.slice(end), session);
   await onConnect(target, {
     read: (p) => reader.read(p),
+    partial: (started) => reader.partial?.(started),
     writeAll: (data) => session.writeAll(data),
   }, session);
 }
