@@ -7,29 +7,17 @@
  */
 import denoConfig from "../deno.json" with { type: "json" };
 import { LineReader, writeAll } from "../lib/io/lines.ts";
+import { deadline, delay } from "../lib/io/deadline.ts";
+
+export { delay };
 
 /** The project root, where deno.json is. */
 export const ROOT = new URL("../", import.meta.url).pathname;
 const encoder = new TextEncoder();
 
 /** Rejects with a clear message when `promise` takes longer than `ms`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Resolves after `ms` milliseconds. */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return deadline(promise, ms, `Timed out after ${ms} ms: ${what}`);
 }
 
 /**
