@@ -20,6 +20,42 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   return deadline(promise, ms, `Timed out after ${ms} ms: ${what}`);
 }
 
+/** A script running under `script(1)`: its stdin and stdout are a terminal. */
+export interface TerminalRun {
+  /** Types `text` (a line ends with "\n"). */
+  type(text: string): Promise<void>;
+  /** Ends the input (Ctrl-D); idempotent. */
+  end(): Promise<void>;
+  /** Its exit code and terminal output, CRLF as LF, within `timeoutMs`. */
+  output: Promise<{ code: number; text: string }>;
+}
+
+/**
+ * Runs a script, with its task's permissions, in a pseudo-terminal; stderr
+ * is dropped. Needs `script` (see {@link missingPeer}).
+ */
+export function runInTerminal(name: string, args: string[], timeoutMs = 15_000): TerminalRun {
+  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  const command = [Deno.execPath(), ...taskArgs(name), ...args].map(quote).join(" ");
+  const pty = new Deno.Command("script", {
+    args: ["-qec", command, "/dev/null"],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const writer = pty.stdin.getWriter();
+  const end = () => writer.close().catch(() => {});
+  const output = withTimeout(pty.output(), timeoutMs, `${name} under script`)
+    .finally(end)
+    .then(({ code, stdout }) => ({
+      code,
+      text: new TextDecoder().decode(stdout).replaceAll("\r\n", "\n"),
+    }));
+  return { type: (text) => writer.write(encoder.encode(text)), end, output };
+}
+
 /**
  * The `deno` arguments of a script's task in deno.json, e.g.
  * `["run", "--allow-net=0.0.0.0,...", "scripts/tcp_echo_server.ts"]`, so

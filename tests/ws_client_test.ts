@@ -3,10 +3,9 @@ import { describeMessage } from "../scripts/ws_client.ts";
 import {
   delay,
   missingPeer,
-  ROOT,
+  runInTerminal,
   runScript,
   startScript,
-  taskArgs,
   withTimeout,
 } from "./helpers.ts";
 
@@ -229,23 +228,19 @@ Deno.test({
   ignore: missingPeer("script"),
   async fn() {
     await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
-    const command = `${Deno.execPath()} ${taskArgs("ws_client").join(" ")} --idle-interval 100ms ` +
-      `--idle-max 1 127.0.0.1:${server.port} ws`;
-    const pty = new Deno.Command("script", {
-      args: ["-qec", command, "/dev/null"],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const writer = pty.stdin.getWriter();
-    const output = withTimeout(pty.output(), 15_000, "ws_client under script");
+    const tty = runInTerminal("ws_client", [
+      "--idle-interval",
+      "100ms",
+      "--idle-max",
+      "1",
+      `127.0.0.1:${server.port}`,
+      "ws",
+    ]);
     await delay(1_000); // connected, and idle for ten --idle-interval periods
-    await writer.write(new TextEncoder().encode("typed\n"));
+    await tty.type("typed\n");
     await delay(500);
-    await writer.close(); // Ctrl-D: the end of input
-    const text = new TextDecoder().decode((await output).stdout).replaceAll("\r\n", "\n");
+    await tty.end(); // Ctrl-D: the end of input
+    const { text } = await tty.output;
     assert.match(text, new RegExp(`^Connecting to: 127\\.0\\.0\\.1:${server.port} at ws$`, "m"));
     assert.match(text, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d Received: typed$/m);
     assert.doesNotMatch(text, /Please give me input|Caught interrupt signal/);
