@@ -2,8 +2,9 @@
 /**
  * rpc_client: calls one JSON-RPC method over TCP (Go's `net/rpc/jsonrpc`
  * dialect by default, so it talks to Go `jsonrpc.ServeConn` servers) or
- * HTTP (JSON-RPC 2.0) and prints the result as one line of JSON, the only
- * thing on stdout, so `| jq` works. For the seeds' methods the seeds'
+ * HTTP (JSON-RPC 2.0), or with `--dialect gob` a Go `net/rpc` method in
+ * gob (over TCP or HTTP CONNECT), and prints the result as one line of
+ * JSON, the only thing on stdout, so `| jq` works. For the seeds' methods the seeds'
  * sentence (`Arith: 7*8=56`) follows on stdout in a terminal, on stderr
  * otherwise. An RPC error is printed on stderr and exits 1.
  *
