@@ -23,6 +23,7 @@ import { LineReader, LineWriter, writeAll } from "../lib/io/lines.ts";
 import type { Reader } from "../lib/io/read_buffer.ts";
 import { PROMPT } from "../lib/chat/tcp_chat.ts";
 import { TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
+import { printSync } from "../lib/io/print.ts";
 
 /** Most bytes of one line from the server (its lines stay far below this). */
 const MAX_LINE_BYTES = 64 * 1024;
@@ -78,7 +79,7 @@ Examples:
 
 /** Writes text to stderr without a newline (the nickname prompt). */
 function prompt(text: string): void {
-  Deno.stderr.writeSync(new TextEncoder().encode(text));
+  printSync(text, Deno.stderr);
 }
 
 const encoder = new TextEncoder();
