@@ -92,20 +92,22 @@ Deno.test("ws_client --book prompts 'Please give me input! N' six times, then cl
   await server.stderr.waitFor(/read websocket: close 1000 \(normal\)/);
 });
 
-Deno.test("ws_client on SIGINT says so, sends close 1000 and exits 0", async () => {
-  await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
-  await using client = await startScript("ws_client", [`ws://127.0.0.1:${server.port}/ws`], {
-    stdin: true,
-    waitReady: false,
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test(`ws_client on ${signal} says so, sends close 1000 and exits 0`, async () => {
+    await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+    await using client = await startScript("ws_client", [`ws://127.0.0.1:${server.port}/ws`], {
+      stdin: true,
+      waitReady: false,
+    });
+    await client.write("before the signal\n");
+    await client.stdout.waitFor(/^before the signal$/);
+    client.kill(signal);
+    assert.equal((await client.exit()).code, 0, client.output);
+    assert.match(client.stderr.text, /Caught interrupt signal - quitting!/);
+    assert.match(client.stderr.text, /Connection closed: close 1000 \(normal\)/);
+    await server.stderr.waitFor(/read websocket: close 1000 \(normal\)/);
   });
-  await client.write("before the signal\n");
-  await client.stdout.waitFor(/^before the signal$/);
-  client.kill("SIGINT");
-  assert.equal((await client.exit()).code, 0, client.output);
-  assert.match(client.stderr.text, /Caught interrupt signal - quitting!/);
-  assert.match(client.stderr.text, /Connection closed: close 1000 \(normal\)/);
-  await server.stderr.waitFor(/read websocket: close 1000 \(normal\)/);
-});
+}
 
 Deno.test("ws_client --raw --binary sends binary, and the end of stdin closes cleanly", async () => {
   await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
