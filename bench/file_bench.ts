@@ -24,6 +24,7 @@ import { createHash, randomFillSync } from "node:crypto";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { ROOT, taskArgs } from "../tests/helpers.ts";
+import { writeAll } from "../lib/io/lines.ts";
 import { freePort, median, printTable, ratio, startNetkit } from "./yardsticks.ts";
 
 const MIB = 1024 * 1024;
@@ -48,8 +49,7 @@ async function makeRandomFile(path: string, mib: number): Promise<string> {
     randomFillSync(block);
     const chunk = block.subarray(0, Math.min(4, mib - done) * MIB);
     hash.update(chunk);
-    let off = 0;
-    while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
+    await writeAll(file, chunk);
   }
   return hash.digest("hex");
 }

@@ -25,6 +25,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { type Reader, writeAll, type Writer } from "../io/lines.ts";
+import { writeAllSync } from "../io/print.ts";
 
 /** Fits the CPU cache with the other chunks in flight; big enough that per-operation costs vanish. */
 export const DEFAULT_CHUNK_BYTES = 256 * 1024;
@@ -64,10 +65,6 @@ export async function readFull(source: Reader, buf: Uint8Array, want: number): P
     filled += n;
   }
   return filled;
-}
-
-function writeAllSync(sink: SyncFile, data: Uint8Array): void {
-  for (let offset = 0; offset < data.byteLength;) offset += sink.writeSync(data.subarray(offset));
 }
 
 /** Options for {@link copyHashed}. */

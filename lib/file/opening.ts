@@ -6,6 +6,7 @@
  * @module
  */
 import type { Reader } from "../io/lines.ts";
+import { deadline } from "../io/deadline.ts";
 import { HEADER_WORD, KEY_WORD, MAX_OPENING_BYTES, TOKEN_WORD } from "./file_protocol.ts";
 
 /**
@@ -142,15 +143,10 @@ async function graceOrRead(
   reading: Promise<number | null>,
   ms: number,
 ): Promise<number | null | typeof GRACE_OVER> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    return await Promise.race([
-      reading,
-      new Promise<typeof GRACE_OVER>((resolve) =>
-        timer = setTimeout(() => resolve(GRACE_OVER), ms)
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
+    return await deadline(reading, Math.max(1, ms), "grace over");
+  } catch (error) {
+    if (error instanceof Deno.errors.TimedOut) return GRACE_OVER;
+    throw error;
   }
 }

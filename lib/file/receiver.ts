@@ -64,6 +64,19 @@ export interface TransferOptions {
   onSaved: (saved: SavedFile) => void;
 }
 
+/** A transfer whose bytes have all arrived, waiting for {@link Receiver}'s confirmation. */
+interface Received {
+  /** The hash of every byte written to the partial copy. */
+  hash: ReturnType<typeof sha256>;
+  /** The sender's digest, from its trailer. */
+  theirs: string;
+  file: Deno.FsFile;
+  partPath: string;
+  final: string;
+  size: number;
+  resumedAt: number;
+}
+
 /** Receives files into one directory; one instance owns the set of names in use. */
 export class Receiver {
   readonly dir: string;
@@ -228,25 +241,14 @@ export class Receiver {
       }
       const theirs = await this.#readTrailer(session, size, () => keepPart = false);
       keepPart = false;
-      const ours = hash.digest("hex");
-      if (theirs !== ours) {
-        throw new TransferError(
-          `Digest mismatch: the bytes received have sha256 ${ours}, the sender says ${theirs}; discarded`,
-        );
-      }
-      if (this.#options.fsync) await file.syncData();
-      file.close();
-      await this.#inbox.place(partPath, final);
-      await session.writeAll(`ok ${ours} ${final}\n`);
-      this.#log.info(`${session.peer}: saved ${quoteName(final)}, ${size} bytes`);
-      const path = join(this.dir, final);
-      this.#options.onSaved({
-        path,
+      await this.#confirm(session, {
+        hash,
+        theirs,
+        file,
+        partPath,
+        final,
         size,
-        hex: ours,
-        peer: session.peer,
         resumedAt: offset,
-        verified: true,
       });
     } finally {
       try {
@@ -322,6 +324,33 @@ export class Receiver {
   }
 
   /** Reads the `sha256 <hex>` trailer; `discard` marks the bytes as complete but wrong. */
+  /**
+   * Ends a verified transfer: the digests must agree, then the copy is
+   * flushed (with --fsync), moved into place, confirmed to the sender and
+   * reported.
+   */
+  async #confirm(session: Session, done: Received): Promise<void> {
+    const ours = done.hash.digest("hex");
+    if (done.theirs !== ours) {
+      throw new TransferError(
+        `Digest mismatch: the bytes received have sha256 ${ours}, the sender says ${done.theirs}; discarded`,
+      );
+    }
+    if (this.#options.fsync) await done.file.syncData();
+    done.file.close();
+    await this.#inbox.place(done.partPath, done.final);
+    await session.writeAll(`ok ${ours} ${done.final}\n`);
+    this.#log.info(`${session.peer}: saved ${quoteName(done.final)}, ${done.size} bytes`);
+    this.#options.onSaved({
+      path: join(this.dir, done.final),
+      size: done.size,
+      hex: ours,
+      peer: session.peer,
+      resumedAt: done.resumedAt,
+      verified: true,
+    });
+  }
+
   async #readTrailer(session: Session, size: number, discard: () => void): Promise<string> {
     const reader = new LineReader(session, { maxLineBytes: MAX_REPLY_BYTES });
     const line = await readBoundedLine(reader);
@@ -456,25 +485,14 @@ export class Receiver {
         progress.finish();
       }
       const theirs = await this.#readTrailer(session, total, () => {});
-      const ours = hash.digest("hex");
-      if (theirs !== ours) {
-        throw new TransferError(
-          `Digest mismatch: the bytes received have sha256 ${ours}, the sender says ${theirs}; discarded`,
-        );
-      }
-      if (this.#options.fsync) await file.syncData();
-      file.close();
-      await this.#inbox.place(partPath, final);
-      await session.writeAll(`ok ${ours} ${final}\n`);
-      this.#log.info(`${session.peer}: saved ${quoteName(final)}, ${total} bytes`);
-      const path = join(this.dir, final);
-      this.#options.onSaved({
-        path,
+      await this.#confirm(session, {
+        hash,
+        theirs,
+        file,
+        partPath,
+        final,
         size: total,
-        hex: ours,
-        peer: session.peer,
         resumedAt: 0,
-        verified: true,
       });
     } finally {
       try {
