@@ -79,3 +79,31 @@ Deno.test("rpc_server's HTTP port closes a gob message dribbled after CONNECT pa
   assert.match(gob.lines[0] ?? "(closed)", /^HTTP\/1\.0 200 Connected/);
   assertClosedInTime(gob.closedAfterMs);
 });
+
+Deno.test("serveTcp() times a started line, not the handler's work on a finished one", async () => {
+  const { serveTcp } = await import("../lib/net/server.ts");
+  const { LineReader } = await import("../lib/io/lines.ts");
+  await using server = await serveTcp(async (session) => {
+    const reader = new LineReader(session);
+    for (let line = await reader.readLine(); line !== null; line = await reader.readLine()) {
+      // Work longer than the deadline on a complete line: not the peer's fault.
+      if (line === "slow") await new Promise((resolve) => setTimeout(resolve, 600));
+      await session.writeAll(`done ${line}\n`);
+    }
+  }, {
+    address: { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+    headTimeoutMs: 300,
+    onListen: () => {},
+  });
+  const port = (server.addr as Deno.NetAddr).port;
+  await using peer = await TcpPeer.connect(port);
+  // The half line after "slow" waits while the handler works (600 ms), then is
+  // completed 150 ms into the server's wait for it: in time.
+  await peer.send("slow\nha");
+  assert.equal(await peer.readLine(), "done slow");
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  await peer.send("lf\n");
+  assert.equal(await peer.readLine(), "done half");
+  const slow = await dribble(port, "x", { giveUpMs: 3_000 });
+  assert.deepEqual(slow.lines, ["ERROR request not completed within 300 ms, closing"]);
+});

@@ -85,8 +85,8 @@ export class Session implements Reader, Writer {
   }
 
   /**
-   * While the handler waits for the rest of a started message: when that
-   * message's first byte arrived (ms since the epoch). Null between
+   * While the handler waits for the rest of a started message: when it
+   * first waited for it (ms since the epoch). Null between
    * messages and while the handler works. Framers say when a message is
    * started through {@link partial} (lib/io/read_buffer.ts readMore).
    */
@@ -102,8 +102,9 @@ export class Session implements Reader, Writer {
   /** Reads from the peer; null at end of stream, when closed, or once draining. */
   read(p: Uint8Array): Promise<number | null> {
     if (this.#draining || this.#closed) return Promise.resolve(null);
-    // The bytes held came with the last read, or earlier if already started.
-    this.#startedAt = this.#partialNext ? (this.#startedAt ?? this.lastActive) : null;
+    // Counted from the first wait for the rest: the handler's own work on
+    // what came before is not the peer's delay.
+    this.#startedAt = this.#partialNext ? (this.#startedAt ?? Date.now()) : null;
     this.#partialNext = false;
     this.#reading = true;
     // Callbacks made once per session rather than an async frame per read:
