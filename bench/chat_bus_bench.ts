@@ -18,13 +18,13 @@
  */
 import amqp from "amqplib";
 import {
+  buildBenchTool,
   median,
   printTable,
   ratio,
   runLoad,
   startGoPeer,
   startNetkit,
-  yardsticks,
 } from "./yardsticks.ts";
 import type { ScriptProcess } from "../tests/helpers.ts";
 
@@ -32,24 +32,6 @@ const BROKER = "amqp://guest:guest@127.0.0.1:5672";
 const MEMBERS = 500;
 const MESSAGES = 300;
 const ROUNDS = 3;
-const here = new URL("./", import.meta.url).pathname;
-
-/** Builds bench/go/chatfanout next to the yardsticks, so runLoad finds it. */
-async function buildDriver(): Promise<void> {
-  const bin = `${await yardsticks()}/chatfanout`;
-  const { code, stderr } = await new Deno.Command("go", {
-    args: ["build", "-o", bin, "."],
-    cwd: `${here}go/chatfanout`,
-    env: {
-      GO111MODULE: "off",
-      GOPATH: "/usr/share/gocode",
-      GOCACHE: Deno.env.get("GOCACHE") ?? "/tmp/netkit-bench/gocache",
-    },
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`go build chatfanout: ${new TextDecoder().decode(stderr)}`);
-}
-
 function fanout(urls: string[]): Promise<Record<string, number>> {
   const args = ["-urls", urls.join(","), "-c", String(MEMBERS), "-n", String(MESSAGES)];
   return runLoad("chatfanout", [...args, "-settle", "1s"]);
@@ -117,7 +99,7 @@ const setups: Setup[] = [
 ];
 
 async function main(): Promise<number> {
-  await buildDriver();
+  await buildBenchTool("chatfanout");
   const runs = new Map<string, Array<Record<string, number>>>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const setup of setups) {

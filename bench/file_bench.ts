@@ -8,7 +8,9 @@
  * after ncat). Rounds alternate; it prints the median wall time, the ratio
  * to ncat, and each side's CPU seconds per GiB (user + system: the
  * receiver's from /proc/PID/stat, each sender's and ncat's from its
- * shell's `times`), and checks every copy byte for byte (by SHA-256).
+ * shell's `times`), and checks every copy byte for byte (by SHA-256). It
+ * also prints what SHA-256 alone costs per GiB on this CPU, the least each
+ * netkit side can add to ncat's CPU time.
  *
  *     deno task bench file                 # 1 GiB, 3 rounds
  *     deno run -A bench/file_bench.ts --mib 256 --rounds 5
@@ -19,8 +21,10 @@
  * @module
  */
 import { createHash, randomFillSync } from "node:crypto";
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { ROOT, taskArgs } from "../tests/helpers.ts";
+import { writeAll } from "../lib/io/lines.ts";
 import { freePort, median, printTable, ratio, startNetkit } from "./yardsticks.ts";
 
 const MIB = 1024 * 1024;
@@ -45,8 +49,7 @@ async function makeRandomFile(path: string, mib: number): Promise<string> {
     randomFillSync(block);
     const chunk = block.subarray(0, Math.min(4, mib - done) * MIB);
     hash.update(chunk);
-    let off = 0;
-    while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
+    await writeAll(file, chunk);
   }
   return hash.digest("hex");
 }
@@ -59,6 +62,20 @@ async function sha256File(path: string): Promise<string> {
     hash.update(buf.subarray(0, n));
   }
   return hash.digest("hex");
+}
+
+/**
+ * CPU seconds per GiB that SHA-256 alone costs on this machine (node:crypto,
+ * 256 KiB updates, as both sides hash): the least each side adds to ncat's.
+ */
+function hashCpuPerGib(): number {
+  const block = new Uint8Array(256 * 1024);
+  const hash = createHash("sha256");
+  const before = process.cpuUsage();
+  for (let done = 0; done < 1024 * MIB; done += block.byteLength) hash.update(block);
+  hash.digest();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1e6;
 }
 
 /** Flushes dirty pages so that one run's writeback does not slow the next. */
@@ -177,6 +194,11 @@ async function main(args: string[]): Promise<number> {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+  const hashCpu = hashCpuPerGib();
+  console.log(
+    `SHA-256 alone (node:crypto, 256 KiB updates): ${hashCpu.toFixed(2)} CPU s/GiB on this ` +
+      `machine, which each netkit side adds to ncat's copy`,
+  );
   const load = Deno.loadavg().map((l) => l.toFixed(1)).join(" ");
   for (const durable of modes) {
     const base = median(runs[label(names[0], durable)].map((r) => r.seconds));

@@ -14,6 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { LineReader, writeAll } from "../lib/io/lines.ts";
+import { delay } from "../lib/io/deadline.ts";
 import { type ScriptProcess, startScript } from "../tests/helpers.ts";
 import { printTable } from "./yardsticks.ts";
 
@@ -45,10 +46,6 @@ interface Target {
   good: Array<(ports: number[], stats: Stats, until: number) => Promise<void>>;
   /** Attacks (each looping until `until`). */
   attacks: Array<(ports: number[], until: number) => Promise<void>>;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Races `promise` against a timeout; null when it took too long. */

@@ -22,13 +22,13 @@
  */
 import { parseArgs } from "node:util";
 import {
+  buildBenchTool,
   median,
   printTable,
   ratio,
   runLoad,
   startGoPeer,
   startNetkit,
-  yardsticks,
 } from "./yardsticks.ts";
 import { makeCerts } from "../tests/tls_certs.ts";
 
@@ -63,22 +63,6 @@ async function netkit(script: string, extra: string[] = []): Promise<Target> {
 
 function goPeer(mode: "echo" | "count"): Promise<Target> {
   return startGoPeer("go-tcpecho", ["-mode", mode]);
-}
-
-const here = new URL("./", import.meta.url).pathname;
-
-/** Builds bench/go/tlsload next to the yardsticks, so runLoad and startGoPeer find it. */
-async function buildTlsload(): Promise<void> {
-  const { code, stderr } = await new Deno.Command("go", {
-    args: ["build", "-o", `${await yardsticks()}/tlsload`, "."],
-    cwd: `${here}go/tlsload`,
-    env: {
-      GO111MODULE: "off",
-      GOCACHE: Deno.env.get("GOCACHE") ?? "/tmp/netkit-bench/gocache",
-    },
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`go build tlsload: ${new TextDecoder().decode(stderr)}`);
 }
 
 /** The load generator: tcpload, or tlsload with the CA to trust. */
@@ -182,7 +166,7 @@ async function main(args: string[]): Promise<number> {
     );
   }
   {
-    await buildTlsload();
+    await buildBenchTool("tlsload");
     await using certs = await makeCerts();
     await using ours = await netkit("tcp_echo_server", ["--cert", certs.cert, "--key", certs.key]);
     await using theirs = await startGoPeer("tlsload", [

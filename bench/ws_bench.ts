@@ -16,12 +16,13 @@
 import {
   freePort,
   median,
+  type Peer,
   printTable,
   ratio,
   runLoad,
   startGoPeer,
   startNetkit,
-  waitForPort,
+  startOnPort,
 } from "./yardsticks.ts";
 import { OP, RawWsClient } from "../tests/ws_raw.ts";
 
@@ -71,23 +72,10 @@ async function greedyReaders(): Promise<Record<string, number>> {
 }
 
 /** Starts bench/ws_npm_echo.ts on a free port. */
-async function startNpmEcho(): Promise<AsyncDisposable & { port: number }> {
+function startNpmEcho(): Promise<Peer> {
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("./ws_npm_echo.ts", import.meta.url).pathname, String(port)],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await waitForPort(port);
-  return {
-    port,
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await child.status;
-    },
-  };
+  const script = new URL("./ws_npm_echo.ts", import.meta.url).pathname;
+  return startOnPort(Deno.execPath(), ["run", "-A", script, String(port)], port);
 }
 
 async function main(args: string[]): Promise<number> {

@@ -8,6 +8,7 @@
  * @module
  */
 import { ScriptProcess, startScript } from "../tests/helpers.ts";
+import { buildGo } from "../tests/go_fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 /** Where ../shared/bench lives, next to the repository (`NETKIT_SHARED_BENCH` for a worktree). */
@@ -89,11 +90,15 @@ export interface Peer extends AsyncDisposable {
 export async function startGoPeer(name: string, args: string[] = []): Promise<Peer> {
   const bin = await yardsticks();
   const port = freePort();
-  const child = new Deno.Command(`${bin}/${name}`, {
-    args: ["-addr", `127.0.0.1:${port}`, ...args],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  return await startOnPort(`${bin}/${name}`, ["-addr", `127.0.0.1:${port}`, ...args], port);
+}
+
+/**
+ * Spawns `command` (output discarded), which must listen on `port`, and
+ * waits until it does; disposing kills it.
+ */
+export async function startOnPort(command: string, args: string[], port: number): Promise<Peer> {
+  const child = new Deno.Command(command, { args, stdout: "null", stderr: "null" }).spawn();
   await waitForPort(port);
   return {
     pid: child.pid,
@@ -105,6 +110,13 @@ export async function startGoPeer(name: string, args: string[] = []): Promise<Pe
       await child.status;
     },
   };
+}
+
+/** Builds bench/go/<name> into the yardsticks' folder, so runLoad and startGoPeer find it. */
+export async function buildBenchTool(name: string): Promise<void> {
+  const bin = await yardsticks();
+  await using built = await buildGo(`${ROOT}bench/go/${name}`);
+  await Deno.copyFile(built.path, `${bin}/${name}`);
 }
 
 /** Starts a netkit script on 127.0.0.1, port 0, quiet where it supports it. */

@@ -20,6 +20,7 @@ import { runCommand, usage, UsageError } from "../lib/cli/cli.ts";
 import { checkName, checkPassword, checkUserId } from "../lib/im/im_protocol.ts";
 import { LineReader } from "../lib/io/lines.ts";
 import { settledWithin } from "../lib/io/deadline.ts";
+import { maskControls } from "../lib/io/escape.ts";
 import { ImConnection, type ServerLine } from "../lib/im/im_connection.ts";
 
 const encoder = new TextEncoder();
@@ -157,12 +158,12 @@ class TtyInput implements Input {
   }
 }
 
-// deno-lint-ignore no-control-regex
-const UNSAFE_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
-
-/** Makes text from other users safe for a terminal: control characters become "?". */
+/**
+ * Makes text from other users safe for a terminal: control characters,
+ * bidi marks and line separators become "?" (newlines and tabs stay).
+ */
 export function sanitize(text: string): string {
-  return text.replace(UNSAFE_CHARS, "?");
+  return maskControls(text);
 }
 
 function clock(iso: unknown, withDate: boolean): string {

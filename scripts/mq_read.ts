@@ -21,7 +21,7 @@ import { writeAll } from "../lib/io/lines.ts";
 import { plainOutput } from "../lib/io/print.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { forTerminal } from "../lib/io/escape.ts";
-import { abortOnSignals } from "../lib/cli/signals.ts";
+import { abortOnSignals, whenAborted } from "../lib/cli/signals.ts";
 
 const encoder = new TextEncoder();
 
@@ -118,11 +118,7 @@ export function main(args: string[]): Promise<number> {
     });
     await say("Connected to the RabbitMQ server!\n");
     await consumer.resume();
-    const interrupted = new Promise<void>((resolve) => {
-      if (controller.signal.aborted) resolve();
-      controller.signal.addEventListener("abort", () => resolve(), { once: true });
-    });
-    await Promise.race([consumer.finished, interrupted]);
+    await Promise.race([consumer.finished, whenAborted(controller.signal)]);
     await consumer.stop();
     await consumer.finished;
     if (count !== Infinity) {

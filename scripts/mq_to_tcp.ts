@@ -36,7 +36,7 @@ import {
 import { LineReader, writeAll } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { logPayload } from "../lib/io/escape.ts";
-import { abortOnSignals } from "../lib/cli/signals.ts";
+import { abortOnSignals, whenAborted } from "../lib/cli/signals.ts";
 
 const encoder = new TextEncoder();
 const LF = 0x0a;
@@ -320,11 +320,7 @@ export async function runBridge(url: string, options: BridgeOptions): Promise<vo
     }
     await options.out(`Connected to ${tcp.display}`);
     await consumer.resume();
-    const interrupted = new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      signal.addEventListener("abort", () => resolve(), { once: true });
-    });
-    await Promise.race([consumer.finished, interrupted]);
+    await Promise.race([consumer.finished, whenAborted(signal)]);
   } finally {
     await consumer.stop();
     await tcp.close();

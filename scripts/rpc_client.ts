@@ -2,8 +2,9 @@
 /**
  * rpc_client: calls one JSON-RPC method over TCP (Go's `net/rpc/jsonrpc`
  * dialect by default, so it talks to Go `jsonrpc.ServeConn` servers) or
- * HTTP (JSON-RPC 2.0) and prints the result as one line of JSON, the only
- * thing on stdout, so `| jq` works. For the seeds' methods the seeds'
+ * HTTP (JSON-RPC 2.0), or with `--dialect gob` a Go `net/rpc` method in
+ * gob (over TCP or HTTP CONNECT), and prints the result as one line of
+ * JSON, the only thing on stdout, so `| jq` works. For the seeds' methods the seeds'
  * sentence (`Arith: 7*8=56`) follows on stdout in a terminal, on stderr
  * otherwise. An RPC error is printed on stderr and exits 1.
  *
@@ -102,9 +103,7 @@ async function callGobTarget(
     throw new RangeError(`Cannot CONNECT through ${target.protocol}: gob over HTTP needs http://`);
   }
   const conn = await dial({ transport: "tcp", hostname, port }, dialOptions);
-  const onAbort = () => conn.close();
-  signal.addEventListener("abort", onAbort, { once: true });
-  try {
+  return await closingOnAbort(conn, signal, async () => {
     let source: Reader = conn;
     if (target instanceof URL) {
       const path = target.pathname === "/" ? GO_RPC_PATH : target.pathname;
@@ -126,17 +125,7 @@ async function callGobTarget(
     );
     if (reply.error !== undefined) return { id: 0, error: new RpcError(0, reply.error) };
     return { id: 0, result: gobToJson(reply.result) };
-  } catch (error) {
-    if (signal.aborted) throw new Deno.errors.TimedOut("No reply in time");
-    throw error;
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-    try {
-      conn.close();
-    } catch {
-      // Closed by the timeout.
-    }
-  }
+  });
 }
 
 async function callTcp(
@@ -146,9 +135,7 @@ async function callTcp(
   dialOptions: DialOptions,
 ): Promise<DecodedReply> {
   const conn = await dial(address, dialOptions);
-  const onAbort = () => conn.close();
-  signal.addEventListener("abort", onAbort, { once: true });
-  try {
+  return await closingOnAbort(conn, signal, async () => {
     await writeAll(conn, encoder.encode(request + "\n"));
     const reader = new JsonValueReader(conn, { maxValueBytes: MAX_REPLY_BYTES });
     for await (const item of reader) {
@@ -157,6 +144,23 @@ async function callTcp(
       if (reply.id === 1 || reply.id === null) return reply;
     }
     throw new Deno.errors.UnexpectedEof("The server closed the connection without replying");
+  });
+}
+
+/**
+ * Runs `exchange` on `conn` and closes it afterwards; aborting `signal`
+ * closes it at once, which ends a pending read, and the call then rejects
+ * with `TimedOut`.
+ */
+async function closingOnAbort<T>(
+  conn: { close(): void },
+  signal: AbortSignal,
+  exchange: () => Promise<T>,
+): Promise<T> {
+  const onAbort = () => conn.close();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await exchange();
   } catch (error) {
     if (signal.aborted) throw new Deno.errors.TimedOut("No reply in time");
     throw error;

@@ -18,11 +18,12 @@
 import { joinHostPort, parseHostPort } from "../lib/net/addr.ts";
 import { chatTime, escapeControls } from "../lib/chat/chat_text.ts";
 import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
-import { dial } from "../lib/net/dial.ts";
+import { dial, FAMILY_OPTIONS, familyOption } from "../lib/net/dial.ts";
 import { LineReader, LineWriter, writeAll } from "../lib/io/lines.ts";
 import type { Reader } from "../lib/io/read_buffer.ts";
 import { PROMPT } from "../lib/chat/tcp_chat.ts";
 import { TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
+import { printSync } from "../lib/io/print.ts";
 
 /** Most bytes of one line from the server (its lines stay far below this). */
 const MAX_LINE_BYTES = 64 * 1024;
@@ -65,8 +66,7 @@ const spec = {
       default: "10s",
       description: "give up connecting after this long (ncat -w)",
     },
-    ipv4: { type: "boolean", short: "4", description: "IPv4 addresses only" },
-    ipv6: { type: "boolean", short: "6", description: "IPv6 addresses only" },
+    ...FAMILY_OPTIONS,
     ...TLS_CLIENT_OPTIONS,
   },
   notes: `Lines starting with / are commands for the server: /who, /nick NAME, /quit, /help.
@@ -79,7 +79,7 @@ Examples:
 
 /** Writes text to stderr without a newline (the nickname prompt). */
 function prompt(text: string): void {
-  Deno.stderr.writeSync(new TextEncoder().encode(text));
+  printSync(text, Deno.stderr);
 }
 
 const encoder = new TextEncoder();
@@ -128,9 +128,8 @@ export function main(args: string[]): Promise<number> {
     }
     const stdin = new LineReader(Deno.stdin.readable, { maxLineBytes: MAX_LINE_BYTES });
 
-    if (values.ipv4 && values.ipv6) throw new UsageError("Give -4 or -6, not both");
     const conn = await dial(address, {
-      family: values.ipv4 ? 4 : values.ipv6 ? 6 : undefined,
+      family: familyOption(values),
       timeoutMs: parseDurationOption(values["connect-timeout"], "connect-timeout"),
       tls,
     });

@@ -18,8 +18,8 @@
  * @module
  */
 import { parseHostPort } from "../lib/net/addr.ts";
-import { parseDurationOption, runCommand, usage, UsageError } from "../lib/cli/cli.ts";
-import { dial } from "../lib/net/dial.ts";
+import { parseDurationOption, runCommand, usage } from "../lib/cli/cli.ts";
+import { dial, FAMILY_OPTIONS, familyOption } from "../lib/net/dial.ts";
 import { type ClientConn, TLS_CLIENT_OPTIONS, tlsClientSettings } from "../lib/net/tls.ts";
 import { LineReader, LineTooLongError, type Reader, writeAll } from "../lib/io/lines.ts";
 import { plainOutput, printSync } from "../lib/io/print.ts";
@@ -232,8 +232,7 @@ const spec = {
       description: `send WORD, wait briefly for the answer and exit (--book: ${DEFAULT_EXIT_WORD})`,
     },
     send: { type: "string", arg: "TEXT", description: "send one line, print the reply, exit" },
-    ipv4: { type: "boolean", short: "4", description: "IPv4 addresses only" },
-    ipv6: { type: "boolean", short: "6", description: "IPv6 addresses only" },
+    ...FAMILY_OPTIONS,
     timeout: {
       type: "string",
       short: "w",
@@ -263,9 +262,8 @@ Examples:
 export function main(args: string[]): Promise<number> {
   return runCommand(spec, args, async ({ values, positionals }) => {
     const address = usage(() => parseHostPort(positionals[0], { requireHost: true }));
-    if (values.ipv4 && values.ipv6) throw new UsageError("Give -4 or -6, not both");
+    const family = familyOption(values);
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
-    const family = values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
     // --book keeps the book's look even in a pipe; --raw always wins.
     const plain = values.raw || (!values.book && plainOutput(false));
     const exitWord = values["exit-word"] ?? (values.book ? DEFAULT_EXIT_WORD : "");

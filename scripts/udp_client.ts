@@ -14,14 +14,8 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { joinHostPort, parseHostPort } from "../lib/net/addr.ts";
-import {
-  parseDurationOption,
-  parseIntOption,
-  runCommand,
-  usage,
-  UsageError,
-} from "../lib/cli/cli.ts";
-import { resolveFamily } from "../lib/net/dial.ts";
+import { parseDurationOption, parseIntOption, runCommand, usage } from "../lib/cli/cli.ts";
+import { FAMILY_OPTIONS, familyOption, resolveFamily } from "../lib/net/dial.ts";
 import { plainOutput } from "../lib/io/print.ts";
 import { LineReader, LineTooLongError, writeAll } from "../lib/io/lines.ts";
 import { MAX_UDP_PAYLOAD, previewDatagram, RECEIVE_BUFFER_BYTES } from "../lib/net/udp.ts";
@@ -215,8 +209,7 @@ const spec = {
       type: "boolean",
       description: "the book's client: banner and Reply: even in a pipe; a line STOP ends it",
     },
-    ipv4: { type: "boolean", short: "4", description: "IPv4 addresses only" },
-    ipv6: { type: "boolean", short: "6", description: "IPv6 addresses only" },
+    ...FAMILY_OPTIONS,
   },
   notes: `When stdout is not a terminal (or with --raw) only the replies are written, one
 per line, as they came. In a terminal it prints "The UDP server is H:P", then
@@ -236,7 +229,7 @@ export function main(args: string[]): Promise<number> {
     const target = usage(() => parseHostPort(positionals[0], { requireHost: true }));
     const timeoutMs = parseDurationOption(values.timeout, "timeout");
     const retries = parseIntOption(values.retries, "retries", { max: 100 });
-    if (values.ipv4 && values.ipv6) throw new UsageError("Give -4 or -6, not both");
+    const family = familyOption(values);
     // --book keeps the book's look even in a pipe; --raw always wins.
     const raw = values.raw || (!values.book && plainOutput(false));
     const out = (text: string | Uint8Array) =>
@@ -247,7 +240,7 @@ export function main(args: string[]): Promise<number> {
     using client = await UdpClient.open(target.hostname, target.port, {
       timeoutMs: Math.max(1, timeoutMs),
       retries,
-      family: values.ipv4 ? 4 : values.ipv6 ? 6 : undefined,
+      family,
       // After the exit line (the server may answer STOP), nothing more is printed.
       onLateReply: (reply) => {
         if (!exiting) console.error(`udp_client: late reply: ${previewDatagram(reply)}`);

@@ -9,7 +9,7 @@
  * for `--linger` (or closes), then closes with 1000 and exits 0; `-n`
  * leaves closing to the server. The book's
  * idle trap (`Please give me input! N` every 4 s, quitting after the 6th)
- * is there only with `--book`. Ctrl-C sends close 1000 and waits up to 2 s
+ * is there only with `--book`. Ctrl-C (or SIGTERM) sends close 1000 and waits up to 2 s
  * for the server's close.
  *
  *     deno task ws_client localhost:1234 ws
@@ -40,6 +40,7 @@ import { describeClose } from "../lib/ws/ws_frame.ts";
 // @ts-types="@types/ws"
 import NodeWebSocket from "ws";
 import { settledWithin } from "../lib/io/deadline.ts";
+import { abortOnSignals, whenAborted } from "../lib/cli/signals.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -111,7 +112,7 @@ export interface WsClientOptions {
   input?: ReadableStream<Uint8Array>;
   /** Where output goes. Default stdout and a Logger on stderr. */
   output?: ClientOutput;
-  /** Aborting it acts as Ctrl-C. Default: SIGINT. */
+  /** Aborting it acts as Ctrl-C. Default: SIGINT or SIGTERM. */
   signal?: AbortSignal;
   /** How a wss:// URL checks the server: extra CAs. Default the system's roots. */
   tls?: TlsClientSettings;
@@ -239,13 +240,9 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
   };
 
   const interrupted = new AbortController();
-  const onInterrupt = () => interrupted.abort();
+  using _signals = options.signal ? undefined : abortOnSignals(interrupted);
   const signal = options.signal ?? interrupted.signal;
-  if (!options.signal) Deno.addSignalListener("SIGINT", onInterrupt);
-  const stopped = new Promise<void>((resolve) => {
-    if (signal.aborted) resolve();
-    signal.addEventListener("abort", () => resolve(), { once: true });
-  });
+  const stopped = whenAborted(signal);
   const onAbort = stopped.then(() => quit("Caught interrupt signal - quitting!"));
 
   try {
@@ -325,7 +322,6 @@ export async function runWsClient(url: URL, options: WsClientOptions = {}): Prom
     clearTimeout(idleTimer);
     clearTimeout(connectTimer);
     clearInterval(pingTimer);
-    if (!options.signal) Deno.removeSignalListener("SIGINT", onInterrupt);
   }
 }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { hasCommand, OutputLines, ROOT } from "./helpers.ts";
+import { hasCommand, ROOT, ScriptProcess } from "./helpers.ts";
 
 /**
  * Ctrl-C as a terminal sends it: SIGINT to the whole foreground process
@@ -18,24 +18,20 @@ async function ctrlCUnderTask(task: string, args: string[]): Promise<number> {
     stderr: "piped",
     env: { NO_COLOR: "1" },
   }).spawn();
-  const stdout = new OutputLines(child.stdout);
-  const stderr = new OutputLines(child.stderr);
+  const proc = new ScriptProcess(child, false);
   try {
-    await stdout.waitFor(/Listening on /, 20_000);
+    await proc.ready(20_000);
     Deno.kill(-child.pid, "SIGINT");
-    const { code } = await child.status;
-    await Promise.all([stdout.done, stderr.done]);
-    if (code !== 0) console.error(`${task}: exit ${code}\n${stdout.text}\n${stderr.text}`);
+    const { code } = await proc.exit(20_000);
+    if (code !== 0) console.error(`${task}: exit ${code}\n${proc.output}`);
     return code;
-  } catch (error) {
+  } finally {
     try {
-      Deno.kill(-child.pid, "SIGKILL");
+      Deno.kill(-child.pid, "SIGKILL"); // the program too, not only `deno task`
     } catch {
       // Gone already.
     }
-    await child.status;
-    await Promise.all([stdout.done, stderr.done]);
-    throw error;
+    await proc[Symbol.asyncDispose]();
   }
 }
 

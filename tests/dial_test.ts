@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { dial, ipVersion, resolveFamily } from "../lib/net/dial.ts";
+import { dial, familyOption, ipVersion, resolveFamily } from "../lib/net/dial.ts";
+import { UsageError } from "../lib/cli/cli.ts";
 
 Deno.test("ipVersion() tells IPv4 and IPv6 literals from host names", () => {
   assert.equal(ipVersion("127.0.0.1"), 4);
@@ -32,4 +33,11 @@ Deno.test("dial() connects, and names the address when it cannot", async () => {
     dial({ transport: "tcp", hostname: "127.0.0.1", port }),
     new RegExp(`Cannot connect to 127.0.0.1:${port}: Connection refused`),
   );
+});
+
+Deno.test("familyOption() reads -4 and -6 and refuses both at once", () => {
+  assert.equal(familyOption({}), undefined);
+  assert.equal(familyOption({ ipv4: true }), 4);
+  assert.equal(familyOption({ ipv6: true }), 6);
+  assert.throws(() => familyOption({ ipv4: true, ipv6: true }), UsageError);
 });

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { escapeControls, forTerminal, logPayload, quoteText } from "../lib/io/escape.ts";
+import {
+  escapeControls,
+  forTerminal,
+  logPayload,
+  maskControls,
+  quoteText,
+} from "../lib/io/escape.ts";
 
 const encoder = new TextEncoder();
 
@@ -34,4 +40,9 @@ Deno.test("quoteText quotes, escapes and shortens", () => {
 Deno.test("forTerminal escapes only for a terminal", () => {
   assert.equal(forTerminal("\x1b[2J", { isTerminal: () => true }), "\\x1b[2J");
   assert.equal(forTerminal("\x1b[2J", { isTerminal: () => false }), "\x1b[2J");
+});
+
+Deno.test("maskControls() masks controls, C1, bidi marks and separators, keeps newline and tab", () => {
+  assert.equal(maskControls("a\x1b[2J\u009b\u202e\u2066\u2029b\n\tc\r"), "a?[2J????b\n\tc?");
+  assert.equal(maskControls("plain ü 😀"), "plain ü 😀");
 });

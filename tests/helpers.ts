@@ -7,29 +7,53 @@
  */
 import denoConfig from "../deno.json" with { type: "json" };
 import { LineReader, writeAll } from "../lib/io/lines.ts";
+import { deadline, delay } from "../lib/io/deadline.ts";
+
+export { delay };
 
 /** The project root, where deno.json is. */
 export const ROOT = new URL("../", import.meta.url).pathname;
 const encoder = new TextEncoder();
 
 /** Rejects with a clear message when `promise` takes longer than `ms`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return deadline(promise, ms, `Timed out after ${ms} ms: ${what}`);
 }
 
-/** Resolves after `ms` milliseconds. */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** A script running under `script(1)`: its stdin and stdout are a terminal. */
+export interface TerminalRun {
+  /** Types `text` (a line ends with "\n"). */
+  type(text: string): Promise<void>;
+  /** Ends the input (Ctrl-D); idempotent. */
+  end(): Promise<void>;
+  /** Its exit code and terminal output, CRLF as LF, within `timeoutMs`. */
+  output: Promise<{ code: number; text: string }>;
+}
+
+/**
+ * Runs a script, with its task's permissions, in a pseudo-terminal; stderr
+ * is dropped. Needs `script` (see {@link missingPeer}).
+ */
+export function runInTerminal(name: string, args: string[], timeoutMs = 15_000): TerminalRun {
+  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  const command = [Deno.execPath(), ...taskArgs(name), ...args].map(quote).join(" ");
+  const pty = new Deno.Command("script", {
+    args: ["-qec", command, "/dev/null"],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const writer = pty.stdin.getWriter();
+  const end = () => writer.close().catch(() => {});
+  const output = withTimeout(pty.output(), timeoutMs, `${name} under script`)
+    .finally(end)
+    .then(({ code, stdout }) => ({
+      code,
+      text: new TextDecoder().decode(stdout).replaceAll("\r\n", "\n"),
+    }));
+  return { type: (text) => writer.write(encoder.encode(text)), end, output };
 }
 
 /**

@@ -260,6 +260,8 @@ Deno.test("im_client rejects bad usage with exit 2 and an unreachable server wit
 
 Deno.test("im_client shows other users' text without terminal control characters", () => {
   assert.equal(sanitize("a\x1b[2Jb\x07c\td"), "a?[2Jb?c\td");
+  // A bidi override would show "evil\u202etxt.exe" reversed; a line separator would forge a line.
+  assert.equal(sanitize("evil\u202etxt.exe\u2028! admin: ok"), "evil?txt.exe?! admin: ok");
   const line = formatPush({
     type: "message",
     scope: "private",

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { runScript, startScript } from "./helpers.ts";
 import { Buffer } from "node:buffer";
-import { Broker, BROKER_URL, brokerMissing, onQueue, testQueue } from "./rabbitmq.ts";
+import { Broker, brokerMissing, onBroker, onQueue, testQueue } from "./rabbitmq.ts";
 
 const ignore = brokerMissing;
 
@@ -201,20 +201,20 @@ Deno.test({
     await using queue = testQueue();
     await using broker = await Broker.connect();
     const key = `${queue.name}.#`;
-    await using reader = await startScript("mq_read", [
-      "-u",
-      BROKER_URL,
-      "--connect-timeout",
-      "30s",
-      "-q",
-      queue.name,
-      "-e",
-      "amq.topic",
-      "-r",
-      key,
-      "-c",
-      "1",
-    ], { waitReady: false });
+    await using reader = await startScript(
+      "mq_read",
+      onBroker(
+        "-q",
+        queue.name,
+        "-e",
+        "amq.topic",
+        "-r",
+        key,
+        "-c",
+        "1",
+      ),
+      { waitReady: false },
+    );
     await reader.stderr.waitFor("Connected to the RabbitMQ server!");
     broker.channel.publish("amq.topic", `${queue.name}.a.b`, Buffer.from("routed"));
     await broker.channel.waitForConfirms();

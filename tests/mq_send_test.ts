@@ -1,13 +1,6 @@
 import assert from "node:assert/strict";
 import { delay, runScript, startScript } from "./helpers.ts";
-import {
-  Broker,
-  BROKER_URL,
-  brokerMissing,
-  onQueue,
-  restartBroker,
-  testQueue,
-} from "./rabbitmq.ts";
+import { Broker, brokerMissing, onBroker, onQueue, restartBroker, testQueue } from "./rabbitmq.ts";
 import { freePort } from "../bench/yardsticks.ts";
 
 const ignore = brokerMissing;
@@ -200,23 +193,22 @@ Deno.test({
     await using broker = await Broker.connect();
     await broker.channel.assertQueue(queue.name);
     await broker.channel.bindQueue(queue.name, "amq.topic", `${queue.name}.*`);
-    const sent = await runScript("mq_send", [
-      "-u",
-      BROKER_URL,
-      "--connect-timeout",
-      "30s",
-      "-e",
-      "amq.topic",
-      "-r",
-      key,
-      "-H",
-      "x-order: 7",
-      "-C",
-      "application/json",
-      "-p",
-      "-m",
-      '{"id":7}',
-    ]);
+    const sent = await runScript(
+      "mq_send",
+      onBroker(
+        "-e",
+        "amq.topic",
+        "-r",
+        key,
+        "-H",
+        "x-order: 7",
+        "-C",
+        "application/json",
+        "-p",
+        "-m",
+        '{"id":7}',
+      ),
+    );
     assert.equal(sent.code, 0, sent.stderr);
     assert.equal(sent.stdout, "RabbitMQ producer\nMessage published to Queue!");
     const message = await broker.channel.get(queue.name, { noAck: true });
@@ -229,16 +221,15 @@ Deno.test({
     assert.equal(message.properties.headers?.["x-order"], "7");
 
     // A key no binding matches: the message comes back and that is exit 1, not a silent loss.
-    const lost = await runScript("mq_send", [
-      "-u",
-      BROKER_URL,
-      "--connect-timeout",
-      "30s",
-      "-e",
-      "amq.topic",
-      "-r",
-      "nobody",
-    ]);
+    const lost = await runScript(
+      "mq_send",
+      onBroker(
+        "-e",
+        "amq.topic",
+        "-r",
+        "nobody",
+      ),
+    );
     assert.equal(lost.code, 1);
     assert.match(
       lost.stderr,
@@ -252,19 +243,18 @@ Deno.test({
   ignore,
   async fn() {
     await using queue = testQueue();
-    const { code, stdout, stderr } = await runScript("mq_send", [
-      "-u",
-      BROKER_URL,
-      "--connect-timeout",
-      "30s",
-      "-q",
-      queue.name,
-      "-c",
-      "3",
-      "-m",
-      "n",
-      "--quiet",
-    ]);
+    const { code, stdout, stderr } = await runScript(
+      "mq_send",
+      onBroker(
+        "-q",
+        queue.name,
+        "-c",
+        "3",
+        "-m",
+        "n",
+        "--quiet",
+      ),
+    );
     assert.equal(code, 0, stderr);
     assert.match(stdout, /3 messages published to Queue!/);
     await using broker = await Broker.connect();

@@ -33,6 +33,11 @@ export function onQueue(queue: string, ...args: string[]): string[] {
   return ["--url", BROKER_URL, "--queue", queue, "--connect-timeout", "30s", ...args];
 }
 
+/** As {@link onQueue}, with amqp-tools' short `-u` and no queue, for tests of the short flags. */
+export function onBroker(...args: string[]): string[] {
+  return ["-u", BROKER_URL, "--connect-timeout", "30s", ...args];
+}
+
 /** Runs `rabbitmqctl ARGS`, failing with its output. */
 export async function rabbitmqctl(...args: string[]): Promise<void> {
   const out = await new Deno.Command("rabbitmqctl", { args, stdout: "piped", stderr: "piped" })

@@ -4,7 +4,7 @@
  * copies of one list, and this test keeps them equal.
  */
 import assert from "node:assert/strict";
-import { OutputLines, ROOT, taskArgs, withTimeout } from "./helpers.ts";
+import { ROOT, ScriptProcess, taskArgs } from "./helpers.ts";
 
 const SHEBANG = "#!/usr/bin/env -S deno run ";
 
@@ -45,16 +45,10 @@ Deno.test("./scripts/ws_chat_server.ts --workers 2 runs from its shebang alone",
     stderr: "piped",
     env: { NO_COLOR: "1" },
   }).spawn();
-  const stdout = new OutputLines(child.stdout);
-  const stderr = new OutputLines(child.stderr);
-  try {
-    await stdout.waitFor(/Listening on http:\/\/127\.0\.0\.1:\d+ \(2 workers\)/).catch((error) => {
-      throw new Error(`${error.message}\n--- stderr\n${stderr.text}`);
-    });
-  } finally {
-    child.kill("SIGTERM");
-    const status = await withTimeout(child.status, 10_000, "ws_chat_server to exit");
-    await Promise.all([stdout.done, stderr.done]);
-    assert.equal(status.code, 0, stderr.text);
-  }
+  await using server = new ScriptProcess(child, false);
+  await server.ready();
+  assert.match(server.stdout.lines[0], /^Listening on http:\/\/127\.0\.0\.1:\d+ \(2 workers\)/);
+  server.kill("SIGTERM");
+  const status = await server.exit();
+  assert.equal(status.code, 0, server.output);
 });

@@ -4,6 +4,7 @@ import {
   delay,
   missingPeer,
   ROOT,
+  runInTerminal,
   runScript,
   startScript,
   taskArgs,
@@ -173,18 +174,8 @@ Deno.test("tcp_client --book exits at once after STOP to a server that just clos
 Deno.test("tcp_client --raw passes bytes through unchanged, NULs and invalid UTF-8 included", async () => {
   await using server = await startScript("tcp_echo_server", ["-q", "127.0.0.1:0"]);
   const bytes = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 31) % 256);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "scripts/tcp_client.ts", "--raw", `127.0.0.1:${server.port}`],
-    cwd: new URL("../", import.meta.url).pathname,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(bytes);
-  await writer.close();
-  const result = await withTimeout(child.output(), 15_000, "tcp_client --raw");
-  assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
+  const result = await pipeThrough(["--raw", `127.0.0.1:${server.port}`], bytes);
+  assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(result.stdout, bytes);
 });
 
@@ -240,24 +231,12 @@ Deno.test({
   ignore: missingPeer("script"),
   async fn() {
     await using server = await startScript("conc_tcp_server", ["-q", "127.0.0.1:0"]);
-    const command =
-      `${Deno.execPath()} run --allow-net scripts/tcp_client.ts --book 127.0.0.1:${server.port}`;
-    const pty = new Deno.Command("script", {
-      args: ["-qec", command, "/dev/null"],
-      cwd: new URL("../", import.meta.url).pathname,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const writer = pty.stdin.getWriter();
-    const output = withTimeout(pty.output(), 15_000, "tcp_client under script");
+    const tty = runInTerminal("tcp_client", ["--book", `127.0.0.1:${server.port}`]);
     await delay(500); // let the client start and print its first prompt
-    await writer.write(encoder.encode("Hello!\n"));
+    await tty.type("Hello!\n");
     await delay(300);
-    await writer.write(encoder.encode("STOP\n"));
-    const { stdout, code } = await output.finally(() => writer.close().catch(() => {}));
-    const text = new TextDecoder().decode(stdout).replaceAll("\r\n", "\n");
+    await tty.type("STOP\n");
+    const { text, code } = await tty.output;
     assert.equal(code, 0, text);
     assert.match(text, /^>> Hello!\n/);
     const clearLine = "\r\x1b[K";
@@ -320,26 +299,14 @@ Deno.test({
   ignore: missingPeer("script"),
   async fn() {
     await using server = await startScript("tcp_echo_server", ["-q", "127.0.0.1:0"]);
-    const command = `${Deno.execPath()} ${
-      taskArgs("tcp_client").join(" ")
-    } 127.0.0.1:${server.port}`;
-    const pty = new Deno.Command("script", {
-      args: ["-qec", command, "/dev/null"],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const writer = pty.stdin.getWriter();
-    const output = withTimeout(pty.output(), 15_000, "tcp_client under script");
+    const tty = runInTerminal("tcp_client", [`127.0.0.1:${server.port}`]);
     await delay(500);
-    await writer.write(encoder.encode("STOP\n"));
+    await tty.type("STOP\n");
     await delay(300);
-    await writer.write(encoder.encode("after\n"));
+    await tty.type("after\n");
     await delay(300);
-    await writer.close();
-    const text = new TextDecoder().decode((await output).stdout).replaceAll("\r\n", "\n");
+    await tty.end();
+    const { text } = await tty.output;
     assert.match(text, /->: STOP\n/, JSON.stringify(text));
     assert.match(text, /->: after\n/, JSON.stringify(text));
     assert.doesNotMatch(text, /TCP client exiting/);

@@ -3,10 +3,9 @@ import { describeMessage } from "../scripts/ws_client.ts";
 import {
   delay,
   missingPeer,
-  ROOT,
+  runInTerminal,
   runScript,
   startScript,
-  taskArgs,
   withTimeout,
 } from "./helpers.ts";
 
@@ -93,20 +92,22 @@ Deno.test("ws_client --book prompts 'Please give me input! N' six times, then cl
   await server.stderr.waitFor(/read websocket: close 1000 \(normal\)/);
 });
 
-Deno.test("ws_client on SIGINT says so, sends close 1000 and exits 0", async () => {
-  await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
-  await using client = await startScript("ws_client", [`ws://127.0.0.1:${server.port}/ws`], {
-    stdin: true,
-    waitReady: false,
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test(`ws_client on ${signal} says so, sends close 1000 and exits 0`, async () => {
+    await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
+    await using client = await startScript("ws_client", [`ws://127.0.0.1:${server.port}/ws`], {
+      stdin: true,
+      waitReady: false,
+    });
+    await client.write("before the signal\n");
+    await client.stdout.waitFor(/^before the signal$/);
+    client.kill(signal);
+    assert.equal((await client.exit()).code, 0, client.output);
+    assert.match(client.stderr.text, /Caught interrupt signal - quitting!/);
+    assert.match(client.stderr.text, /Connection closed: close 1000 \(normal\)/);
+    await server.stderr.waitFor(/read websocket: close 1000 \(normal\)/);
   });
-  await client.write("before the signal\n");
-  await client.stdout.waitFor(/^before the signal$/);
-  client.kill("SIGINT");
-  assert.equal((await client.exit()).code, 0, client.output);
-  assert.match(client.stderr.text, /Caught interrupt signal - quitting!/);
-  assert.match(client.stderr.text, /Connection closed: close 1000 \(normal\)/);
-  await server.stderr.waitFor(/read websocket: close 1000 \(normal\)/);
-});
+}
 
 Deno.test("ws_client --raw --binary sends binary, and the end of stdin closes cleanly", async () => {
   await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
@@ -229,23 +230,19 @@ Deno.test({
   ignore: missingPeer("script"),
   async fn() {
     await using server = await startScript("ws_echo_server", ["127.0.0.1:0"]);
-    const command = `${Deno.execPath()} ${taskArgs("ws_client").join(" ")} --idle-interval 100ms ` +
-      `--idle-max 1 127.0.0.1:${server.port} ws`;
-    const pty = new Deno.Command("script", {
-      args: ["-qec", command, "/dev/null"],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const writer = pty.stdin.getWriter();
-    const output = withTimeout(pty.output(), 15_000, "ws_client under script");
+    const tty = runInTerminal("ws_client", [
+      "--idle-interval",
+      "100ms",
+      "--idle-max",
+      "1",
+      `127.0.0.1:${server.port}`,
+      "ws",
+    ]);
     await delay(1_000); // connected, and idle for ten --idle-interval periods
-    await writer.write(new TextEncoder().encode("typed\n"));
+    await tty.type("typed\n");
     await delay(500);
-    await writer.close(); // Ctrl-D: the end of input
-    const text = new TextDecoder().decode((await output).stdout).replaceAll("\r\n", "\n");
+    await tty.end(); // Ctrl-D: the end of input
+    const { text } = await tty.output;
     assert.match(text, new RegExp(`^Connecting to: 127\\.0\\.0\\.1:${server.port} at ws$`, "m"));
     assert.match(text, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d Received: typed$/m);
     assert.doesNotMatch(text, /Please give me input|Caught interrupt signal/);

@@ -46,3 +46,11 @@ export function abortOnSignals(controller: AbortController): Disposable {
   for (const sig of signals) Deno.addSignalListener(sig, onSignal);
   return { [Symbol.dispose]: () => signalled ? undefined : remove() };
 }
+
+/** Resolves once `signal` is aborted (at once if it already is); never rejects. */
+export function whenAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}

@@ -35,6 +35,17 @@ export function escapeControls(text: string): string {
   });
 }
 
+/**
+ * Masks the unsafe characters with `?`, keeping newlines and tabs: for
+ * multi-line text a program lays out itself on a terminal (im_client's
+ * messages), where the `\x1b` spelling of {@link escapeControls} would
+ * only be noise.
+ */
+export function maskControls(text: string): string {
+  if (!UNSAFE.test(text)) return text;
+  return text.replace(UNSAFE_ALL, (c) => c === "\n" || c === "\t" ? c : "?");
+}
+
 /** Quotes a value for a message: `"..."` around the escaped text, cut after `maxChars`. */
 export function quoteText(text: string, maxChars = LOG_PAYLOAD_BYTES): string {
   const chars = [...text.slice(0, maxChars * 2)];

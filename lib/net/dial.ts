@@ -9,6 +9,7 @@ import { lookup } from "node:dns/promises";
 import { joinHostPort, type NetAddress } from "./addr.ts";
 import { type ClientConn, connectInsecure, startClientTls, type TlsClientSettings } from "./tls.ts";
 import { deadline } from "../io/deadline.ts";
+import { UsageError } from "../cli/cli.ts";
 
 /** Options for {@link dial}. */
 export interface DialOptions {
@@ -18,6 +19,18 @@ export interface DialOptions {
   timeoutMs?: number;
   /** Speak TLS, checking the server's certificate as these say. Default plain TCP. */
   tls?: TlsClientSettings;
+}
+
+/** The `-4`/`-6` options of the clients (ncat's); read them with {@link familyOption}. */
+export const FAMILY_OPTIONS = {
+  ipv4: { type: "boolean", short: "4", description: "IPv4 addresses only" },
+  ipv6: { type: "boolean", short: "6", description: "IPv6 addresses only" },
+} as const;
+
+/** The family {@link FAMILY_OPTIONS} asked for; both at once is a {@link UsageError}. */
+export function familyOption(values: { ipv4?: boolean; ipv6?: boolean }): 4 | 6 | undefined {
+  if (values.ipv4 && values.ipv6) throw new UsageError("Give -4 or -6, not both");
+  return values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
 }
 
 /** The IP version of an address literal, or 0 for a host name. */

@@ -11,6 +11,7 @@
 import { type Address, formatAddr } from "./addr.ts";
 import { UsageError } from "../cli/cli.ts";
 import { deadline } from "../io/deadline.ts";
+import { whenAborted } from "../cli/signals.ts";
 
 /** The `--workers` option of every server that has it, to spread into a command spec. */
 export const WORKERS_OPTION = {
@@ -210,10 +211,7 @@ export async function serveWorkers(options: ServeWorkersOptions): Promise<void> 
   // Stop on the signal, or when any thread's server stops by itself (the
   // book's STOP with --exit-on-stop): the others follow.
   await Promise.race([
-    new Promise<void>((resolve) => {
-      if (options.signal.aborted) resolve();
-      options.signal.addEventListener("abort", () => resolve(), { once: true });
-    }),
+    whenAborted(options.signal),
     first.finished,
     ...workers.map((w) => w.stopped),
   ]);
