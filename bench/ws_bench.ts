@@ -4,7 +4,10 @@
  * and Sender over Deno.listen, bench/ws_npm_echo.ts), all in the same run:
  * `wsload -c 50 -n 4000 -window 32` messages per second, alternating, the
  * median of the rounds; then the memory of an idle WebSocket
- * (`idleconns -ws`) on fresh servers.
+ * (`idleconns -ws`) on fresh servers; then what ws_random_server's
+ * memory does when 10 clients ask for 100000 integers each and never read
+ * (issue 15's bound: it grows less than 150 MB, and gives it back once they
+ * are dropped).
  *
  *     deno task bench ws
  *
@@ -21,9 +24,52 @@ import {
   startNetkit,
   startOnPort,
 } from "./yardsticks.ts";
+import { OP, RawWsClient } from "../tests/ws_raw.ts";
 
 const ROUNDS = 3;
 const IDLE_CONNS = 2000;
+/** Clients of ws_random_server that ask for the most and never read. */
+const GREEDY_CLIENTS = 10;
+const GREEDY_COUNT = 100_000;
+
+/** A process's resident memory in KB, from ps (reading /proc/PID needs --allow-all). */
+async function rssKb(pid: number): Promise<number> {
+  const out = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim());
+}
+
+/**
+ * ws_random_server under never-reading clients: RSS before, its peak
+ * while they hold the server's writes (sampled every 100 ms until the
+ * server has dropped them all for stalling), and 3 s and 15 s after.
+ */
+async function greedyReaders(): Promise<Record<string, number>> {
+  await using server = await startNetkit("ws_random_server", ["127.0.0.1:0", "--quiet"]);
+  const pid = server.child.pid;
+  await new Promise((r) => setTimeout(r, 1_000));
+  const before = await rssKb(pid);
+  const clients = await Promise.all(
+    Array.from({ length: GREEDY_CLIENTS }, () => RawWsClient.open(server.port)),
+  );
+  let peak = before;
+  try {
+    for (const { client } of clients) await client.sendFrame(OP.text, String(GREEDY_COUNT));
+    const started = Date.now();
+    // The server drops a peer whose write stalls (5 s by default), closing TCP after a grace.
+    while (Date.now() - started < 12_000) {
+      peak = Math.max(peak, await rssKb(pid));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    for (const { client } of clients) client.close();
+  }
+  await new Promise((r) => setTimeout(r, 3_000));
+  const after = await rssKb(pid);
+  // V8's memory reducer shrinks an idle heap some seconds later.
+  await new Promise((r) => setTimeout(r, 12_000));
+  const later = await rssKb(pid);
+  return { before, peak, after, later };
+}
 
 /** Starts bench/ws_npm_echo.ts on a free port. */
 function startNpmEcho(): Promise<Peer> {
@@ -32,7 +78,8 @@ function startNpmEcho(): Promise<Peer> {
   return startOnPort(Deno.execPath(), ["run", "-A", script, String(port)], port);
 }
 
-async function main(): Promise<number> {
+async function main(args: string[]): Promise<number> {
+  if (args[0] === "greedy") return printGreedy();
   await using netkit = await startNetkit("ws_echo_server", ["127.0.0.1:0", "--quiet"]);
   await using npm = await startNpmEcho();
   await using go = await startGoPeer("go-wsecho");
@@ -95,7 +142,25 @@ async function main(): Promise<number> {
     { server: targets[2].name, "KB per conn": idle[1].toFixed(1) },
     { server: "ratio netkit/go", "KB per conn": ratio(idle[0], idle[1]) },
   ]);
-  return 0;
+  return printGreedy();
 }
 
-if (import.meta.main) Deno.exit(await main());
+async function printGreedy(): Promise<number> {
+  const runs = [await greedyReaders(), await greedyReaders()];
+  const mb = (kb: number) => (kb / 1024).toFixed(1);
+  printTable(
+    `ws_random_server, ${GREEDY_CLIENTS} never-reading clients asking ${GREEDY_COUNT}`,
+    runs.map((f, i) => ({
+      run: i + 1,
+      "RSS before MB": mb(f.before),
+      "peak MB": mb(f.peak),
+      "grew MB": mb(f.peak - f.before),
+      "3 s after they are gone MB": mb(f.after),
+      "15 s after MB": mb(f.later),
+      "kept MB": mb(f.later - f.before),
+    })),
+  );
+  return runs.every((f) => f.peak - f.before < 150 * 1024) ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

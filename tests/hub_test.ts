@@ -6,7 +6,9 @@ import {
   DRAIN_POLL_MS,
   type HubOptions,
   type LeaveReason,
+  MAX_PRESENCE_DELAY_MS,
   type MemberSink,
+  PRESENCE_WRITES_PER_SECOND,
   type WireFormat,
 } from "../lib/chat/hub.ts";
 import { NameError } from "../lib/chat/chat_text.ts";
@@ -393,10 +395,11 @@ Deno.test("ChatHub announces a crowd in one small frame: the first changes in or
   const watcher = new FakeSink();
   hub.join("watcher", watcher);
   const early = Array.from({ length: 150 }, (_, i) => hub.join(`early-${i}`, new FakeSink()));
-  await new Promise((r) => setTimeout(r, 60));
+  // A room of 150 gathers for 75 ms (PRESENCE_WRITES_PER_SECOND), of 350 for 175 ms.
+  await new Promise((r) => setTimeout(r, 150));
   const crowd = Array.from({ length: 200 }, (_, i) => hub.join(`person-${i}`, new FakeSink()));
   for (const member of early.slice(0, 30)) hub.leave(member, "quit");
-  await new Promise((r) => setTimeout(r, 60));
+  await new Promise((r) => setTimeout(r, 300));
   const frames = watcher.chunks.slice(1);
   assert.equal(frames.length, 2, "one frame per announcement");
   for (const frame of frames) assert.ok(frame.byteLength <= 768, `${frame.byteLength} bytes`);
@@ -410,6 +413,31 @@ Deno.test("ChatHub announces a crowd in one small frame: the first changes in or
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test("ChatHub gathers announcements longer in a large room, so a join storm does not write everyone every 50 ms", async () => {
+  const hub = new ChatHub({ presenceDelayMs: 1 });
+  const watcher = new FakeSink();
+  hub.join("watcher", watcher);
+  for (let i = 0; i < 1999; i++) hub.join(`m-${i}`, new FakeSink());
+  // The first join's window was 1 ms: the joins made in one turn come as one announcement.
+  await sleep(50);
+  const first = watcher.events.filter((e) => e.type === "presence").length;
+  assert.equal(first, 1);
+  // Now 2000 members: the next announcement waits 2000 / PRESENCE_WRITES_PER_SECOND s.
+  const wait = 2000 * 1000 / PRESENCE_WRITES_PER_SECOND;
+  assert.ok(wait >= 500 && wait <= MAX_PRESENCE_DELAY_MS, `${wait} ms`);
+  hub.join("late", new FakeSink());
+  await sleep(100);
+  assert.equal(watcher.events.filter((e) => e.type === "presence").length, first, "not yet");
+  for (let waited = 0; waited < 5000; waited += 50) {
+    if (watcher.events.filter((e) => e.type === "presence").length > first) break;
+    await sleep(50);
+  }
+  const last = watcher.events.at(-1)!;
+  assert.ok(last.type === "presence");
+  assert.deepEqual(last.changes, [{ event: "join", name: "late" }]);
+  await hub.close();
+});
 
 Deno.test("ChatHub never writes to a WebSocket whose last write is pending; what queued goes as one frame of lines", async () => {
   const { hub } = testHub({ rate: 0 });

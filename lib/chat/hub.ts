@@ -74,6 +74,15 @@ export const DEFAULT_BURST = 20;
 /** Joins and leaves within this window go out as one announcement, so a crowd joining costs O(n). */
 export const DEFAULT_PRESENCE_DELAY_MS = 50;
 /**
+ * Announcement writes per second a room spends at most while joins keep
+ * coming: a larger room gathers them longer (2000 members: 1 s), so that a
+ * join storm does not write every member every window (each write is a
+ * promise and a runtime call, and their garbage stays in the heap).
+ */
+export const PRESENCE_WRITES_PER_SECOND = 2000;
+/** The longest a join or leave waits to be announced, however large the room. */
+export const MAX_PRESENCE_DELAY_MS = 2_000;
+/**
  * Carries events between hubs of one room on several instances (a later
  * RabbitMQ fan-out exchange, for instance). The hub calls `publish` for
  * every local join, leave, rename and message; the bus calls
@@ -104,7 +113,11 @@ export interface HubOptions {
   rate?: number;
   /** Messages one member may send at once. Default 20. */
   burst?: number;
-  /** Joins and leaves are gathered this long into one announcement; 0 sends each at once. Default 50. */
+  /**
+   * Joins and leaves are gathered at least this long into one announcement
+   * (longer in a large room, see {@link PRESENCE_WRITES_PER_SECOND}); 0
+   * sends each at once. Default 50.
+   */
   presenceDelayMs?: number;
   /** This hub's name on the bus. Default a random id. */
   instanceId?: string;
@@ -480,7 +493,11 @@ export class ChatHub {
     if (this.#presenceDelayMs <= 0) {
       this.#flushPresence();
     } else if (this.#presenceTimer === undefined) {
-      this.#presenceTimer = setTimeout(() => this.#flushPresence(), this.#presenceDelayMs);
+      const delay = Math.max(
+        this.#presenceDelayMs,
+        Math.min(MAX_PRESENCE_DELAY_MS, this.#members.size * 1000 / PRESENCE_WRITES_PER_SECOND),
+      );
+      this.#presenceTimer = setTimeout(() => this.#flushPresence(), delay);
     }
   }
 
