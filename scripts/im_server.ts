@@ -20,7 +20,12 @@ import { DEFAULT_MAX_LINE_BYTES } from "../lib/io/lines.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { DEFAULT_ITERATIONS, PasswordHasher } from "../lib/im/password.ts";
 import { serveTcp, type TcpServer } from "../lib/net/server.ts";
-import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import {
+  DEFAULT_HEAD_TIMEOUT_MS,
+  runServer,
+  serverOptions,
+  serverSettings,
+} from "../lib/net/lifecycle.ts";
 import { ImStore } from "../lib/im/im_store.ts";
 import {
   DEFAULT_MAX_OFFLINE,
@@ -52,6 +57,8 @@ export interface ImServerOptions {
   maxConns?: number;
   /** Close connections silent this long; 0 never. Default 300000 ms. */
   idleTimeoutMs?: number;
+  /** Close a connection that leaves a started request line unfinished this long; 0 never. Default 10000 ms. */
+  headTimeoutMs?: number;
   /** Log nothing per connection. Default false. */
   quiet?: boolean;
   /** Aborting it shuts the server down gracefully. */
@@ -80,6 +87,7 @@ export async function serveIm(options: ImServerOptions = {}): Promise<ImServer> 
   const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   const maxTextBytes = options.maxTextBytes ?? DEFAULT_MAX_TEXT_BYTES;
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const headTimeoutMs = options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
   const store = await ImStore.open(options.db ?? "./im.kv");
   const service = new ImService(store, hasher, log, options.maxOffline ?? DEFAULT_MAX_OFFLINE);
   const hello = JSON.stringify({
@@ -101,6 +109,11 @@ export async function serveIm(options: ImServerOptions = {}): Promise<ImServer> 
       idleTimeoutMs,
       idleMessage: errorLine("idle_timeout", `Nothing heard for ${idleTimeoutMs} ms; closing`) +
         "\n",
+      headTimeoutMs,
+      headMessage: errorLine(
+        "head_timeout",
+        `Request line not completed within ${headTimeoutMs} ms; closing`,
+      ) + "\n",
       busyMessage: errorLine("server_busy", "Too many connections; try again later") + "\n",
       signal: options.signal,
       tls: options.tls,
@@ -143,7 +156,10 @@ const spec = {
     "messages, offline messages (JSON lines over TCP).",
   args: "[ADDR]",
   options: {
-    ...serverOptions(["max-conns", "idle-timeout", "quiet", "cert", "key"], {
+    ...serverOptions(["max-conns", "idle-timeout", "head-timeout", "quiet", "cert", "key"], {
+      "head-timeout": {
+        description: "close a client that leaves a started line unfinished this long",
+      },
       "max-conns": { description: "most clients at once" },
       "idle-timeout": { default: "5m", description: "close clients silent this long (0 = never)" },
     }),
@@ -215,6 +231,7 @@ export function main(args: string[]): Promise<number> {
       maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 256 }),
       maxConns: settings.maxConns,
       idleTimeoutMs: settings.idleTimeoutMs,
+      headTimeoutMs: settings.headTimeoutMs,
       quiet: settings.quiet,
       tls: settings.tls,
     };

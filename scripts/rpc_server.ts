@@ -35,7 +35,13 @@ import {
 import { Logger } from "../lib/cli/log.ts";
 import type { ConnectionLimit } from "../lib/net/workers.ts";
 import { serveTcp, type Session, type TcpServer } from "../lib/net/server.ts";
-import { readyLine, runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import {
+  DEFAULT_HEAD_TIMEOUT_MS,
+  readyLine,
+  runServer,
+  serverOptions,
+  serverSettings,
+} from "../lib/net/lifecycle.ts";
 import { type HttpFront, serveHttpFront } from "../lib/net/http_front.ts";
 import { prependReader, type Reader, readUntil } from "../lib/io/read_buffer.ts";
 import { GobError } from "../lib/rpc/gob.ts";
@@ -77,7 +83,10 @@ export interface RpcServerOptions {
   maxConns?: number;
   /** The process's bound on connections, both ports together; replaces `maxConns`. */
   limit?: ConnectionLimit;
-  /** HTTP: deadline for a request head (and an idle keep-alive). Default 10 s. */
+  /**
+   * HTTP: deadline for a request head (and an idle keep-alive); TCP: for
+   * the rest of a started JSON value or gob message. Default 10 s.
+   */
   headTimeoutMs?: number;
   /** HTTP: deadline from a request's head to its answer, body included. Default 30 s. */
   bodyTimeoutMs?: number;
@@ -139,7 +148,12 @@ async function serveGobSession(
   log: Logger,
 ): Promise<void> {
   try {
-    await serveGob({ read: (p) => source.read(p), write: (p) => session.write(p) }, registry, {
+    const conn = {
+      read: (p: Uint8Array) => source.read(p),
+      partial: (started: boolean) => source.partial?.(started),
+      write: (p: Uint8Array) => session.write(p),
+    };
+    await serveGob(conn, registry, {
       maxMessageBytes: maxRequestBytes,
       onError: (error) => log.info(`${session.peer}: ${error.message}`),
     });
@@ -258,6 +272,9 @@ export async function serveRpc(options: RpcServerOptions = {}): Promise<RpcServe
     limit: options.limit,
     idleTimeoutMs: options.idleTimeoutMs,
     idleMessage: "",
+    // Both dialects are binary-safe streams: a text line would only garble them.
+    headTimeoutMs: options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS,
+    headMessage: "",
     signal: controller.signal,
     tls: options.tls,
     logger: log,

@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { delay, runScript, type ScriptProcess, startScript, TcpPeer } from "./helpers.ts";
+import { dribble } from "./slowloris.ts";
 
 /** What a case needs to know about the server under test. */
 export interface LineServerCase {
@@ -23,6 +24,7 @@ export interface LineServerCase {
 const LONG_LINE = "ERROR Line exceeds the limit of 65536 bytes";
 const BUSY = "ERROR too many connections, try again later";
 const IDLE = "ERROR idle timeout, closing";
+const HEAD = "ERROR request not completed within 1000 ms, closing";
 
 /** Asserts that a fresh client still gets an answer: the server is unharmed. */
 async function assertServing(server: ScriptProcess, reply: RegExp): Promise<void> {
@@ -86,6 +88,21 @@ export function lineServerCases(
     const started = Date.now();
     assert.deepEqual(await silent.readAll(), [IDLE]);
     assert.ok(Date.now() - started >= 250, "closed before the idle timeout");
+  });
+
+  Deno.test(`${script} closes a line dribbled past --head-timeout; an idle client stays`, async () => {
+    await using server = await start(["--head-timeout", "1s"]);
+    await using idle = await TcpPeer.connect(server.port);
+    await idle.send("first\n");
+    assert.match((await idle.readLine()) ?? "(closed)", reply);
+    // A byte every 300 ms: never idle, never done.
+    const slow = await dribble(server.port, "GET /");
+    assert.deepEqual(slow.lines, [HEAD], server.output);
+    assert.ok(slow.closedAfterMs >= 900, `closed after ${slow.closedAfterMs} ms, before 1 s`);
+    assert.ok(slow.closedAfterMs < 5_000, `closed only after ${slow.closedAfterMs} ms`);
+    // Silent between lines all that time (over twice the deadline): still served.
+    await idle.send("second\n");
+    assert.match((await idle.readLine()) ?? "(closed)", reply, server.output);
   });
 
   Deno.test(`${script} survives a client that vanishes mid-line`, async () => {

@@ -43,6 +43,7 @@ export type ErrorCode =
   | "too_large"
   | "mailbox_full"
   | "idle_timeout"
+  | "head_timeout"
   | "server_busy"
   | "internal";
 

@@ -276,7 +276,9 @@ export class LineReader {
   async #fill(): Promise<void> {
     // The pending line may be one byte over the bound: the "\r" of a "\r\n".
     const w = { buf: this.#buf, start: this.#start, end: this.#end };
-    if (!(await readMore(this.#source, w, this.maxLineBytes + 1))) this.#eof = true;
+    if (!(await readMore(this.#source, w, this.maxLineBytes + 1, this.#skipping))) {
+      this.#eof = true;
+    }
     this.#buf = w.buf;
     this.#start = w.start;
     this.#end = w.end;

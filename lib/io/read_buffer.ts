@@ -13,6 +13,12 @@
 /** Anything that reads bytes into a buffer: a `Deno.Conn`, a `Deno.FsFile`, a session. */
 export interface Reader {
   read(p: Uint8Array): Promise<number | null>;
+  /**
+   * Told just before a read whether the caller holds the start of a
+   * message it cannot finish without more bytes (a session times that
+   * against its head deadline). A read without this call means no.
+   */
+  partial?(started: boolean): void;
 }
 
 /** First read buffer: small, so that an idle connection costs little memory. */
@@ -32,12 +38,16 @@ export interface ByteWindow {
  * as the policy says; the kept bytes may move, so `w.start` may go down
  * (shift other indices by the same amount). `maxPending` is the most kept
  * bytes the caller allows before failing: the buffer grows to hold it.
- * Returns false at the end of the stream.
+ * The source is told (see {@link Reader.partial}) that a message is
+ * started when bytes are kept, or when `skipping` says the caller is
+ * dropping the rest of one it refused. Returns false at the end of the
+ * stream.
  */
 export async function readMore(
   source: Reader,
   w: ByteWindow,
   maxPending: number,
+  skipping = false,
 ): Promise<boolean> {
   if (w.start === w.end) {
     w.start = w.end = 0;
@@ -54,6 +64,7 @@ export async function readMore(
     w.start = 0;
     w.end = pending;
   }
+  source.partial?.(skipping || w.end > w.start);
   const n = await source.read(w.buf.subarray(w.end));
   if (n === null) return false;
   w.end += n;
@@ -72,6 +83,9 @@ export async function readMore(
 export function prependReader(prefix: Uint8Array, source: Reader): Reader {
   let rest = prefix;
   return {
+    partial(started: boolean): void {
+      source.partial?.(started);
+    },
     read(p: Uint8Array): Promise<number | null> {
       if (rest.length === 0) return source.read(p);
       const n = Math.min(p.length, rest.length);
@@ -95,6 +109,7 @@ export async function readUntil(
   const buf = new Uint8Array(max);
   let len = 0;
   while (len < max && (len === 0 || !enough(buf.subarray(0, len)))) {
+    source.partial?.(len > 0);
     const n = await source.read(buf.subarray(len));
     if (n === null) break;
     len += n;

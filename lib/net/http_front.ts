@@ -24,8 +24,10 @@ export const MAX_CONNECT_HEAD_BYTES = 4096;
 /** How long a CONNECT request may take to arrive, so a stalled one is closed. */
 export const CONNECT_HEAD_TIMEOUT_MS = 1_000;
 const CONNECT = new TextEncoder().encode("CONNECT ");
-/** Each direction of a piped connection reads into a buffer this large. */
-const PIPE_BUFFER_BYTES = 4 * 1024;
+/** Each direction of a piped connection starts reading into a buffer this large. */
+const PIPE_MIN_BUFFER_BYTES = 512;
+/** A busy pipe's buffer grows up to this (at 16 KiB each, 4,000 idle pipes pinned 128 MB). */
+const PIPE_MAX_BUFFER_BYTES = 16 * 1024;
 
 /** A CONNECT request: its target (`/_goRPC_`) and the connection, which now carries raw bytes. */
 export type ConnectHandler = (
@@ -118,6 +120,9 @@ export async function serveHttpFront(
       tls: options.tls,
       limit: options.limit,
       busyMessage: HTTP_BUSY_RESPONSE,
+      // After CONNECT: a started message must complete in time (the pipes never say started).
+      headTimeoutMs: headMs,
+      headMessage: "",
       signal: controller.signal,
       logger,
       onListen: options.onListen,
@@ -171,6 +176,7 @@ async function connect(
   const reader = prependReader(head.slice(end), session);
   await onConnect(target, {
     read: (p) => reader.read(p),
+    partial: (started) => reader.partial?.(started),
     writeAll: (data) => session.writeAll(data),
   }, session);
 }
@@ -193,11 +199,17 @@ async function pipeToBackend(session: Session, head: Uint8Array, port: number): 
 }
 
 async function pump(from: Reader, to: Deno.Conn): Promise<void> {
-  // Small: every idle connection holds one pending read each way (4,000 slow bodies: 128 MB at 16 KiB).
-  const buf = new Uint8Array(PIPE_BUFFER_BYTES);
+  // Every held connection keeps one read pending each way, so an idle pipe
+  // reads into a small buffer; a read that fills it doubles the next one.
+  let buf = new Uint8Array(PIPE_MIN_BUFFER_BYTES);
   try {
     for (let n = await from.read(buf); n !== null; n = await from.read(buf)) {
       await writeAll(to, buf.subarray(0, n));
+      if (n === buf.byteLength && n < PIPE_MAX_BUFFER_BYTES) {
+        buf = new Uint8Array(n * 2);
+      } else if (n * 4 <= buf.byteLength && buf.byteLength > PIPE_MIN_BUFFER_BYTES) {
+        buf = new Uint8Array(buf.byteLength / 2);
+      }
     }
   } catch (error) {
     if (!isDisconnect(error)) throw error;

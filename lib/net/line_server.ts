@@ -13,7 +13,12 @@ import { DEFAULT_MAX_LINE_BYTES, LineReader, LineTooLongError, writeAll } from "
 import type { Logger } from "../cli/log.ts";
 import { serveTcp, type Session, type SessionHandler, type TcpServer } from "./server.ts";
 import type { ConnectionLimit, SharedCounter } from "./workers.ts";
-import { serverOptions, type ServerSettings, serverSettings } from "./lifecycle.ts";
+import {
+  DEFAULT_HEAD_TIMEOUT_MS,
+  serverOptions,
+  type ServerSettings,
+  serverSettings,
+} from "./lifecycle.ts";
 import type { TlsCertificate } from "./tls.ts";
 
 /** The word that ends a client's connection, as in the seeds. */
@@ -163,9 +168,15 @@ export function isWord(
 
 /** The command-line options every line server takes; spread them into a command's spec. */
 export const LINE_SERVER_OPTIONS = {
-  ...serverOptions(["max-conns", "idle-timeout", "quiet", "workers", "cert", "key"], {
-    quiet: { description: "print nothing per connection or line" },
-  }),
+  ...serverOptions(
+    ["max-conns", "idle-timeout", "head-timeout", "quiet", "workers", "cert", "key"],
+    {
+      quiet: { description: "print nothing per connection or line" },
+      "head-timeout": {
+        description: "close a client that leaves a started line unfinished this long",
+      },
+    },
+  ),
   "max-line": {
     type: "string",
     arg: "BYTES",
@@ -184,6 +195,8 @@ export interface LineServerOptions {
   limit?: ConnectionLimit;
   /** Close clients silent this long; 0 never. Default 0. */
   idleTimeoutMs?: number;
+  /** Close a client whose started line is unfinished this long; 0 never. Default 10000. */
+  headTimeoutMs?: number;
   /** Longest line in bytes. Default 65536. */
   maxLineBytes?: number;
   /** Print nothing per connection or line. Default false. */
@@ -218,6 +231,7 @@ export function serveLineServer(
     maxConns: options.maxConns,
     limit: options.limit,
     idleTimeoutMs: options.idleTimeoutMs,
+    headTimeoutMs: options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS,
     signal: options.signal,
     reusePort: options.reusePort,
     tls: options.tls,

@@ -18,6 +18,10 @@ import type { TlsCertificate } from "./tls.ts";
 export const BUSY_MESSAGE = "ERROR too many connections, try again later\n";
 /** Sent to a connection closed for saying nothing during the idle timeout. */
 export const IDLE_MESSAGE = "ERROR idle timeout, closing\n";
+/** Sent to a connection closed for leaving a started line or message unfinished too long. */
+export function headMessage(headTimeoutMs: number): string {
+  return `ERROR request not completed within ${headTimeoutMs} ms, closing\n`;
+}
 /** Errors that mean the peer went away, not that the server failed. */
 const DISCONNECT_ERRORS = [
   Deno.errors.ConnectionReset,
@@ -51,6 +55,8 @@ export class Session implements Reader, Writer {
   readonly signal: AbortSignal;
   /** When the peer last sent bytes (ms since the epoch). */
   lastActive = Date.now();
+  #startedAt: number | null = null;
+  #partialNext = false;
   #reading = false;
   #closed = false;
   #closing = false;
@@ -78,9 +84,28 @@ export class Session implements Reader, Writer {
     return this.#closed;
   }
 
+  /**
+   * While the handler waits for the rest of a started message: when it
+   * first waited for it (ms since the epoch). Null between
+   * messages and while the handler works. Framers say when a message is
+   * started through {@link partial} (lib/io/read_buffer.ts readMore).
+   */
+  get partialSince(): number | null {
+    return this.#reading ? this.#startedAt : null;
+  }
+
+  /** Notes that the next read is for the rest of a started message (see {@link partialSince}). */
+  partial(started: boolean): void {
+    this.#partialNext = started;
+  }
+
   /** Reads from the peer; null at end of stream, when closed, or once draining. */
   read(p: Uint8Array): Promise<number | null> {
     if (this.#draining || this.#closed) return Promise.resolve(null);
+    // Counted from the first wait for the rest: the handler's own work on
+    // what came before is not the peer's delay.
+    this.#startedAt = this.#partialNext ? (this.#startedAt ?? Date.now()) : null;
+    this.#partialNext = false;
     this.#reading = true;
     // Callbacks made once per session rather than an async frame per read:
     // an idle connection always has a read pending, so this is its cost.
@@ -152,6 +177,14 @@ export interface ServeTcpOptions {
   idleTimeoutMs?: number;
   /** Line sent before an idle close. Default {@link IDLE_MESSAGE}; "" sends nothing. */
   idleMessage?: string;
+  /**
+   * Close a connection that leaves a started line or message (a request
+   * head) unfinished this long, counted from its first byte; 0 never.
+   * Silence between messages is the idle timeout's. Default 0.
+   */
+  headTimeoutMs?: number;
+  /** Line sent before a head-timeout close. Default {@link headMessage}; "" sends nothing. */
+  headMessage?: string;
   /** Line sent to a connection over `maxConns`. Default {@link BUSY_MESSAGE}. */
   busyMessage?: string;
   /** How long shutdown waits for busy handlers. Default {@link DEFAULT_DRAIN_TIMEOUT_MS}. */
@@ -192,8 +225,11 @@ export class TcpServer implements AsyncDisposable {
     this.#logger = options.logger ?? new Logger();
     this.addr = listener.addr;
     const idle = options.idleTimeoutMs ?? 0;
-    if (idle > 0) {
-      this.#sweeper = setInterval(() => this.#sweep(idle), Math.min(1000, Math.max(10, idle / 4)));
+    const head = options.headTimeoutMs ?? 0;
+    const bounds = [idle, head].filter((ms) => ms > 0);
+    if (bounds.length > 0) {
+      const every = Math.min(1000, Math.max(10, Math.min(...bounds) / 4));
+      this.#sweeper = setInterval(() => this.#sweep(idle, head), every);
     }
     options.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
     this.finished = this.#acceptLoop();
@@ -290,10 +326,20 @@ export class TcpServer implements AsyncDisposable {
     run.finally(() => this.#handlers.delete(run));
   }
 
-  #sweep(idleTimeoutMs: number): void {
-    const deadline = Date.now() - idleTimeoutMs;
+  #sweep(idleTimeoutMs: number, headTimeoutMs: number): void {
+    const now = Date.now();
+    const idleSince = idleTimeoutMs > 0 ? now - idleTimeoutMs : -Infinity;
+    const startedSince = headTimeoutMs > 0 ? now - headTimeoutMs : -Infinity;
     for (const session of this.#sessions) {
-      if (session.lastActive < deadline && !session.closing) {
+      if (session.closing) continue;
+      const started = session.partialSince;
+      if (started !== null && started < startedSince) {
+        this.#logger.info(
+          `${session.peer}: request unfinished after ${headTimeoutMs} ms, closing`,
+        );
+        const message = this.#options.headMessage ?? headMessage(headTimeoutMs);
+        session.closeWith(message).catch(() => {});
+      } else if (session.lastActive < idleSince) {
         this.#logger.info(`${session.peer}: idle for ${idleTimeoutMs} ms, closing`);
         session.closeWith(this.#options.idleMessage ?? IDLE_MESSAGE).catch(() => {});
       }

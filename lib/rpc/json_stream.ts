@@ -481,7 +481,8 @@ export class JsonValueReader {
 
   async #fill(): Promise<void> {
     const w = { buf: this.#buf, start: this.#start, end: this.#end };
-    if (!(await readMore(this.#source, w, this.maxValueBytes))) this.#eof = true;
+    const skipping = this.#state === S_SKIP_LINE;
+    if (!(await readMore(this.#source, w, this.maxValueBytes, skipping))) this.#eof = true;
     this.#pos -= this.#start - w.start; // the kept bytes may have moved to the front
     this.#buf = w.buf;
     this.#start = w.start;
