@@ -41,7 +41,12 @@ import { readTokenFile } from "../lib/file/token.ts";
 import { Logger } from "../lib/cli/log.ts";
 import { formatBytes, ProgressBoard } from "../lib/cli/progress.ts";
 import { serveTcp, type TcpServer } from "../lib/net/server.ts";
-import { runServer, serverOptions, serverSettings } from "../lib/net/lifecycle.ts";
+import {
+  DEFAULT_HEAD_TIMEOUT_MS,
+  runServer,
+  serverOptions,
+  serverSettings,
+} from "../lib/net/lifecycle.ts";
 import type { ConnectionLimit } from "../lib/net/workers.ts";
 import type { TlsCertificate } from "../lib/net/tls.ts";
 
@@ -62,6 +67,8 @@ export interface ReceiverOptions extends Partial<TransferOptions> {
   limit?: ConnectionLimit;
   /** Drop a sender silent this long; 0 never. Default 60000. */
   idleTimeoutMs?: number;
+  /** Drop a sender whose started opening line takes longer; 0 never. Default 10000 ms. */
+  headTimeoutMs?: number;
   /** Bounds on the partial copies of broken transfers. Default 100 files, 64 GiB, 24 h. */
   partials?: PartialLimits;
   /** Log only errors. Default false. */
@@ -131,11 +138,14 @@ export async function serveFiles(dir: string, options: ReceiverOptions = {}): Pr
     );
   }
   const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const headMs = options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
   return serveTcp((session) => receiver.handle(session), {
     address,
     maxConns: options.maxConns ?? DEFAULT_MAX_CONNS,
     limit: options.limit,
     idleTimeoutMs: idleMs,
+    headTimeoutMs: headMs,
+    headMessage: errorLine(`Line not completed within ${headMs} ms; closing`),
     idleMessage: errorLine(`Nothing received for ${idleMs} ms; closing`),
     busyMessage: errorLine("Too many senders at once, try again later"),
     signal: options.signal,
@@ -175,8 +185,11 @@ const spec = {
       description: "flush each file to disk before confirming it (slower, survives a crash)",
     },
     rename: { type: "boolean", description: 'save as "name (1).ext" when name.ext exists' },
-    ...serverOptions(["max-conns", "idle-timeout", "quiet", "cert", "key"], {
+    ...serverOptions(["max-conns", "idle-timeout", "head-timeout", "quiet", "cert", "key"], {
       "max-conns": { default: String(DEFAULT_MAX_CONNS), description: "most senders at once" },
+      "head-timeout": {
+        description: "drop a sender that leaves a started protocol line unfinished this long",
+      },
       "idle-timeout": { default: "60s", description: "drop a sender silent this long (0 = never)" },
       quiet: { description: "log only errors" },
     }),
@@ -239,6 +252,7 @@ export function main(args: string[]): Promise<number> {
         : parseSize(values["max-size"], "max-size"),
       existing: values.overwrite ? "overwrite" : values.rename ? "rename" : "refuse",
       idleTimeoutMs: settings.idleTimeoutMs,
+      headTimeoutMs: settings.headTimeoutMs,
       quiet: settings.quiet,
       fsync: values.fsync,
       tls: settings.tls,

@@ -107,3 +107,65 @@ Deno.test("serveTcp() times a started line, not the handler's work on a finished
   const slow = await dribble(port, "x", { giveUpMs: 3_000 });
   assert.deepEqual(slow.lines, ["ERROR request not completed within 300 ms, closing"]);
 });
+
+Deno.test("tcp_chat_server and ws_chat_server's TCP side close a line dribbled past --head-timeout; an idle member stays", async () => {
+  await using tcpChat = await startScript("tcp_chat_server", [
+    "127.0.0.1:0",
+    "-q",
+    ...HEAD_TIMEOUT,
+  ]);
+  await using wsChat = await startScript("ws_chat_server", [
+    "--host=127.0.0.1",
+    "--port=0",
+    "--tcp-port=0",
+    "-q",
+    ...HEAD_TIMEOUT,
+  ]);
+  const tcpLine = await wsChat.stdout.waitFor(/Listening on tcp:/);
+  for (const port of [tcpChat.port, Number(/:(\d+) /.exec(tcpLine)![1])]) {
+    await using idle = await TcpPeer.connect(port);
+    await idle.readLine(); // the prompt for a name
+    await idle.send("idle\n");
+    assert.match((await idle.readLine()) ?? "(closed)", /Welcome, idle/);
+    const slow = await dribble(port, "a nickname that never ends");
+    assert.match(slow.lines.at(-1) ?? "(none)", /^ERROR request not completed within 1000 ms/);
+    assertClosedInTime(slow.closedAfterMs);
+    await idle.send("/who\n");
+    let line: string | null;
+    do line = await idle.readLine(); while (line !== null && !/online: idle/.test(line));
+    assert.match(line ?? "(closed)", /online: idle/, tcpChat.output + wsChat.output);
+  }
+});
+
+Deno.test("file_recv closes a sender whose sha256 trailer is dribbled past --head-timeout", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using server = await startScript("file_recv", [
+      "127.0.0.1:0",
+      "--dir",
+      dir,
+      "-q",
+      ...HEAD_TIMEOUT,
+    ]);
+    await using peer = await TcpPeer.connect(server.port);
+    await peer.send("FILE 3 doc\n");
+    assert.equal(await peer.readLine(), "ok");
+    const began = Date.now();
+    await peer.send("abcsha256 ");
+    let open = true;
+    const sending = (async () => {
+      while (open && Date.now() - began < 8_000) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        if (open) await peer.send("0").catch(() => open = false);
+      }
+    })();
+    const lines = await peer.readAll(8_000);
+    open = false;
+    await sending;
+    assert.match(lines.at(-1) ?? "(none)", /^error Line not completed within 1000 ms/);
+    assertClosedInTime(Date.now() - began);
+    assert.ok(!(await Deno.stat(`${dir}/doc`).then(() => true, () => false)), "doc was saved");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

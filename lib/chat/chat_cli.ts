@@ -9,6 +9,7 @@ import { type OptionSpec, parseDurationOption, parseIntOption, UsageError } from
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./chat_text.ts";
 import { DEFAULT_BURST, DEFAULT_MAX_QUEUE, DEFAULT_RATE, type HubOptions } from "./hub.ts";
 import type { TcpChatOptions } from "./tcp_chat.ts";
+import { serverOptions } from "../net/lifecycle.ts";
 
 /** Options of the room, for a command's option table. */
 export const ROOM_OPTIONS = {
@@ -41,6 +42,12 @@ export const ROOM_OPTIONS = {
 
 /** Options of the TCP side, for a command's option table. */
 export const TCP_CHAT_OPTIONS = {
+  // The shared option, described for the TCP side (the WebSocket side has its own head bound).
+  "head-timeout": serverOptions(["head-timeout"], {
+    "head-timeout": {
+      description: "close a TCP member that leaves a started line unfinished this long",
+    },
+  })["head-timeout"],
   "heartbeat-timeout": {
     type: "string",
     arg: "DURATION",
@@ -94,5 +101,6 @@ export function tcpChatOptions(values: Values<typeof TCP_CHAT_OPTIONS>): TcpChat
     heartbeatTimeoutMs,
     idleTimeoutMs: parseDurationOption(values["tcp-idle-timeout"], "tcp-idle-timeout"),
     maxLineBytes: parseIntOption(values["max-line"], "max-line", { min: 16 }),
+    headTimeoutMs: parseDurationOption(values["head-timeout"], "head-timeout"),
   };
 }

@@ -28,6 +28,7 @@ import { Logger } from "../cli/log.ts";
 import { settledWithin } from "../io/deadline.ts";
 import type { ConnectionLimit } from "../net/workers.ts";
 import { serveTcp, type Session, type TcpServer } from "../net/server.ts";
+import { DEFAULT_HEAD_TIMEOUT_MS } from "../net/lifecycle.ts";
 import type { TlsCertificate } from "../net/tls.ts";
 
 /** Seed 001's heartbeat expiry. */
@@ -55,6 +56,8 @@ export interface TcpChatOptions {
   idleTimeoutMs?: number;
   /** Longest line in bytes; a longer one closes the connection. Default 4096. */
   maxLineBytes?: number;
+  /** Close a member that leaves a started line unfinished this long; 0 never. Default 10000 ms. */
+  headTimeoutMs?: number;
   /** Most simultaneous connections. Default 10000. */
   maxConns?: number;
   /** Serve TLS with this certificate. Default plain TCP. */
@@ -311,6 +314,7 @@ export function serveTcpChat(hub: ChatHub, options: TcpChatOptions = {}): Promis
   return serveTcp(handle, {
     address: options.address ?? { transport: "tcp", hostname: "0.0.0.0", port: 8081 },
     maxConns: options.maxConns,
+    headTimeoutMs: options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS,
     tls: options.tls,
     limit: options.limit,
     signal: options.signal,
