@@ -1,25 +1,8 @@
 import assert from "node:assert/strict";
-import { missingPeer, startScript, TcpPeer, withTimeout } from "./helpers.ts";
+import { missingPeer, startScript, TcpPeer } from "./helpers.ts";
 import { Browser, CHROMIUM } from "./browser.ts";
 import { buildSeed, missingSeeds, startSeed, startSeedServer } from "./seed_programs.ts";
 import { isSeedClient, parseSeedChunk, toSeed } from "../lib/chat/tcp_chat.ts";
-
-/** Reads lines until one matches, returning it. */
-async function until(peer: TcpPeer, pattern: RegExp, timeoutMs = 8_000): Promise<string> {
-  const seen: string[] = [];
-  return await withTimeout(
-    (async () => {
-      while (true) {
-        const line = await peer.reader.readLine();
-        if (line === null) throw new Error(`Closed before ${pattern}; saw ${JSON.stringify(seen)}`);
-        seen.push(line);
-        if (pattern.test(line)) return line;
-      }
-    })(),
-    timeoutMs,
-    `a line matching ${pattern}`,
-  );
-}
 
 Deno.test("parseSeedChunk splits seed 001's raw chunks into heartbeats and named messages", () => {
   const message = (name: string, text: string) => `2026-11-30 23:05:00\n\t${name}: ${text}`;
@@ -57,15 +40,15 @@ for (const script of ["tcp_chat_server", "ws_chat_server"] as const) {
         port = Number(/:(\d+) /.exec(line)![1]);
       }
       await using alice = await TcpPeer.connect(port);
-      await until(alice, /Type your nickname/);
+      await alice.until(/Type your nickname/);
       await alice.send("alice\n");
-      await until(alice, /^\* Welcome, alice/);
+      await alice.until(/^\* Welcome, alice/);
       await using binary = await buildSeed("001", "NewTicker");
       await using seed = startSeed(binary, `127.0.0.1:${port}`);
       await seed.stdout.waitFor(/请输入聊天昵称/);
       await seed.type("bob\nhello\n");
       assert.match(
-        await until(alice, /bob: hello$/),
+        await alice.until(/bob: hello$/),
         /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d bob: hello$/,
       );
       await alice.send("hi bob\n");
@@ -75,7 +58,7 @@ for (const script of ["tcp_chat_server", "ws_chat_server"] as const) {
       await new Promise((resolve) => setTimeout(resolve, 6_000));
       assert.doesNotMatch(seed.stdout.text, /服务器出现故障/);
       await seed.type("still\n");
-      await until(alice, /bob: still$/);
+      await alice.until(/bob: still$/);
     },
   });
 }

@@ -351,6 +351,25 @@ export class TcpPeer implements AsyncDisposable {
   }
 
   /** Reads until the server closes, returning every remaining line. */
+  /** Reads lines until one matches `pattern` and returns it; fails on end of stream or timeout. */
+  until(pattern: RegExp, timeoutMs = 8_000): Promise<string> {
+    const seen: string[] = [];
+    return withTimeout(
+      (async () => {
+        while (true) {
+          const line = await this.reader.readLine();
+          if (line === null) {
+            throw new Error(`Closed before ${pattern}; saw ${JSON.stringify(seen)}`);
+          }
+          seen.push(line);
+          if (pattern.test(line)) return line;
+        }
+      })(),
+      timeoutMs,
+      `a line matching ${pattern} (saw ${JSON.stringify(seen)})`,
+    );
+  }
+
   async readAll(timeoutMs = 5_000): Promise<string[]> {
     const lines: string[] = [];
     const collect = async () => {

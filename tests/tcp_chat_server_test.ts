@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { delay, missingPeer, runScript, startScript, TcpPeer, withTimeout } from "./helpers.ts";
+import { delay, missingPeer, runScript, startScript, TcpPeer } from "./helpers.ts";
 
 const STAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d /;
 
@@ -10,23 +10,6 @@ async function member(port: number, name: string): Promise<TcpPeer> {
   await peer.send(`${name}\n`);
   assert.match((await peer.readLine())!, /^\* Welcome, /);
   return peer;
-}
-
-/** Reads lines until one matches, returning it; fails on end of stream. */
-async function until(peer: TcpPeer, pattern: RegExp, timeoutMs = 5_000): Promise<string> {
-  const seen: string[] = [];
-  return await withTimeout(
-    (async () => {
-      while (true) {
-        const line = await peer.reader.readLine();
-        if (line === null) throw new Error(`Closed before ${pattern}; saw ${JSON.stringify(seen)}`);
-        seen.push(line);
-        if (pattern.test(line)) return line;
-      }
-    })(),
-    timeoutMs,
-    `a line matching ${pattern} (saw ${JSON.stringify(seen)})`,
-  );
 }
 
 Deno.test({
@@ -45,19 +28,19 @@ Deno.test({
     const ncIn = nc.stdin.getWriter();
     const enc = new TextEncoder();
     await ncIn.write(enc.encode("carol\n"));
-    await until(alice, /\* carol joined$/);
+    await alice.until(/\* carol joined$/);
     await alice.send("hello from alice\n");
-    await until(alice2, /alice: hello from alice$/);
+    await alice2.until(/alice: hello from alice$/);
     await ncIn.write(enc.encode("hi, \x1b[31mred\x1b[0m <b>bold</b>\n"));
-    const fromNc = await until(alice, /carol: /);
+    const fromNc = await alice.until(/carol: /);
     assert.match(fromNc, STAMP);
     assert.equal(fromNc.slice(20), "carol: hi, \\x1b[31mred\\x1b[0m <b>bold</b>");
     await alice2.send("/who\n/ping\n/nick bob\n");
-    assert.equal(await until(alice2, /online/), "* 3 online: alice, alice-2, carol");
+    assert.equal(await alice2.until(/online/), "* 3 online: alice, alice-2, carol");
     assert.equal(await alice2.readLine(), "/pong");
-    await until(alice, /\* alice-2 is now known as bob$/);
+    await alice.until(/\* alice-2 is now known as bob$/);
     await alice2.send("as bob\n");
-    await until(alice, /bob: as bob$/);
+    await alice.until(/bob: as bob$/);
     await ncIn.write(enc.encode("/quit\n"));
     await ncIn.close();
     const ncOut = new TextDecoder().decode((await nc.output()).stdout).split("\n");
@@ -65,9 +48,9 @@ Deno.test({
     assert.ok(ncOut.some((l) => /bob: as bob$/.test(l)), ncOut.join("\n"));
     assert.ok(!ncOut.some((l) => /carol: hi/.test(l)), "no echo of one's own lines on TCP");
     assert.equal(ncOut.at(-2), "* Bye");
-    await until(alice, /\* carol left$/);
+    await alice.until(/\* carol left$/);
     server.kill("SIGTERM");
-    assert.equal(await until(alice, /shutting down/), "* The server is shutting down");
+    assert.equal(await alice.until(/shutting down/), "* The server is shutting down");
     assert.equal((await server.exit()).code, 0, server.output);
   },
 });
@@ -88,20 +71,20 @@ Deno.test("tcp_chat_server refuses bad names and messages with an error, and kee
   await peer.send("taken\n");
   assert.match((await peer.readLine())!, /^\* Welcome, taken\. 1 online: taken$/);
   await using other = await member(server.port, "taken");
-  await until(peer, /\* taken-2 joined/);
+  await peer.until(/\* taken-2 joined/);
   await peer.send("   \n");
-  assert.equal(await until(peer, /^ERROR/), "ERROR Empty message: nothing to send");
+  assert.equal(await peer.until(/^ERROR/), "ERROR Empty message: nothing to send");
   await peer.send(`${"y".repeat(600)}\n`);
-  assert.equal(await until(peer, /^ERROR/), "ERROR Message too long: 600 bytes, the limit is 512");
+  assert.equal(await peer.until(/^ERROR/), "ERROR Message too long: 600 bytes, the limit is 512");
   await peer.send("/bogus\n");
   assert.equal(await peer.readLine(), 'ERROR Unknown command "/bogus": try /help');
   await peer.send("//slash is fine\n");
-  await until(other, /taken: \/slash is fine$/);
+  await other.until(/taken: \/slash is fine$/);
   // A line over the framing limit closes only that connection.
   await peer.send(`${"z".repeat(2000)}\n`).catch(() => {});
-  assert.equal(await until(peer, /^ERROR/), "ERROR Line exceeds the limit of 1024 bytes");
+  assert.equal(await peer.until(/^ERROR/), "ERROR Line exceeds the limit of 1024 bytes");
   assert.equal(await peer.readLine(), null);
-  await until(other, /\* taken left \(disconnected\)$/);
+  await other.until(/\* taken left \(disconnected\)$/);
   await other.send("/ping\n");
   assert.equal(await other.readLine(), "/pong");
 });
@@ -116,10 +99,10 @@ Deno.test("tcp_chat_server removes a member that pings and then goes silent, ann
   await silent.send("/ping\n");
   const keepAlive = setInterval(() => watcher.send("/ping\n").catch(() => {}), 150);
   try {
-    const line = await until(watcher, /\* silent left/);
+    const line = await watcher.until(/\* silent left/);
     assert.match(line, /^.{19} \* silent left \(timed out\)$/);
-    assert.equal(await until(silent, /^ERROR/), "ERROR Timed out: nothing received for 0.6 s");
-    assert.equal(await until(silent, /never/).catch(() => null), null);
+    assert.equal(await silent.until(/^ERROR/), "ERROR Timed out: nothing received for 0.6 s");
+    assert.equal(await silent.until(/never/).catch(() => null), null);
   } finally {
     clearInterval(keepAlive);
   }
@@ -130,10 +113,10 @@ Deno.test("tcp_chat_server rate limit: 1000 lines at once, the excess is refused
   await using server = await startScript("tcp_chat_server", ["127.0.0.1:0", "-q"]);
   await using flood = await member(server.port, "flood");
   await using calm = await member(server.port, "calm");
-  await until(flood, /calm joined/);
+  await flood.until(/calm joined/);
   await flood.send(Array.from({ length: 1000 }, (_, i) => `spam ${i}\n`).join(""));
   await calm.send("calm speaks\n");
-  const notice = await until(flood, /^ERROR/);
+  const notice = await flood.until(/^ERROR/);
   assert.match(notice, /^ERROR Slow down: at most 10 messages per second \(20 at once\)/);
   let spam = 0;
   while (true) {
@@ -161,7 +144,7 @@ Deno.test("tcp_chat_server drops a member that never reads; the others keep rece
   await using sender = await member(server.port, "sender");
   await using reader = await member(server.port, "reader");
   await using stuck = await member(server.port, "stuck"); // never reads from here on
-  await until(reader, /stuck joined/);
+  await reader.until(/stuck joined/);
   const payload = "p".repeat(7000);
   let droppedAt = -1;
   let got = 0;
@@ -207,16 +190,16 @@ Deno.test("tcp_chat_client: talks, prints others' lines, and Ctrl-C sends /quit"
   ], { stdin: true, waitReady: false });
   await client.stderr.waitFor("connect success!");
   await client.write("dora\n");
-  await until(peer, /\* dora joined$/);
+  await peer.until(/\* dora joined$/);
   await client.write("hello from the client\n");
-  await until(peer, /dora: hello from the client$/);
+  await peer.until(/dora: hello from the client$/);
   await peer.send("hi dora\n");
   const line = await client.stdout.waitFor(/peer: hi dora$/);
   assert.match(line, STAMP);
   await delay(1300); // at least one heartbeat, which the client does not print
   assert.equal(client.stdout.count("/pong"), 0);
   client.kill("SIGINT");
-  await until(peer, /\* dora left$/);
+  await peer.until(/\* dora left$/);
   assert.equal((await client.exit()).code, 0, client.output);
 });
 

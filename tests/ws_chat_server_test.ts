@@ -115,14 +115,6 @@ async function tcpMember(port: number, name: string): Promise<TcpPeer> {
   return peer;
 }
 
-async function untilLine(peer: TcpPeer, pattern: RegExp): Promise<string> {
-  while (true) {
-    const line = await peer.readLine();
-    if (line === null) throw new Error(`Closed before ${pattern}`);
-    if (pattern.test(line)) return line;
-  }
-}
-
 /** Opens a raw WebSocket handshake (with any headers) and returns the peer and the status line. */
 async function rawHandshake(port: number, path: string, headers: Record<string, string> = {}) {
   const peer = await TcpPeer.connect(port);
@@ -421,7 +413,7 @@ Deno.test("ws_chat_server tells everyone on SIGTERM, closes with 1001 and exits 
     await ws.closed;
     assert.equal(ws.closeCode, 1001);
     assert.ok(ws.events.some((e) => e.type === "notice" && /shutting down/.test(e.text)));
-    assert.equal(await untilLine(tcp, /shutting down/), "* The server is shutting down");
+    assert.equal(await tcp.until(/shutting down/), "* The server is shutting down");
     tcp.close();
     assert.equal((await server.exit()).code, 0, server.output);
   } finally {
