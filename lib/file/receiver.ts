@@ -251,11 +251,7 @@ export class Receiver {
         resumedAt: offset,
       });
     } finally {
-      try {
-        file.close();
-      } catch {
-        // Closed before the move.
-      }
+      closeQuietly(file);
       if (!keepPart || offset + got === 0) await Deno.remove(partPath).catch(() => {});
     }
   }
@@ -323,7 +319,6 @@ export class Receiver {
     }
   }
 
-  /** Reads the `sha256 <hex>` trailer; `discard` marks the bytes as complete but wrong. */
   /**
    * Ends a verified transfer: the digests must agree, then the copy is
    * flushed (with --fsync), moved into place, confirmed to the sender and
@@ -351,6 +346,14 @@ export class Receiver {
     });
   }
 
+  /** Ends a one-off transfer (bare or streamed): its partial never outlives the connection. */
+  async #dropOneOff(file: Deno.FsFile, partPath: string, id: string): Promise<void> {
+    closeQuietly(file);
+    await Deno.remove(partPath).catch(() => {});
+    this.#partials.release(id);
+  }
+
+  /** Reads the `sha256 <hex>` trailer; `discard` marks the bytes as complete but wrong. */
   async #readTrailer(session: Session, size: number, discard: () => void): Promise<string> {
     const reader = new LineReader(session, { maxLineBytes: MAX_REPLY_BYTES });
     const line = await readBoundedLine(reader);
@@ -428,13 +431,7 @@ export class Receiver {
           verified: false,
         });
       } finally {
-        try {
-          file.close();
-        } catch {
-          // Closed before the move.
-        }
-        await Deno.remove(partPath).catch(() => {});
-        this.#partials.release(id);
+        await this.#dropOneOff(file, partPath, id);
       }
     });
   }
@@ -495,13 +492,7 @@ export class Receiver {
         resumedAt: 0,
       });
     } finally {
-      try {
-        file.close();
-      } catch {
-        // Closed before the move.
-      }
-      await Deno.remove(partPath).catch(() => {});
-      this.#partials.release(id);
+      await this.#dropOneOff(file, partPath, id);
     }
   }
 }
@@ -516,5 +507,14 @@ async function readBoundedLine(reader: LineReader): Promise<string | null | type
   } catch (error) {
     if (error instanceof LineTooLongError) return TOO_LONG;
     throw error;
+  }
+}
+
+/** Closes a partial's file unless it was closed already (before its move into place). */
+function closeQuietly(file: Deno.FsFile): void {
+  try {
+    file.close();
+  } catch {
+    // Closed before the move.
   }
 }
