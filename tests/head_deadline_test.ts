@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startScript, TcpPeer } from "./helpers.ts";
+import { startScript, startWsChat, TcpPeer } from "./helpers.ts";
 import { dribble } from "./slowloris.ts";
 
 /**
@@ -114,15 +114,8 @@ Deno.test("tcp_chat_server and ws_chat_server's TCP side close a line dribbled p
     "-q",
     ...HEAD_TIMEOUT,
   ]);
-  await using wsChat = await startScript("ws_chat_server", [
-    "--host=127.0.0.1",
-    "--port=0",
-    "--tcp-port=0",
-    "-q",
-    ...HEAD_TIMEOUT,
-  ]);
-  const tcpLine = await wsChat.stdout.waitFor(/Listening on tcp:/);
-  for (const port of [tcpChat.port, Number(/:(\d+) /.exec(tcpLine)![1])]) {
+  await using wsChat = await startWsChat(["-q", ...HEAD_TIMEOUT]);
+  for (const port of [tcpChat.port, wsChat.tcpPort]) {
     await using idle = await TcpPeer.connect(port);
     await idle.readLine(); // the prompt for a name
     await idle.send("idle\n");

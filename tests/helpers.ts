@@ -401,3 +401,22 @@ export class TcpPeer implements AsyncDisposable {
     return Promise.resolve();
   }
 }
+
+/**
+ * Starts ws_chat_server on 127.0.0.1 with free ports. `tcpPort` is its TCP
+ * side's, read from the second ready line; 0 when `args` has `--tcp-port=off`.
+ */
+export async function startWsChat(
+  args: string[] = [],
+): Promise<ScriptProcess & { tcpPort: number }> {
+  const tcpOff = args.includes("--tcp-port=off");
+  const server = await startScript("ws_chat_server", [
+    "--host=127.0.0.1",
+    "--port=0",
+    ...(tcpOff ? [] : ["--tcp-port=0"]),
+    ...args,
+  ]);
+  if (tcpOff) return Object.assign(server, { tcpPort: 0 });
+  const line = await server.stdout.waitFor(/Listening on tcp:/);
+  return Object.assign(server, { tcpPort: Number(/:(\d+) /.exec(line)![1]) });
+}

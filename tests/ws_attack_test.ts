@@ -5,7 +5,7 @@
  * memory (its RSS, from `ps`) stays bounded while others are served.
  */
 import assert from "node:assert/strict";
-import { delay, type ScriptProcess, startScript, withTimeout } from "./helpers.ts";
+import { delay, type ScriptProcess, startScript, startWsChat, withTimeout } from "./helpers.ts";
 import { buildFrame, OP, RawWsClient, text } from "./ws_raw.ts";
 
 const MIB = 1024 * 1024;
@@ -126,13 +126,8 @@ Deno.test("ws_random_server: ten clients asking for 100000 and never reading are
 });
 
 Deno.test("ws_chat_server: members that never read are dropped and closed; memory stays bounded", async () => {
-  await using server = await startScript("ws_chat_server", [
-    "--port",
-    "0",
-    "--host",
-    "127.0.0.1",
-    "--tcp-port",
-    "off",
+  await using server = await startWsChat([
+    "--tcp-port=off",
     "-q",
     "--rate",
     "0",

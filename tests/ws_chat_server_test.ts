@@ -2,14 +2,7 @@ import assert from "node:assert/strict";
 import type { ChatEvent } from "../lib/chat/hub.ts";
 import { CHAT_CSS, CHAT_HTML, CHAT_JS } from "../lib/chat/chat_page.ts";
 import { Browser, CHROMIUM } from "./browser.ts";
-import {
-  missingPeer,
-  ROOT,
-  type ScriptProcess,
-  startScript,
-  TcpPeer,
-  withTimeout,
-} from "./helpers.ts";
+import { missingPeer, ROOT, startScript, startWsChat, TcpPeer, withTimeout } from "./helpers.ts";
 import { OP, RawWsClient, text } from "./ws_raw.ts";
 
 const decoder = new TextDecoder();
@@ -94,18 +87,6 @@ class WsMember implements AsyncDisposable {
   }
 }
 
-/** Starts ws_chat_server on free ports; the TCP port comes from its second ready line. */
-async function startChat(args: string[] = []): Promise<ScriptProcess & { tcpPort: number }> {
-  const server = await startScript("ws_chat_server", [
-    "--host=127.0.0.1",
-    "--port=0",
-    "--tcp-port=0",
-    ...args,
-  ]);
-  const line = await server.stdout.waitFor(/Listening on tcp:/);
-  return Object.assign(server, { tcpPort: Number(/:(\d+) /.exec(line)![1]) });
-}
-
 /** Joins over TCP: reads the prompt, sends the name, reads the welcome. */
 async function tcpMember(port: number, name: string): Promise<TcpPeer> {
   const peer = await TcpPeer.connect(port);
@@ -133,7 +114,7 @@ Deno.test({
   name: "ws_chat_server: a browser, a WebSocket member, a TCP member and ncat talk in one room",
   ignore: missingPeer(CHROMIUM) || missingPeer("ncat"),
   async fn() {
-    await using server = await startChat(["--burst=100"]);
+    await using server = await startWsChat(["--burst=100"]);
     await using browser = await Browser.launch();
     await browser.goto(`http://127.0.0.1:${server.port}/?name=browser`);
     await browser.waitFor(
@@ -263,7 +244,7 @@ Deno.test({
 });
 
 Deno.test("ws_chat_server serves the page under a strict CSP, and 404 elsewhere", async () => {
-  await using server = await startChat();
+  await using server = await startWsChat();
   const page = await fetch(`http://127.0.0.1:${server.port}/`);
   const html = await page.text();
   const csp = page.headers.get("content-security-policy")!;
@@ -285,7 +266,7 @@ Deno.test("the chat page's script never writes HTML", async () => {
 });
 
 Deno.test("ws_chat_server bounds WebSocket input: size (1009), empty, binary, names, Origin", async () => {
-  await using server = await startChat(["-q"]);
+  await using server = await startWsChat(["-q"]);
   await using alice = await WsMember.join(server.port, "alice");
   const welcome = await alice.waitFor((e) => e.type === "welcome", "welcome");
   assert.ok(welcome.type === "welcome" && welcome.name === "alice");
@@ -337,7 +318,7 @@ Deno.test("ws_chat_server bounds WebSocket input: size (1009), empty, binary, na
 });
 
 Deno.test("ws_chat_server rate limit: 1000 messages at once, excess refused, others unaffected", async () => {
-  await using server = await startChat(["-q"]);
+  await using server = await startWsChat(["-q"]);
   await using flood = await WsMember.join(server.port, "flood");
   await using calm = await WsMember.join(server.port, "calm");
   await flood.waitFor(
@@ -358,7 +339,12 @@ Deno.test("ws_chat_server rate limit: 1000 messages at once, excess refused, oth
 });
 
 Deno.test("ws_chat_server drops a WebSocket member that never reads; the others keep up", async () => {
-  await using server = await startChat(["-q", "--rate=0", "--max-message=8000", "--max-queue=16"]);
+  await using server = await startWsChat([
+    "-q",
+    "--rate=0",
+    "--max-message=8000",
+    "--max-queue=16",
+  ]);
   await using sender = await WsMember.join(server.port, "sender");
   await using reader = await WsMember.join(server.port, "reader");
   const stuck = await rawHandshake(server.port, "/ws?name=stuck"); // never reads again
@@ -387,7 +373,7 @@ Deno.test("ws_chat_server drops a WebSocket member that never reads; the others 
 });
 
 Deno.test("ws_chat_server closes a WebSocket peer that ignores pings past the idle timeout", async () => {
-  await using server = await startChat(["-q", "--idle-timeout=1s"]);
+  await using server = await startWsChat(["-q", "--idle-timeout=1s"]);
   await using watcher = await WsMember.join(server.port, "watcher");
   const mute = await rawHandshake(server.port, "/ws?name=mute"); // never answers pings
   try {
@@ -405,7 +391,7 @@ Deno.test("ws_chat_server closes a WebSocket peer that ignores pings past the id
 });
 
 Deno.test("ws_chat_server tells everyone on SIGTERM, closes with 1001 and exits 0", async () => {
-  const server = await startChat(["-q"]);
+  const server = await startWsChat(["-q"]);
   try {
     const ws = await WsMember.join(server.port, "ws");
     const tcp = await tcpMember(server.tcpPort, "tcp");
@@ -425,7 +411,7 @@ Deno.test("ws_chat_server: a member that sends but never reads reaches everyone,
   // Deno does not read a WebSocket while writes to it pile up, so echoing to
   // a peer that never reads used to lose its messages under load; the hub
   // now writes to a busy socket only once it drains, in one frame.
-  await using server = await startChat(["-q", "--rate=0"]);
+  await using server = await startWsChat(["-q", "--rate=0"]);
   await using a = await WsMember.join(server.port, "a");
   await using b = await WsMember.join(server.port, "b");
   const { client: mute } = await RawWsClient.open(server.port, "/ws?name=mute");
@@ -530,7 +516,7 @@ Deno.test({
     "ws_chat_server: a large room's welcome lists the first names; /who, which the page sends itself, lists everyone",
   ignore: missingPeer(CHROMIUM),
   async fn() {
-    await using server = await startChat();
+    await using server = await startWsChat();
     const crowd: WsMember[] = [];
     try {
       for (let i = 0; i < 60; i++) {

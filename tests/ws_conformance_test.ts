@@ -7,7 +7,7 @@
  * TCP connection.
  */
 import assert from "node:assert/strict";
-import { type ScriptProcess, startScript } from "./helpers.ts";
+import { type ScriptProcess, startScript, startWsChat } from "./helpers.ts";
 import { buildFrame, type Frame, OP, RawWsClient } from "./ws_raw.ts";
 
 const encoder = new TextEncoder();
@@ -330,15 +330,7 @@ Deno.test("RFC 6455 cases against ws_echo_server: echoes, close codes, closed TC
 });
 
 Deno.test("RFC 6455 cases against ws_chat_server: the same close codes", async (t) => {
-  await using server = await startScript("ws_chat_server", [
-    "--port",
-    "0",
-    "--host",
-    "127.0.0.1",
-    "--tcp-port",
-    "off",
-    "--quiet",
-  ]);
+  await using server = await startWsChat(["--tcp-port=off", "--quiet"]);
   let n = 0;
   for (const c of cases().filter((c) => !c.echoOnly)) {
     await t.step(c.name, () => runCase(server, `/ws?name=case${n++}`, c, true));

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import WebSocket from "ws";
 import { buildGoFixture } from "./go_fixtures.ts";
-import { missingPeer, startScript, withTimeout } from "./helpers.ts";
+import { missingPeer, startScript, startWsChat, withTimeout } from "./helpers.ts";
 
 Deno.test({
   name:
@@ -83,15 +83,7 @@ Deno.test("ws_echo_server talks to npm:ws's client: text, binary, fragments, pin
 });
 
 Deno.test("ws_chat_server talks to npm:ws's client and to Deno's WebSocket in one room", async () => {
-  await using server = await startScript("ws_chat_server", [
-    "--port",
-    "0",
-    "--host",
-    "127.0.0.1",
-    "--tcp-port",
-    "off",
-    "-q",
-  ]);
+  await using server = await startWsChat(["--tcp-port=off", "-q"]);
   const c = npmClient(`ws://127.0.0.1:${server.port}/ws?name=npm`);
   await withTimeout(c.opened, 5_000, "npm:ws to open");
   const deno = new globalThis.WebSocket(`ws://127.0.0.1:${server.port}/ws?name=deno`);
