@@ -23,6 +23,9 @@ export interface TestCerts extends AsyncDisposable {
   wrongHost: string;
   /** A private key that matches none of the certificates. */
   otherKey: string;
+  /** `openssl req -x509` for localhost as a user makes it in one line: self-signed and CA:TRUE. */
+  selfSigned: string;
+  selfSignedKey: string;
 }
 
 const CA_CONFIG = `[ca]
@@ -71,6 +74,21 @@ export async function makeCerts(): Promise<TestCerts> {
       `/CN=netkit test ${name}`,
     ]);
   await Promise.all([makeCa("ca"), makeCa("otherca")]);
+  await openssl(dir, [
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "selfsigned.key",
+    "-out",
+    "selfsigned.pem",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+  ]);
   await openssl(dir, [
     "req",
     ...ec,
@@ -136,6 +154,8 @@ export async function makeCerts(): Promise<TestCerts> {
     expired: `${dir}/expired.pem`,
     wrongHost: `${dir}/wronghost.pem`,
     otherKey: `${dir}/other.key`,
+    selfSigned: `${dir}/selfsigned.pem`,
+    selfSignedKey: `${dir}/selfsigned.key`,
     [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
   };
 }

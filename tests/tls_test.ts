@@ -610,3 +610,26 @@ Deno.test("stalled TLS handshakes free their --max-conns slots at the idle timeo
     half.close();
   }
 });
+
+Deno.test("a one-line self-signed certificate (CA:TRUE) is refused with a line that says how to make one", async () => {
+  await using server = await startScript("tcp_echo_server", [
+    "--cert",
+    certs.selfSigned,
+    "--key",
+    certs.selfSignedKey,
+    "127.0.0.1:0",
+  ]);
+  const r = await runScript("tcp_client", [
+    "--ca",
+    certs.selfSigned,
+    "--send",
+    "hi",
+    `localhost:${server.port}`,
+  ]);
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(
+    r.stderr,
+    /presents a CA certificate as its own .*basicConstraints=critical,CA:FALSE/,
+  );
+  assert.doesNotMatch(r.stderr, /OtherError/);
+});

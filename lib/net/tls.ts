@@ -236,6 +236,12 @@ export function tlsErrorText(error: unknown): string {
   if (/UnknownIssuer|unable to verify|unable to get local issuer|self.signed/i.test(why)) {
     return "certificate signed by an unknown authority (pass --ca FILE)";
   }
+  if (/CaUsedAsEndEntity/.test(why)) {
+    // `openssl req -x509` marks its certificate CA:TRUE unless told otherwise; rustls refuses
+    // a CA certificate as a server's own, where OpenSSL-based tools (ncat, curl) accept it.
+    return "the server presents a CA certificate as its own (CA:TRUE); make its certificate " +
+      "with -addext basicConstraints=critical,CA:FALSE, or sign it with a separate CA";
+  }
   const expired = /certificate expired:.* not valid after (\d+)/.exec(why);
   if (expired) {
     return `certificate expired on ${new Date(Number(expired[1]) * 1000).toISOString()}`;
