@@ -8,10 +8,12 @@ import {
   type LeaveReason,
   MAX_PRESENCE_DELAY_MS,
   type MemberSink,
+  PASS_WRITES_PER_SECOND,
   PRESENCE_WRITES_PER_SECOND,
   type WireFormat,
 } from "../lib/chat/hub.ts";
 import { NameError } from "../lib/chat/chat_text.ts";
+import { delay } from "../lib/io/deadline.ts";
 
 const decoder = new TextDecoder();
 
@@ -515,4 +517,103 @@ Deno.test("ChatHub drops a busy WebSocket only when its queue passes the byte bo
   assert.equal(sent, Math.floor((4096 - 100) / event) + 1, "dropped by the message that passed it");
   assert.equal(ws.writesWhileBuffered, 0);
   hub.close();
+});
+
+/**
+ * A room over its write budget: 2 members at 40 member writes a second
+ * may be written every 50 ms. Returns once the joins' announcement has
+ * been passed and a gap has gone by, with the members' sinks emptied.
+ */
+async function busyRoom(names: string[], options: HubOptions = {}) {
+  const { hub } = testHub({ rate: 0, passWritesPerSecond: names.length * 20, ...options });
+  const sinks = names.map(() => new FakeSink());
+  const members = names.map((name, i) => hub.join(name, sinks[i]));
+  await delay(130);
+  for (const sink of sinks) sink.chunks.length = 0;
+  return { hub, sinks, members };
+}
+
+/** What a member received, a write per entry, each as its events' short forms. */
+function writesOf(sink: FakeSink): string[][] {
+  return sink.chunks.map((c) =>
+    decoder.decode(c).split("\n").map((line) => {
+      const e = JSON.parse(line) as ChatEvent;
+      if (e.type === "message") return `${e.name}: ${e.text}`;
+      if (e.type === "notice") return `notice: ${e.text}`;
+      return e.type;
+    })
+  );
+}
+
+Deno.test("ChatHub sends a busy room's messages held for its next pass in one write per member, in order", async () => {
+  const { hub, sinks: [a, b], members: [alice] } = await busyRoom(["alice", "bob"]);
+  for (let i = 1; i <= 4; i++) hub.broadcast(alice, `m${i}`);
+  assert.deepEqual(writesOf(b), [["alice: m1"]], "the first goes at once");
+  await delay(80);
+  for (const sink of [a, b]) {
+    assert.deepEqual(writesOf(sink), [["alice: m1"], ["alice: m2", "alice: m3", "alice: m4"]]);
+  }
+  assert.equal(a.chunks[1], b.chunks[1], "the held messages are joined once for everyone");
+  hub.close();
+});
+
+Deno.test("ChatHub: a member who joins while messages are held gets none from before; one who quits gets them first", async () => {
+  const { hub, sinks: [a, b], members: [alice] } = await busyRoom(["alice", "bob"]);
+  hub.broadcast(alice, "before");
+  hub.broadcast(alice, "held");
+  const c = new FakeSink();
+  hub.join("carol", c);
+  hub.leave(alice, "quit");
+  assert.deepEqual(writesOf(a), [["alice: before"], ["alice: held", "presence"]]);
+  await delay(80);
+  assert.deepEqual(writesOf(b), [["alice: before"], ["alice: held", "presence", "presence"]]);
+  assert.deepEqual(writesOf(c), [["welcome"], ["presence", "presence"]]);
+  hub.close();
+});
+
+Deno.test("ChatHub: an unechoed member's held own message is skipped; notices and close come after what is held", async () => {
+  const { hub } = testHub({ rate: 0, passWritesPerSecond: 40 });
+  const a = new FakeSink();
+  const b = new FakeSink();
+  const alice = hub.join("alice", a);
+  const bob = hub.join("bob", b, { echo: false });
+  await delay(130);
+  a.chunks.length = b.chunks.length = 0;
+  hub.broadcast(alice, "one");
+  hub.broadcast(bob, "two");
+  hub.broadcast(alice, "three");
+  hub.broadcast(bob, "");
+  assert.deepEqual(writesOf(b), [
+    ["alice: one"],
+    ["alice: three"],
+    ["notice: Empty message: nothing to send"],
+  ]);
+  hub.broadcast(alice, "four");
+  hub.close();
+  assert.deepEqual(writesOf(a), [
+    ["alice: one"],
+    ["bob: two", "alice: three"],
+    ["alice: four"],
+    ["notice: The server is shutting down"],
+  ]);
+});
+
+Deno.test("ChatHub never holds a room under 100 members, nor a quiet one", async () => {
+  const small = await busyRoom(Array.from({ length: 99 }, (_, i) => `m${i}`), {
+    passWritesPerSecond: PASS_WRITES_PER_SECOND,
+  });
+  for (let i = 0; i < 3; i++) small.hub.broadcast(small.members[0], `now ${i}`);
+  assert.equal(small.sinks[98].chunks.length, 3, "each message written at once");
+  small.hub.close();
+
+  const large = await busyRoom(Array.from({ length: 300 }, (_, i) => `m${i}`), {
+    passWritesPerSecond: PASS_WRITES_PER_SECOND,
+  });
+  const gap = 300 * 1000 / PASS_WRITES_PER_SECOND;
+  for (let i = 0; i < 3; i++) {
+    large.hub.broadcast(large.members[0], `quiet ${i}`);
+    assert.equal(large.sinks[299].chunks.length, i + 1, "a message after a quiet gap goes at once");
+    await delay(gap + 2);
+  }
+  large.hub.close();
 });

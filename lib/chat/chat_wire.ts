@@ -8,6 +8,7 @@
 import { escapeControls } from "./chat_text.ts";
 
 const encoder = new TextEncoder();
+const NEWLINE = 0x0a;
 
 /**
  * About the longest frame the hub makes of a list a member asked for (the
@@ -116,6 +117,26 @@ export class Frame {
     if (format === "json") return this.#json ??= encoder.encode(JSON.stringify(this.event));
     return this.#line ??= encoder.encode(formatLines(this.event));
   }
+}
+
+/**
+ * Several encoded events as one write: JSON events one per line (one
+ * frame, as gorilla's writePump packs its queue), text lines as they are
+ * (each ends with its own newline).
+ */
+export function joinEvents(parts: readonly Uint8Array[], format: WireFormat): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const gap = format === "json" ? 1 : 0;
+  let size = gap * (parts.length - 1);
+  for (const part of parts) size += part.byteLength;
+  const joined = new Uint8Array(size);
+  let offset = 0;
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0 && gap) joined[offset++] = NEWLINE;
+    joined.set(parts[i], offset);
+    offset += parts[i].byteLength;
+  }
+  return joined;
 }
 
 /** Renders an event as the TCP lines of seed 001: `2006-01-02 15:04:05 NAME: text`. */

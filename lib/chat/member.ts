@@ -5,13 +5,17 @@
  *
  * @module
  */
-import { type LeaveReason, MAX_LIST_FRAME_BYTES, type WireFormat } from "./chat_wire.ts";
+import {
+  joinEvents,
+  type LeaveReason,
+  MAX_LIST_FRAME_BYTES,
+  type WireFormat,
+} from "./chat_wire.ts";
 
 /** Most messages waiting for one member before it is dropped (gorilla's 256). */
 export const DEFAULT_MAX_QUEUE = 256;
 /** The byte equivalent: 256 messages of about 1 KiB (a 512-byte text in its envelope). */
 export const DEFAULT_MAX_QUEUE_BYTES = 256 * 1024;
-const NEWLINE = 0x0a;
 
 /** A member's connection as the hub sees it. */
 export interface MemberSink {
@@ -81,6 +85,8 @@ export class Member {
   #idle: Array<() => void> = [];
   #onFailure: (member: Member) => void;
   #onBacklog: (member: Member) => void;
+  /** @internal The first of the room's held events it gets (it joined while some were held). */
+  since = 0;
   /** The rate limit; refused is true while a refusal streak lasts (one notice per streak). */
   readonly limit: RateLimit;
   refusing = false;
@@ -218,11 +224,9 @@ export class Member {
   }
 
   /**
-   * Takes queued events off the front as one write, at most about `limit`
-   * bytes (Deno keeps a WebSocket's write buffer as large as the largest
-   * frame it was sent, so a batch is cut like a list). JSON events are
-   * separated by newlines (one frame, one event per line, as gorilla's
-   * writePump packs its queue); text lines end with their own.
+   * Takes queued events off the front as one write ({@link joinEvents}), at
+   * most about `limit` bytes (Deno keeps a WebSocket's write buffer as
+   * large as the largest frame it was sent, so a batch is cut like a list).
    */
   #batch(limit: number): Uint8Array {
     const queue = this.#queue;
@@ -233,16 +237,7 @@ export class Member {
       size += gap + queue[count].byteLength;
       count++;
     }
-    let batch = queue[0];
-    if (count > 1) {
-      batch = new Uint8Array(size);
-      let offset = 0;
-      for (let i = 0; i < count; i++) {
-        if (i > 0 && gap) batch[offset++] = NEWLINE;
-        batch.set(queue[i], offset);
-        offset += queue[i].byteLength;
-      }
-    }
+    const batch = joinEvents(count === queue.length ? queue : queue.slice(0, count), this.format);
     if (count === queue.length) this.#queue = [];
     else queue.splice(0, count);
     this.#queuedBytes -= size - gap * (count - 1);
