@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseCount } from "../scripts/ws_random_server.ts";
+import { parseCount, writeDecimal } from "../scripts/ws_random_server.ts";
 import { runScript, startScript } from "./helpers.ts";
 import { OP, RawWsClient, text } from "./ws_raw.ts";
 
@@ -10,6 +10,16 @@ Deno.test("parseCount() accepts 1..100000 and explains anything else", () => {
     assert.match(String(parseCount(bad)), /^ERROR expected a count 1-100000, got "/, bad);
   }
   assert.match(String(parseCount(new Uint8Array(2))), /got binary data/);
+});
+
+Deno.test("writeDecimal() writes what String() would, for every --min/--max range", () => {
+  const into = new Uint8Array(11);
+  const decoder = new TextDecoder();
+  const samples = [0, 1, 9, 10, 999, 1000, -1, -10, 2 ** 31 - 1, -(2 ** 31)];
+  for (let i = 0; i < 1000; i++) samples.push(Math.floor((Math.random() - 0.5) * 2 ** 32));
+  for (const n of samples) {
+    assert.equal(decoder.decode(into.subarray(0, writeDecimal(n, into))), String(n));
+  }
 });
 
 Deno.test("ws_random_server sends one integer for N = 1, then closes with 1000", async () => {
