@@ -2,7 +2,7 @@
  * chat bench: the broadcast room under `wsload -mode broadcast -c 500 -n
  * 300` (500 listeners, one sender every 2 ms; every listener must get every
  * message), against ws_chat_server and gorilla's hub (`go-wschat`) in the
- * same run, alternating, 7 rounds; then the memory of 2000 idle members in
+ * same run, alternating, 11 rounds; then the memory of 2000 idle members in
  * both, 3 times on fresh servers.
  *
  *     deno task bench chat
@@ -23,7 +23,7 @@ import {
 } from "./yardsticks.ts";
 
 /** Rounds of the broadcast load; the machines are noisy, so the medians count. */
-const ROUNDS = 7;
+const ROUNDS = 11;
 const CLIENTS = 500;
 const MESSAGES = 300;
 const IDLE_CONNS = 2000;
