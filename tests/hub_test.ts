@@ -618,3 +618,29 @@ Deno.test("ChatHub never holds a room whose pass takes under a millisecond of bu
   }
   large.hub.close();
 });
+
+Deno.test("ChatHub: a member whose write fails during a pass leaves after it; the others get the pass first", async () => {
+  const { hub } = testHub({ rate: 0, passWritesPerSecond: 60 });
+  const a = new FakeSink();
+  const b = new FakeSink();
+  let throwing = false;
+  const gone: MemberSink = {
+    format: "json",
+    write() {
+      if (throwing) throw new Deno.errors.BrokenPipe("gone");
+    },
+    close() {},
+  };
+  const alice = hub.join("alice", a);
+  hub.join("gone", gone);
+  hub.join("bob", b);
+  await delay(130);
+  a.chunks.length = b.chunks.length = 0;
+  throwing = true;
+  hub.broadcast(alice, "m1");
+  assert.deepEqual(writesOf(b), [["alice: m1"]]);
+  await delay(80);
+  assert.deepEqual(writesOf(b), [["alice: m1"], ["presence"]]);
+  assert.deepEqual(hub.names(), ["alice", "bob"]);
+  hub.close();
+});

@@ -174,6 +174,8 @@ export class ChatHub {
   /** When the next pass may start (`performance.now()`: the room's clock may be a test's). */
   #nextPass = 0;
   #passWritesPerSecond: number;
+  /** A pass is writing its members (what is delivered meanwhile waits for the next). */
+  #passing = false;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #memberHooks = {
     onFailure: (member: Member) => this.leave(member, "disconnected"),
@@ -566,7 +568,12 @@ export class ChatHub {
   /** Sends an event to the room: now, or with the next pass when the room is over its budget. */
   #deliver(frame: Frame, except?: Member): void {
     this.#held.push({ frame, except });
-    if (this.#passTimer !== undefined) return;
+    // During a pass (a write that fails at once makes a leave) the event waits for the next.
+    if (this.#passTimer !== undefined || this.#passing) return;
+    this.#schedulePass();
+  }
+
+  #schedulePass(): void {
     const wait = this.#nextPass - performance.now();
     if (wait <= 0) this.#pass();
     else this.#passTimer = setTimeout(this.#pass, wait);
@@ -578,6 +585,7 @@ export class ChatHub {
    * of the events. Then sets when the next pass may start.
    */
   #pass = (): void => {
+    if (this.#passing) return;
     clearTimeout(this.#passTimer);
     this.#passTimer = undefined;
     const held = this.#held;
@@ -592,25 +600,31 @@ export class ChatHub {
     let slow: Member[] | null = null;
     const maxQueue = this.#maxQueue;
     const maxBytes = this.#maxQueueBytes;
-    for (const member of this.#members.values()) {
-      let bytes: Uint8Array | undefined;
-      if (member.since <= first && !skipping?.has(member)) {
-        bytes = shared.get(member.format);
-        if (bytes === undefined) {
-          bytes = joinEvents(held.map((h) => h.frame.bytes(member.format)), member.format);
-          shared.set(member.format, bytes);
+    this.#passing = true;
+    try {
+      for (const member of this.#members.values()) {
+        let bytes: Uint8Array | undefined;
+        if (member.since <= first && !skipping?.has(member)) {
+          bytes = shared.get(member.format);
+          if (bytes === undefined) {
+            bytes = joinEvents(held.map((h) => h.frame.bytes(member.format)), member.format);
+            shared.set(member.format, bytes);
+          }
+        } else {
+          bytes = this.#heldFor(member, held, first);
+          if (bytes === undefined) continue;
         }
-      } else {
-        bytes = this.#heldFor(member, held, first);
-        if (bytes === undefined) continue;
+        if (!member.send(bytes, maxQueue, maxBytes)) (slow ??= []).push(member);
       }
-      if (!member.send(bytes, maxQueue, maxBytes)) (slow ??= []).push(member);
+    } finally {
+      this.#passing = false;
     }
     const rate = this.#passWritesPerSecond;
     const gap = rate > 0 ? this.#members.size * 1000 / rate : 0;
     // Under a millisecond (the clock's grain) the room is never held.
     this.#nextPass = gap >= 1 ? started + gap : 0;
     if (slow) this.#drop(slow);
+    if (this.#held.length > 0 && this.#passTimer === undefined) this.#schedulePass();
   };
 
   /** Writes a leaving member what is held for it (the pass will not find it). */
