@@ -6,6 +6,7 @@ import {
   DRAIN_POLL_MS,
   type HubOptions,
   type LeaveReason,
+  MAX_PASS_BYTES,
   MAX_PRESENCE_DELAY_MS,
   type MemberSink,
   PASS_WRITES_PER_SECOND,
@@ -642,5 +643,24 @@ Deno.test("ChatHub: a member whose write fails during a pass leaves after it; th
   await delay(80);
   assert.deepEqual(writesOf(b), [["alice: m1"], ["presence"]]);
   assert.deepEqual(hub.names(), ["alice", "bob"]);
+  hub.close();
+});
+
+Deno.test("ChatHub writes held events at once once they fill a frame, so a pass stays far under the bounds", async () => {
+  const { hub, sinks: [, b], members: [alice] } = await busyRoom(["alice", "bob"]);
+  const text = "x".repeat(500);
+  for (let i = 0; i < 200; i++) hub.broadcast(alice, `${i} ${text}`);
+  await delay(80);
+  assert.equal(hub.names().length, 2, "nobody dropped");
+  const sizes = b.chunks.map((c) => c.byteLength);
+  assert.ok(
+    Math.max(...sizes) < MAX_PASS_BYTES + 1024,
+    `largest write ${Math.max(...sizes)} bytes`,
+  );
+  assert.ok(sizes.length >= 200 * 500 / MAX_PASS_BYTES, `${sizes.length} writes`);
+  assert.deepEqual(
+    b.messages().map((m) => Number(m.split(" ")[1])),
+    Array.from({ length: 200 }, (_, i) => i),
+  );
   hub.close();
 });

@@ -95,6 +95,12 @@ export const PRESENCE_WRITES_PER_SECOND = 2000;
  * two cores; at 50,000 it stayed between 18 and 25 ms.
  */
 export const PASS_WRITES_PER_SECOND = 50_000;
+/**
+ * Held events of about this many bytes go out at once, whatever the
+ * budget: a pass is one frame per member, and a frame must stay well
+ * under a member's queue bound (256 KiB) and a socket's (512 KiB).
+ */
+export const MAX_PASS_BYTES = 32 * 1024;
 /** The longest a join or leave waits to be announced, however large the room. */
 export const MAX_PRESENCE_DELAY_MS = 2_000;
 /**
@@ -168,6 +174,8 @@ export class ChatHub {
   #backlog = new Set<Member>();
   /** Events that wait for the next pass, with the member each must skip (its own, unechoed). */
   #held: Array<{ frame: Frame; except: Member | undefined }> = [];
+  /** Their size (as JSON). */
+  #heldBytes = 0;
   /** Events passed so far: a member that joined after some were held skips those. */
   #passed = 0;
   #passTimer: ReturnType<typeof setTimeout> | undefined;
@@ -553,7 +561,11 @@ export class ChatHub {
     const event: ChatEvent = { type: "presence", time, ts: now, changes, count };
     if (rest.length > 0) event.more = countChanges(rest.flat());
     if (pass) this.#deliver(new Frame(event));
-    else this.#held.push({ frame: new Frame(event), except: undefined });
+    else {
+      const frame = new Frame(event);
+      this.#held.push({ frame, except: undefined });
+      this.#heldBytes += frame.bytes("json").byteLength;
+    }
   }
 
   #sendTo(member: Member, event: ChatEvent): void {
@@ -568,9 +580,11 @@ export class ChatHub {
   /** Sends an event to the room: now, or with the next pass when the room is over its budget. */
   #deliver(frame: Frame, except?: Member): void {
     this.#held.push({ frame, except });
+    this.#heldBytes += frame.bytes("json").byteLength;
     // During a pass (a write that fails at once makes a leave) the event waits for the next.
-    if (this.#passTimer !== undefined || this.#passing) return;
-    this.#schedulePass();
+    if (this.#passing) return;
+    if (this.#heldBytes >= MAX_PASS_BYTES) this.#pass();
+    else if (this.#passTimer === undefined) this.#schedulePass();
   }
 
   #schedulePass(): void {
@@ -592,6 +606,7 @@ export class ChatHub {
     if (held.length === 0) return;
     const started = performance.now();
     this.#held = [];
+    this.#heldBytes = 0;
     const first = this.#passed;
     this.#passed += held.length;
     let skipping: Set<Member> | null = null;
