@@ -24,6 +24,7 @@ import {
   startNetkit,
   startOnPort,
 } from "./yardsticks.ts";
+import { readRandomStream } from "../tests/helpers.ts";
 import { OP, RawWsClient } from "../tests/ws_raw.ts";
 
 const ROUNDS = 3;
@@ -36,15 +37,6 @@ const GREEDY_COUNT = 100_000;
 async function rssKb(pid: number): Promise<number> {
   const out = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).output();
   return Number(new TextDecoder().decode(out.stdout).trim());
-}
-
-/** Asks ws_random_server for `count` integers as a client that reads them all. */
-function readAll(port: number, count: number): Promise<number> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
-  let received = 0;
-  ws.onopen = () => ws.send(String(count));
-  ws.onmessage = () => received++;
-  return new Promise((resolve) => ws.onclose = () => resolve(received));
 }
 
 /**
@@ -82,7 +74,9 @@ async function greedyReaders(): Promise<Record<string, number>> {
   const pid = server.child.pid;
   await new Promise((r) => setTimeout(r, 1_000));
   const fresh = await rssKb(pid);
-  if (await readAll(server.port, GREEDY_COUNT) !== GREEDY_COUNT) throw new Error("short stream");
+  if (await readRandomStream(server.port, GREEDY_COUNT) !== GREEDY_COUNT) {
+    throw new Error("short stream");
+  }
   await new Promise((r) => setTimeout(r, 1_000));
   const before = await rssKb(pid);
   const first = await greedyBurst(server.port, pid);

@@ -420,3 +420,12 @@ export async function startWsChat(
   const line = await server.stdout.waitFor(/Listening on tcp:/);
   return Object.assign(server, { tcpPort: Number(/:(\d+) /.exec(line)![1]) });
 }
+
+/** Asks ws_random_server for `count` integers as a client that reads them all; resolves with how many came. */
+export function readRandomStream(port: number, count: number): Promise<number> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+  let received = 0;
+  ws.onopen = () => ws.send(String(count));
+  ws.onmessage = () => received++;
+  return new Promise((resolve) => ws.onclose = () => resolve(received));
+}

@@ -5,7 +5,14 @@
  * memory (its RSS, from `ps`) stays bounded while others are served.
  */
 import assert from "node:assert/strict";
-import { delay, type ScriptProcess, startScript, startWsChat, withTimeout } from "./helpers.ts";
+import {
+  delay,
+  readRandomStream,
+  type ScriptProcess,
+  startScript,
+  startWsChat,
+  withTimeout,
+} from "./helpers.ts";
 import { buildFrame, OP, RawWsClient, text } from "./ws_raw.ts";
 
 const MIB = 1024 * 1024;
@@ -95,20 +102,11 @@ Deno.test("ws_echo_server: clients that flood and never read are closed; memory 
   assert.equal(text(await client.readFrame()), "still here");
 });
 
-/** Asks ws_random_server for `count` integers as a client that reads; resolves with how many came. */
-function readAll(port: number, count: number): Promise<number> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
-  let received = 0;
-  ws.onopen = () => ws.send(String(count));
-  ws.onmessage = () => received++;
-  return new Promise((resolve) => ws.onclose = () => resolve(received));
-}
-
 Deno.test("ws_random_server: ten clients asking for 100000 and never reading are dropped within 8 s and leave no memory behind", async () => {
   await using server = await startScript("ws_random_server", ["127.0.0.1:0"]);
   // One ordinary client first: what any first use costs (compiled code, the
   // binary's pages, the allocator's pools) is not what the attackers leave.
-  assert.equal(await readAll(server.port, 100_000), 100_000);
+  assert.equal(await readRandomStream(server.port, 100_000), 100_000);
   const before = await rss(server);
   const clients: RawWsClient[] = [];
   for (let i = 0; i < 10; i++) {
