@@ -350,7 +350,6 @@ export class TcpPeer implements AsyncDisposable {
     return withTimeout(this.reader.readLine(), timeoutMs, "a line from the server");
   }
 
-  /** Reads until the server closes, returning every remaining line. */
   /** Reads lines until one matches `pattern` and returns it; fails on end of stream or timeout. */
   until(pattern: RegExp, timeoutMs = 8_000): Promise<string> {
     const seen: string[] = [];
@@ -370,6 +369,7 @@ export class TcpPeer implements AsyncDisposable {
     );
   }
 
+  /** Reads until the server closes, returning every remaining line. */
   async readAll(timeoutMs = 5_000): Promise<string[]> {
     const lines: string[] = [];
     const collect = async () => {

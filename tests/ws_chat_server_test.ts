@@ -11,6 +11,8 @@ const decoder = new TextDecoder();
 class WsMember implements AsyncDisposable {
   readonly socket: WebSocket;
   readonly events: ChatEvent[] = [];
+  /** WebSocket messages received (a frame may hold several events). */
+  frames = 0;
   closeCode = 0;
   closeReason = "";
   readonly closed: Promise<void>;
@@ -21,6 +23,7 @@ class WsMember implements AsyncDisposable {
     socket.binaryType = "arraybuffer";
     socket.onmessage = (e) => {
       const text = typeof e.data === "string" ? e.data : decoder.decode(e.data);
+      this.frames++;
       for (const line of text.split("\n")) this.events.push(JSON.parse(line));
       this.#notify();
     };
@@ -550,4 +553,37 @@ Deno.test({
       for (const member of crowd) await member[Symbol.asyncDispose]();
     }
   },
+});
+
+Deno.test("ws_chat_server: a busy room of 120 gets a burst in order, several messages a frame, TCP members too", async () => {
+  await using server = await startWsChat(["--rate", "0", "-q"]);
+  const crowd: WsMember[] = [];
+  try {
+    for (let i = 0; i < 120; i++) crowd.push(await WsMember.join(server.port, `m${i}`));
+    await using tcp = await tcpMember(server.tcpPort, "liner");
+    const sender = crowd[0];
+    await sender.waitFor((e) => e.type === "presence" && e.count === 121, "everyone announced");
+    const framesBefore = crowd.map((m) => m.frames);
+    const burst = Array.from({ length: 60 }, (_, i) => `burst ${i}`);
+    for (const line of burst) sender.socket.send(line);
+    for (const member of [crowd[1], crowd[60], crowd[119]]) {
+      await member.waitMessage("m0: burst 59");
+      assert.deepEqual(
+        member.messages().filter((m) => m.startsWith("m0: burst")),
+        burst.map((b) => `m0: ${b}`),
+      );
+    }
+    const last = crowd[119];
+    const frames = last.frames - framesBefore[119];
+    assert.ok(frames < 60, `60 messages came in ${frames} frames`);
+    const got: string[] = [];
+    for (let line = await tcp.readLine(); line !== null; line = await tcp.readLine()) {
+      const message = / m0: (burst \d+)$/.exec(line);
+      if (message) got.push(message[1]);
+      if (message?.[1] === "burst 59") break;
+    }
+    assert.deepEqual(got, burst);
+  } finally {
+    for (const member of crowd) await member[Symbol.asyncDispose]();
+  }
 });
