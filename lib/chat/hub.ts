@@ -16,7 +16,8 @@
  * listed and their names are taken. The bus itself lives outside.
  *
  * A member and its queue are in member.ts, the events and their encodings
- * in chat_wire.ts; this file re-exports what transports use of both.
+ * in chat_wire.ts, how an event reaches every member (held passes in a
+ * busy room) in passes.ts; this file re-exports what transports use of them.
  *
  * @module
  */
@@ -28,15 +29,14 @@ import {
   type ChatEvent,
   countChanges,
   Frame,
-  joinEvents,
   type LeaveReason,
   MAX_LIST_FRAME_BYTES,
   MAX_UNASKED_LIST_BYTES,
   nameLength,
   type PresenceChange,
   splitList,
-  type WireFormat,
 } from "./chat_wire.ts";
+import { PASS_WRITES_PER_SECOND, RoomPasses } from "./passes.ts";
 import {
   DEFAULT_MAX_QUEUE,
   DEFAULT_MAX_QUEUE_BYTES,
@@ -61,6 +61,7 @@ export {
   type PresenceMore,
   type WireFormat,
 } from "./chat_wire.ts";
+export { MAX_PASS_BYTES, PASS_WRITES_PER_SECOND } from "./passes.ts";
 export {
   DEFAULT_MAX_QUEUE,
   DEFAULT_MAX_QUEUE_BYTES,
@@ -82,25 +83,6 @@ export const DEFAULT_PRESENCE_DELAY_MS = 50;
  * promise and a runtime call, and their garbage stays in the heap).
  */
 export const PRESENCE_WRITES_PER_SECOND = 2000;
-/**
- * Member writes per second a room spends at most on its events while they
- * keep coming. Writing every member is the room's cost (about 6 us of CPU
- * a write, most of it the kernel's); a room of 500 members sent a message
- * every 2 ms would otherwise take the whole thread and queue behind
- * itself. Past this budget, events that arrive meanwhile are held and the
- * next pass writes them in one write per member: a room of 500 passes at
- * most every 10 ms. A room under 50 members, or a quiet one, is never
- * held. At 100,000 (5 ms) the fan-out p99 of `deno task bench chat`
- * spread from 16 to 74 ms, as the server and its 500 readers fought for
- * two cores; at 50,000 it stayed between 18 and 25 ms.
- */
-export const PASS_WRITES_PER_SECOND = 50_000;
-/**
- * Held events of about this many bytes go out at once, whatever the
- * budget: a pass is one frame per member, and a frame must stay well
- * under a member's queue bound (256 KiB) and a socket's (512 KiB).
- */
-export const MAX_PASS_BYTES = 32 * 1024;
 /** The longest a join or leave waits to be announced, however large the room. */
 export const MAX_PRESENCE_DELAY_MS = 2_000;
 /**
@@ -172,18 +154,7 @@ export class ChatHub {
   #presenceTimer: ReturnType<typeof setTimeout> | undefined;
   /** Members whose queue waits for their connection to drain; one timer polls them all. */
   #backlog = new Set<Member>();
-  /** Events that wait for the next pass, with the member each must skip (its own, unechoed). */
-  #held: Array<{ frame: Frame; except: Member | undefined }> = [];
-  /** Their size (as JSON). */
-  #heldBytes = 0;
-  /** Events passed so far: a member that joined after some were held skips those. */
-  #passed = 0;
-  #passTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When the next pass may start (`performance.now()`: the room's clock may be a test's). */
-  #nextPass = 0;
-  #passWritesPerSecond: number;
-  /** A pass is writing its members (what is delivered meanwhile waits for the next). */
-  #passing = false;
+  #passes: RoomPasses;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #memberHooks = {
     onFailure: (member: Member) => this.leave(member, "disconnected"),
@@ -210,7 +181,11 @@ export class ChatHub {
     this.#rate = options.rate ?? DEFAULT_RATE;
     this.#burst = Math.max(1, options.burst ?? DEFAULT_BURST);
     this.#presenceDelayMs = options.presenceDelayMs ?? DEFAULT_PRESENCE_DELAY_MS;
-    this.#passWritesPerSecond = options.passWritesPerSecond ?? PASS_WRITES_PER_SECOND;
+    this.#passes = new RoomPasses({
+      members: this.#members,
+      send: (member, bytes) => member.send(bytes, this.#maxQueue, this.#maxQueueBytes),
+      drop: (members) => this.#drop(members),
+    }, options.passWritesPerSecond ?? PASS_WRITES_PER_SECOND);
     this.#bus = options.bus;
     this.#log = options.onLog ?? (() => {});
     this.#now = options.now ?? Date.now;
@@ -250,7 +225,7 @@ export class ChatHub {
       new RateLimit(this.#rate, this.#burst, now),
       this.#memberHooks,
     );
-    member.since = this.#passed + this.#held.length;
+    member.since = this.#passes.joinPoint;
     this.#members.set(name, member);
     this.#log(`${name} joined (${this.#members.size + this.#remote.size} in the room)`);
     const names = this.names();
@@ -277,7 +252,7 @@ export class ChatHub {
   leave(member: Member, reason: LeaveReason = "quit"): boolean {
     if (!member.present || this.#members.get(member.name) !== member) return false;
     const discard = reason === "too slow" || reason === "disconnected";
-    if (!discard && this.#held.length > 0) this.#passTo(member);
+    if (!discard) this.#passes.passTo(member);
     this.#members.delete(member.name);
     member.remove(discard);
     if (discard) this.#forgetBacklog(member);
@@ -392,7 +367,7 @@ export class ChatHub {
    * order with everything else the member receives.
    */
   sendRaw(member: Member, bytes: Uint8Array): void {
-    this.#pass();
+    this.#passes.pass();
     if (!member.send(bytes, this.#maxQueue, this.#maxQueueBytes)) this.#drop([member]);
   }
 
@@ -469,12 +444,12 @@ export class ChatHub {
   close(text = "The server is shutting down"): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#flushPresence();
-    this.#pass();
+    this.#passes.pass();
     const members = [...this.#members.values()];
     for (const member of members) this.notify(member, text);
     this.#closed = true;
     clearTimeout(this.#presenceTimer);
-    clearTimeout(this.#passTimer);
+    this.#passes.stop();
     for (const member of members) this.leave(member, "server shutdown");
     return Promise.all(members.map((m) => m.flushed())).then(() => {});
   }
@@ -530,7 +505,7 @@ export class ChatHub {
     // Joins announced before this message must arrive before it, in the same write.
     this.#flushPresence(false);
     const frame = new Frame({ type: "message", time: chatTime(new Date(ts)), ts, name, text });
-    this.#deliver(frame, except);
+    this.#passes.deliver(frame, except);
   }
 
   #announce(change: PresenceChange): void {
@@ -560,105 +535,17 @@ export class ChatHub {
     const [changes, ...rest] = splitList(pending, changeLength, MAX_UNASKED_LIST_BYTES);
     const event: ChatEvent = { type: "presence", time, ts: now, changes, count };
     if (rest.length > 0) event.more = countChanges(rest.flat());
-    if (pass) this.#deliver(new Frame(event));
-    else {
-      const frame = new Frame(event);
-      this.#held.push({ frame, except: undefined });
-      this.#heldBytes += frame.bytes("json").byteLength;
-    }
+    if (pass) this.#passes.deliver(new Frame(event));
+    else this.#passes.hold(new Frame(event));
   }
 
   #sendTo(member: Member, event: ChatEvent): void {
     // A member's own notice comes after the room's events before it.
-    this.#pass();
+    this.#passes.pass();
     const frame = new Frame(event);
     if (!member.send(frame.bytes(member.format), this.#maxQueue, this.#maxQueueBytes)) {
       this.#drop([member]);
     }
-  }
-
-  /** Sends an event to the room: now, or with the next pass when the room is over its budget. */
-  #deliver(frame: Frame, except?: Member): void {
-    this.#held.push({ frame, except });
-    this.#heldBytes += frame.bytes("json").byteLength;
-    // During a pass (a write that fails at once makes a leave) the event waits for the next.
-    if (this.#passing) return;
-    if (this.#heldBytes >= MAX_PASS_BYTES) this.#pass();
-    else if (this.#passTimer === undefined) this.#schedulePass();
-  }
-
-  #schedulePass(): void {
-    const wait = this.#nextPass - performance.now();
-    if (wait <= 0) this.#pass();
-    else this.#passTimer = setTimeout(this.#pass, wait);
-  }
-
-  /**
-   * Writes every member what is held, in one write each: the same bytes
-   * for all (encoded once per format), but for a member that must skip one
-   * of the events. Then sets when the next pass may start.
-   */
-  #pass = (): void => {
-    if (this.#passing) return;
-    clearTimeout(this.#passTimer);
-    this.#passTimer = undefined;
-    const held = this.#held;
-    if (held.length === 0) return;
-    const started = performance.now();
-    this.#held = [];
-    this.#heldBytes = 0;
-    const first = this.#passed;
-    this.#passed += held.length;
-    let skipping: Set<Member> | null = null;
-    for (const h of held) if (h.except) (skipping ??= new Set()).add(h.except);
-    const shared = new Map<WireFormat, Uint8Array>();
-    let slow: Member[] | null = null;
-    const maxQueue = this.#maxQueue;
-    const maxBytes = this.#maxQueueBytes;
-    this.#passing = true;
-    try {
-      for (const member of this.#members.values()) {
-        let bytes: Uint8Array | undefined;
-        if (member.since <= first && !skipping?.has(member)) {
-          bytes = shared.get(member.format);
-          if (bytes === undefined) {
-            bytes = joinEvents(held.map((h) => h.frame.bytes(member.format)), member.format);
-            shared.set(member.format, bytes);
-          }
-        } else {
-          bytes = this.#heldFor(member, held, first);
-          if (bytes === undefined) continue;
-        }
-        if (!member.send(bytes, maxQueue, maxBytes)) (slow ??= []).push(member);
-      }
-    } finally {
-      this.#passing = false;
-    }
-    const rate = this.#passWritesPerSecond;
-    const gap = rate > 0 ? this.#members.size * 1000 / rate : 0;
-    // Under a millisecond (the clock's grain) the room is never held.
-    this.#nextPass = gap >= 1 ? started + gap : 0;
-    if (slow) this.#drop(slow);
-    if (this.#held.length > 0 && this.#passTimer === undefined) this.#schedulePass();
-  };
-
-  /** Writes a leaving member what is held for it (the pass will not find it). */
-  #passTo(member: Member): void {
-    const bytes = this.#heldFor(member, this.#held, this.#passed);
-    if (bytes && !member.send(bytes, this.#maxQueue, this.#maxQueueBytes)) this.#drop([member]);
-  }
-
-  /** The held events one member gets: those since it joined, but its own unechoed ones. */
-  #heldFor(
-    member: Member,
-    held: ReadonlyArray<{ frame: Frame; except: Member | undefined }>,
-    first: number,
-  ): Uint8Array | undefined {
-    const parts: Uint8Array[] = [];
-    for (let i = Math.max(0, member.since - first); i < held.length; i++) {
-      if (held[i].except !== member) parts.push(held[i].frame.bytes(member.format));
-    }
-    return parts.length > 0 ? joinEvents(parts, member.format) : undefined;
   }
 
   /** Drops members that fell too far behind: the room hears why, the connection closes. */
