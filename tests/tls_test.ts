@@ -353,63 +353,23 @@ Deno.test({
     await using proxy = await startAmqpsProxy();
     const url = `amqps://guest:guest@localhost:${proxy.port}/`;
     const queue = `netkit.tls.${crypto.randomUUID()}`;
-    const sent = await runScript("mq_send", [
-      "--url",
-      url,
-      "--ca",
-      certs.ca,
-      "--queue",
-      queue,
-      "--message",
-      "over amqps",
-    ]);
+    const over = (ca: string) => ["--url", url, "--ca", ca, "--queue", queue];
+    const sent = await runScript("mq_send", [...over(certs.ca), "--message", "over amqps"]);
     assert.equal(sent.code, 0, sent.stderr);
-    const read = await runScript("mq_read", [
-      "--url",
-      url,
-      "--ca",
-      certs.ca,
-      "--queue",
-      queue,
-      "--count",
-      "1",
-    ]);
+    const read = await runScript("mq_read", [...over(certs.ca), "--count", "1"]);
     assert.equal(read.code, 0, read.stderr);
     assert.match(read.stdout, /over amqps/);
-    const wrong = await runScript("mq_send", [
-      "--url",
-      url,
-      "--ca",
-      certs.otherCa,
-      "--queue",
-      queue,
-      "--message",
-      "x",
-    ]);
+    const wrong = await runScript("mq_send", [...over(certs.otherCa), "--message", "x"]);
     assert.equal(wrong.code, 1);
     assert.match(
       wrong.stderr,
       /TLS handshake with localhost:\d+ failed: certificate signed by an unknown authority/,
     );
     assert.doesNotMatch(wrong.stderr, /retrying/, "a certificate problem is not retried");
-    await runScript("mq_send", [
-      "--url",
-      url,
-      "--ca",
-      certs.ca,
-      "--queue",
-      queue,
-      "--message",
-      "bridged",
-    ]);
+    await runScript("mq_send", [...over(certs.ca), "--message", "bridged"]);
     await using echo = await startScript("tcp_echo_server", ["127.0.0.1:0", "-q"]);
     await using bridge = await startScript("mq_to_tcp", [
-      "--url",
-      url,
-      "--ca",
-      certs.ca,
-      "--queue",
-      queue,
+      ...over(certs.ca),
       "--tcp",
       `127.0.0.1:${echo.port}`,
       "--await-reply",
