@@ -84,7 +84,11 @@ export function writeDecimal(n: number, into: Uint8Array): number {
     into[length++] = 0x30 + (rest % 10);
     rest = Math.floor(rest / 10);
   } while (rest > 0);
-  into.subarray(start, length).reverse();
+  for (let i = start, j = length - 1; i < j; i++, j--) {
+    const digit = into[i];
+    into[i] = into[j];
+    into[j] = digit;
+  }
   return length;
 }
 
